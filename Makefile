@@ -1,0 +1,38 @@
+# Two commands on a fresh machine:  `make demo` (install + open the app on the sample data)
+# and `make test` (install + run the tests). Each creates the virtual environment it needs.
+PYTHON ?= python3
+VENV ?= .venv
+TORCH_SPEC ?= torch>=2.1
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test install bench sample-data package wheel-check clean lint
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install -q -e ".[dev,ann]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/embedding-explorer --demo
+
+test: $(STAMP)
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/lint-imports
+
+bench: $(STAMP)
+	for f in benchmarks/bench_*.py; do QT_QPA_PLATFORM=offscreen $(BIN)/python $$f || exit 1; done
+
+sample-data: $(STAMP)
+	$(BIN)/python scripts/make_sample_data.py
+
+package: $(STAMP)
+	$(BIN)/python -m pip install -q ".[package]"
+	$(BIN)/pyinstaller --noconfirm --clean packaging/embedding-explorer.spec --distpath dist --workpath build/pyinstaller
+
+clean:
+	rm -rf build dist *.egg-info .pytest_cache

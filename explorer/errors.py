@@ -1,0 +1,31 @@
+"""Errors a user sees: one plain sentence saying what went wrong and where.
+
+Core code raises :class:`ExplorerError` (or a subclass) for anything caused by the user's
+input or environment. The CLI prints ``str(err)`` on one line and exits with code 2; the GUI
+shows it in a message with the traceback behind a "details" button. Anything else is a bug.
+"""
+
+from __future__ import annotations
+
+
+class ExplorerError(Exception):
+    """A problem the user can act on. ``str(err)`` is one plain sentence."""
+
+
+class InputError(ExplorerError):
+    """A file, folder or argument that cannot be used as given."""
+
+
+class CheckpointError(InputError):
+    """A checkpoint that cannot be loaded or does not fit its architecture."""
+
+
+class WorkspaceError(ExplorerError):
+    """A workspace that cannot be read or written (wrong file, newer version, disk full)."""
+
+
+class Cancelled(ExplorerError):
+    """A job stopped because the user cancelled it. Nothing it would have written was kept."""
+
+    def __init__(self, message: str = "Cancelled by the user.") -> None:
+        super().__init__(message)

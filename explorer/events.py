@@ -1,0 +1,60 @@
+"""A minimal, Qt-free signal: the observable part of the application state.
+
+Views connect callbacks; models emit only on real change. Callbacks run synchronously on the
+emitting thread, so state is only ever changed from the GUI thread (jobs return results, the
+GUI applies them).
+"""
+
+from __future__ import annotations
+
+import weakref
+from typing import Any, Callable
+
+
+class Signal:
+    """``sig.connect(fn)``, ``sig.disconnect(fn)``, ``sig.emit(*args)``; bound methods are held weakly."""
+
+    def __init__(self) -> None:
+        self._slots: list[Any] = []
+        self._blocked = 0
+
+    def connect(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        ref: Any
+        if hasattr(fn, "__self__") and hasattr(fn, "__func__"):
+            ref = weakref.WeakMethod(fn)
+        else:
+            ref = lambda fn=fn: fn  # noqa: E731  (strong reference for plain functions)
+        self._slots.append(ref)
+        return fn
+
+    def disconnect(self, fn: Callable[..., Any]) -> None:
+        self._slots = [r for r in self._slots if r() is not None and r() != fn]
+
+    def emit(self, *args: Any) -> None:
+        if self._blocked:
+            return
+        alive = []
+        for ref in list(self._slots):
+            fn = ref()
+            if fn is None:
+                continue
+            alive.append(ref)
+            fn(*args)
+        self._slots = [r for r in self._slots if r() is not None]
+
+    class _Blocker:
+        def __init__(self, sig: "Signal") -> None:
+            self.sig = sig
+
+        def __enter__(self) -> None:
+            self.sig._blocked += 1
+
+        def __exit__(self, *exc: Any) -> None:
+            self.sig._blocked -= 1
+
+    def blocked(self) -> "Signal._Blocker":
+        """``with sig.blocked(): ...`` suppresses emission (to break feedback loops)."""
+        return Signal._Blocker(self)
+
+    def __len__(self) -> int:
+        return sum(1 for r in self._slots if r() is not None)
