@@ -1,0 +1,93 @@
+"""Join a metadata table (CSV / TSV / JSONL) onto a dataset, so every column can colour,
+filter and search the map."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from explorer.data._common import LABEL_NAMES, column_array, encode_labels, find_column, str_array
+from explorer.data.base import Dataset
+from explorer.data.text import read_table
+from explorer.errors import InputError
+
+
+def _match_ids(ds_ids: list[str], table_ids: list[str]) -> Optional[np.ndarray]:
+    """Row of the table for each dataset id, trying exact ids, then file names, then file
+    names without extension (so "cat/001.png" matches "001.png" or "001"); None if no key
+    matches every id."""
+    def base(s: str) -> str:
+        return s.replace("\\", "/").rsplit("/", 1)[-1]
+
+    def stem(s: str) -> str:
+        b = base(s)
+        return b.rsplit(".", 1)[0] if "." in b else b
+
+    for key in (lambda s: s, base, stem):
+        index: dict[str, int] = {}
+        for r, t in enumerate(table_ids):
+            index.setdefault(key(t), r)
+        rows = [index.get(key(s), -1) for s in ds_ids]
+        if all(r >= 0 for r in rows):
+            if len(set(map(key, ds_ids))) != len(ds_ids):
+                continue  # ambiguous under this key
+            return np.asarray(rows, dtype=np.int64)
+    return None
+
+
+def attach_metadata(dataset: Dataset, path, id_column: Optional[str] = None) -> Dataset:
+    """A copy of ``dataset`` with every column of the table at ``path`` added as metadata.
+
+    Rows are joined by order (the table must have exactly ``dataset.n`` rows) or, with
+    ``id_column``, by matching that column against ``dataset.ids`` (exactly, else by file
+    name, else by file name without extension); every dataset item must find a row, and the
+    table's ids must be unique. Numeric columns become float64 arrays (NaN for blanks), others
+    object arrays of str. A column named label / labels / class becomes the labels when the
+    dataset has none. The dataset itself is not changed, nor its fingerprint (metadata does
+    not change the items).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: no such file.")
+    if path.suffix.lower() not in (".csv", ".tsv", ".tab", ".jsonl", ".ndjson"):
+        raise InputError(f"{path}: a metadata table must be .csv, .tsv or .jsonl.")
+    names, rows = read_table(path)
+    n = dataset.n
+    if id_column is None:
+        if len(rows) != n:
+            raise InputError(f"{path}: {len(rows)} rows but the dataset {dataset.name!r} has "
+                             f"{n} items (join by an id column instead?).")
+        order = np.arange(n)
+    else:
+        if id_column not in names:
+            raise InputError(f"{path}: no column named {id_column!r} (columns: "
+                             f"{', '.join(names)}).")
+        k = names.index(id_column)
+        tids = [str(r[k]).strip() for r in rows]
+        dup = next((t for t in tids if tids.count(t) > 1), None) if len(set(tids)) != len(tids) else None
+        if dup is not None:
+            raise InputError(f"{path}: the id column {id_column!r} repeats the id {dup!r}.")
+        ds_ids = [str(i) for i in (dataset.ids if dataset.ids is not None else range(n))]
+        order = _match_ids(ds_ids, tids)
+        if order is None:
+            known = set(tids)
+            missing = [s for s in ds_ids if s not in known]
+            shown = ", ".join(repr(s) for s in missing[:3])
+            raise InputError(f"{path}: {len(missing)} of the dataset's {n} items have no row "
+                             f"with a matching {id_column!r} (e.g. {shown}).")
+    out = copy.copy(dataset)
+    out.metadata = dict(dataset.metadata)
+    out.skipped = dataset.skipped  # shared on purpose: the same items
+    for k, c in enumerate(names):
+        out.metadata[c] = column_array([rows[r][k] for r in order.tolist()])
+    if dataset.labels is None:
+        lab = find_column([c for c in names if c != id_column], LABEL_NAMES)
+        if lab is not None:
+            k = names.index(lab)
+            out.labels, out.label_names = encode_labels(
+                str_array(rows[r][k] for r in order.tolist()), str(path))
+    out.options = dict(dataset.options)
+    return out
