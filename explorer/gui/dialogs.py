@@ -1,0 +1,311 @@
+"""Dialogs that ask what must be chosen (format options, architecture, layer) with sensible
+defaults and a preview, and the settings dialog. Previews load in a worker."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+from PySide6 import QtCore, QtWidgets
+
+from explorer.gui.gallery import pixmap_from_array
+
+
+def _browse_row(parent, placeholder: str, file_filter: str, allow_dir: bool = True):
+    row = QtWidgets.QHBoxLayout()
+    edit = QtWidgets.QLineEdit()
+    edit.setPlaceholderText(placeholder)
+    b = QtWidgets.QPushButton("File…")
+    b.clicked.connect(lambda: _pick(parent, edit, file_filter, False))
+    row.addWidget(edit, 1)
+    row.addWidget(b)
+    if allow_dir:
+        d = QtWidgets.QPushButton("Folder…")
+        d.clicked.connect(lambda: _pick(parent, edit, file_filter, True))
+        row.addWidget(d)
+    return row, edit
+
+
+def _pick(parent, edit, file_filter, folder):
+    if folder:
+        p = QtWidgets.QFileDialog.getExistingDirectory(parent, "Choose a folder")
+    else:
+        p, _ = QtWidgets.QFileDialog.getOpenFileName(parent, "Choose a file", "", file_filter)
+    if p:
+        edit.setText(p)
+
+
+class _PreviewMixin:
+    def _run_preview(self, name, factory, done):
+        runner = getattr(self.parent(), "runner", None)
+        self.preview.setText("Loading preview…")
+        if runner is None:
+            try:
+                done(factory())
+            except Exception as exc:
+                self.preview.setText(str(exc))
+            return
+
+        def job():
+            from explorer.jobs import Progress
+
+            yield Progress(0, None, name)
+            return factory()
+
+        h = runner.submit(name, job, done, lambda msg, _d: self.preview.setText(msg))
+        return h
+
+
+class DatasetDialog(QtWidgets.QDialog, _PreviewMixin):
+    """Path, format (auto from the registry), format options and an optional metadata table."""
+
+    def __init__(self, parent=None, path: str = "") -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Open dataset")
+        self.setMinimumWidth(640)
+        form = QtWidgets.QFormLayout(self)
+        row, self.path = _browse_row(self, "Image folder, .npy/.npz/.h5, .txt/.csv/.tsv/.jsonl, vectors.tsv",
+                                     "Datasets (*.npy *.npz *.h5 *.hdf5 *.txt *.csv *.tsv *.jsonl);;All files (*)")
+        self.path.setText(path)
+        form.addRow("Path", row)
+        self.fmt = QtWidgets.QComboBox()
+        self.fmt.addItem("auto")
+        try:
+            from explorer.data import DATASETS
+
+            for e in DATASETS.entries():
+                self.fmt.addItem(e.name)
+                self.fmt.setItemData(self.fmt.count() - 1, e.label, QtCore.Qt.ToolTipRole)
+        except ImportError:
+            pass
+        form.addRow("Format", self.fmt)
+        self.key = QtWidgets.QLineEdit()
+        self.key.setPlaceholderText("HDF5/npz: array with the data (default: the only suitable one)")
+        self.labels_key = QtWidgets.QLineEdit()
+        self.labels_key.setPlaceholderText("HDF5/npz: array with the labels (optional)")
+        self.column = QtWidgets.QLineEdit()
+        self.column.setPlaceholderText("CSV/TSV/JSONL: text column (default: text, sentence, …)")
+        row2, self.metadata = _browse_row(self, "Optional CSV/TSV joined by row order or by id", "Tables (*.csv *.tsv)", False)
+        form.addRow("Data key", self.key)
+        form.addRow("Labels key", self.labels_key)
+        form.addRow("Text column", self.column)
+        form.addRow("Metadata", row2)
+        self.preview = QtWidgets.QLabel("Choose a file or folder, then Preview.")
+        self.preview.setWordWrap(True)
+        self.thumbs = QtWidgets.QHBoxLayout()
+        pv = QtWidgets.QPushButton("Preview")
+        pv.clicked.connect(self.do_preview)
+        form.addRow(pv, self.preview)
+        form.addRow(self.thumbs)
+        bb = QtWidgets.QDialogButtonBox(QtWidgets.QDialogButtonBox.Open | QtWidgets.QDialogButtonBox.Cancel)
+        bb.accepted.connect(self._accept)
+        bb.rejected.connect(self.reject)
+        form.addRow(bb)
+
+    def options(self) -> dict:
+        o = {}
+        for k, w in (("key", self.key), ("labels_key", self.labels_key), ("column", self.column)):
+            if w.text().strip():
+                o[k] = w.text().strip()
+        return o
+
+    def result_values(self):
+        fmt = None if self.fmt.currentText() == "auto" else self.fmt.currentText()
+        return self.path.text().strip(), fmt, self.options(), self.metadata.text().strip() or None
+
+    def _accept(self) -> None:
+        if not self.path.text().strip():
+            self.preview.setText("Choose a file or folder first.")
+            return
+        self.accept()
+
+    def do_preview(self) -> None:
+        from explorer.data import open_dataset
+
+        path, fmt, opts, _ = self.result_values()
+
+        def done(ds):
+            while self.thumbs.count():
+                w = self.thumbs.takeAt(0).widget()
+                if w:
+                    w.deleteLater()
+            d = ds.describe()
+            self.preview.setText(f"{d['n']:,} {d['kind']} items, {d['classes']} classes, "
+                                 f"columns: {', '.join(d['columns']) or 'none'}; format {d['format']}")
+            for i in range(min(8, len(ds))):
+                lab = QtWidgets.QLabel()
+                if ds.kind == "image":
+                    try:
+                        lab.setPixmap(pixmap_from_array(ds.thumbnail(i, 56), 56))
+                    except Exception:
+                        lab.setText("?")
+                else:
+                    lab.setText(ds.text(i)[:30])
+                self.thumbs.addWidget(lab)
+
+        self._run_preview("Preview dataset", lambda: open_dataset(path, fmt, **opts), done)
+
+
+class EncoderDialog(QtWidgets.QDialog, _PreviewMixin):
+    """Checkpoint, architecture (built-in or ``file.py:function``), layer, pooling, trust."""
+
+    def __init__(self, parent=None, path: str = "") -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Open encoder")
+        self.setMinimumWidth(640)
+        form = QtWidgets.QFormLayout(self)
+        row, self.path = _browse_row(self, "TorchScript, .pt/.pth state_dict, .safetensors, Lightning .ckpt, HF folder",
+                                     "Checkpoints (*.pt *.pth *.ckpt *.safetensors *.onnx);;All files (*)")
+        self.path.setText(path)
+        form.addRow("Checkpoint", row)
+        self.arch = QtWidgets.QComboBox()
+        self.arch.setEditable(True)
+        self.arch.addItem("(from checkpoint or sidecar)")
+        try:
+            from explorer.encoders.archs import ARCHITECTURES
+
+            self.arch.addItems(ARCHITECTURES.names())
+        except ImportError:
+            pass
+        self.arch.setToolTip("Architecture for a weights-only file: a built-in name")
+        form.addRow("Architecture", self.arch)
+        frow, self.factory = _browse_row(self, "or your own factory: path/to/file.py:function", "Python (*.py)", False)
+        form.addRow("Factory", frow)
+        self.layer = QtWidgets.QComboBox()
+        self.layer.setEditable(True)
+        self.layer.addItem("(model output)")
+        self.layer.setToolTip("Any named submodule can be the embedding layer; Preview lists them")
+        form.addRow("Layer", self.layer)
+        self.pooling = QtWidgets.QComboBox()
+        self.pooling.addItems(["auto", "avg", "cls", "mean", "flatten", "none"])
+        self.pooling.setToolTip("auto: average for feature maps, CLS or mean for tokens")
+        form.addRow("Pooling", self.pooling)
+        self.trust = QtWidgets.QCheckBox("I trust this file (allow a pickled model, which can run code)")
+        self.trust.toggled.connect(self._confirm_trust)
+        form.addRow("", self.trust)
+        self.preview = QtWidgets.QLabel("Preview loads the checkpoint and lists its layers and parameters.")
+        self.preview.setWordWrap(True)
+        pv = QtWidgets.QPushButton("Preview")
+        pv.clicked.connect(self.do_preview)
+        form.addRow(pv, self.preview)
+        bb = QtWidgets.QDialogButtonBox(QtWidgets.QDialogButtonBox.Open | QtWidgets.QDialogButtonBox.Cancel)
+        bb.accepted.connect(self.accept)
+        bb.rejected.connect(self.reject)
+        form.addRow(bb)
+
+    def _confirm_trust(self, on: bool) -> None:
+        if not on:
+            return
+        r = QtWidgets.QMessageBox.warning(
+            self, "Trust this file?", "A pickled model can execute arbitrary code when it is loaded. "
+            "Only trust files you made yourself or got from a source you trust.",
+            QtWidgets.QMessageBox.Yes | QtWidgets.QMessageBox.No, QtWidgets.QMessageBox.No)
+        if r != QtWidgets.QMessageBox.Yes:
+            self.trust.setChecked(False)
+
+    def result_values(self):
+        o: dict = {}
+        a = self.arch.currentText().strip()
+        if a and not a.startswith("("):
+            o["arch"] = a
+        if self.factory.text().strip():
+            o["factory"] = self.factory.text().strip()
+        layer = self.layer.currentText().strip()
+        if layer and not layer.startswith("("):
+            o["layer"] = layer
+        if self.pooling.currentText() != "auto":
+            o["pooling"] = self.pooling.currentText()
+        if self.trust.isChecked():
+            o["trust"] = True
+        return self.path.text().strip(), o
+
+    def do_preview(self) -> None:
+        from explorer.encoders import open_encoder
+
+        path, o = self.result_values()
+        o.pop("layer", None)
+
+        def done(enc):
+            n = sum(p.numel() for p in enc.module.parameters()) if hasattr(enc.module, "parameters") else 0
+            cur = self.layer.currentText()
+            self.layer.clear()
+            self.layer.addItem("(model output)")
+            self.layer.addItems(enc.layers())
+            self.layer.setCurrentText(cur)
+            info = enc.info.get("arch") or enc.format
+            self.preview.setText(f"{enc.name}: {info}, {n:,} parameters, {len(enc.layers())} layers; "
+                                 f"input {enc.preprocess.kind} {enc.preprocess.size}px")
+
+        self._run_preview("Preview encoder", lambda: open_encoder(path, **o), done)
+
+
+class SettingsDialog(QtWidgets.QDialog):
+    """Device (with the GPU's name and free memory), batch size, precision, workers, cache, theme."""
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        from explorer.gui.mainwindow import settings
+        from explorer.resources import cache_dir
+
+        self.setWindowTitle("Settings")
+        s = settings()
+        form = QtWidgets.QFormLayout(self)
+        self.device = QtWidgets.QComboBox()
+        self.device.addItem("auto")
+        self.device.addItem("cpu")
+        try:
+            import torch
+
+            for i in range(torch.cuda.device_count()):
+                free, total = torch.cuda.mem_get_info(i)
+                self.device.addItem(f"cuda:{i}")
+                self.device.setItemData(self.device.count() - 1,
+                                        f"{torch.cuda.get_device_name(i)}: {free / 2**30:.1f} of {total / 2**30:.1f} GiB free",
+                                        QtCore.Qt.ToolTipRole)
+            if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+                self.device.addItem("mps")
+        except Exception:
+            pass
+        self.device.setCurrentText(str(s.value("device", "auto")))
+        from explorer.device import device_info
+
+        try:
+            self.device_label = QtWidgets.QLabel(device_info().describe())
+        except Exception as exc:
+            self.device_label = QtWidgets.QLabel(str(exc))
+        self.batch = QtWidgets.QSpinBox()
+        self.batch.setRange(1, 65536)
+        self.batch.setValue(int(s.value("batch_size", 256)))
+        self.precision = QtWidgets.QComboBox()
+        self.precision.addItems(["fp32", "bf16", "fp16"])
+        self.precision.setCurrentText(str(s.value("precision", "fp32")))
+        self.workers = QtWidgets.QSpinBox()
+        self.workers.setRange(-1, 64)
+        self.workers.setSpecialValueText("auto")
+        self.workers.setValue(int(s.value("workers", -1)))
+        self.cache = QtWidgets.QLineEdit(str(s.value("cache_dir", str(cache_dir()))))
+        self.theme = QtWidgets.QComboBox()
+        self.theme.addItems(["light", "dark"])
+        self.theme.setCurrentText(str(s.value("theme", "light")))
+        form.addRow("Device", self.device)
+        form.addRow("", self.device_label)
+        form.addRow("Batch size", self.batch)
+        form.addRow("Precision", self.precision)
+        form.addRow("Data workers", self.workers)
+        form.addRow("Cache folder", self.cache)
+        form.addRow("Theme", self.theme)
+        bb = QtWidgets.QDialogButtonBox(QtWidgets.QDialogButtonBox.Ok | QtWidgets.QDialogButtonBox.Cancel)
+        bb.accepted.connect(self.accept)
+        bb.rejected.connect(self.reject)
+        form.addRow(bb)
+
+    def save(self) -> None:
+        from explorer.gui.mainwindow import settings
+
+        s = settings()
+        s.setValue("device", self.device.currentText())
+        s.setValue("batch_size", self.batch.value())
+        s.setValue("precision", self.precision.currentText())
+        s.setValue("workers", self.workers.value())
+        s.setValue("cache_dir", self.cache.text().strip())
+        s.setValue("theme", self.theme.currentText())

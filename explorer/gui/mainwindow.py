@@ -1,0 +1,957 @@
+"""The main window: open -> compute -> look -> inspect -> keep.
+
+The window owns a :class:`~explorer.session.Session` (Qt-free state) and a
+:class:`~explorer.gui.workers.JobRunner`; every slow step is a core job run in a worker, and
+its result is applied to the session on the GUI thread. Views listen to the session and to the
+shared selection; none of them pulls data from another.
+"""
+
+from __future__ import annotations
+
+import csv
+import time
+import traceback
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import numpy as np
+from PySide6 import QtCore, QtGui, QtWidgets
+
+from explorer import __version__
+from explorer.errors import ExplorerError
+from explorer.gui.jobs_panel import JobsPanel
+from explorer.gui.panels import (InspectorPanel, MessageBar, ProjectionPanel, ProjectionSettings,
+                                 SelectionPanel, item_tooltip_html)
+from explorer.gui.workers import JobRunner
+from explorer.session import Session
+
+ORG, APP = "embedding-explorer", "Embedding Explorer"
+
+
+def settings() -> QtCore.QSettings:
+    return QtCore.QSettings(ORG, APP)
+
+
+def icon(name: str) -> QtGui.QIcon:
+    from explorer.resources import assets_dir
+
+    for ext in (".svg", ".png"):
+        p = assets_dir() / "icons" / f"{name}{ext}"
+        if p.exists():
+            return QtGui.QIcon(str(p))
+    return QtGui.QIcon()
+
+
+class MainWindow(QtWidgets.QMainWindow):
+    idle = QtCore.Signal()  # no job running any more (for --screenshot and tests)
+
+    def __init__(self, workspace: Optional[str] = None) -> None:
+        super().__init__()
+        from explorer.resources import cache_dir
+
+        self.setWindowTitle(f"{APP} {__version__}")
+        self.setAcceptDrops(True)
+        self.runner = JobRunner(self, max_threads=2)
+        self.runner.job_added.connect(self._watch_job)
+        ws = workspace or str(cache_dir() / "workspace.h5")
+        self.session = Session(ws)
+        self.session.dataset_changed.connect(self._on_dataset_changed)
+        self.session.models_changed.connect(self._refresh_browser)
+        self.session.model_updated.connect(self._on_model_updated)
+        self.session.current_changed.connect(self._on_current_changed)
+        self.selection = self.session.selection
+        self.selection.changed.connect(self._on_selection_changed)
+        self.selection.focus_changed.connect(self._on_focus_changed)
+        self.projection = ProjectionSettings()
+        self._pending_umap: set[str] = set()
+        self._auto_umap = True
+        self._build_ui()
+        self._build_actions()
+        self._restore_settings()
+        self._update_status()
+
+    # ------------------------------------------------------------------ UI construction
+    def _build_ui(self) -> None:
+        from explorer.gui.mapview import MapView
+
+        central = QtWidgets.QWidget()
+        v = QtWidgets.QVBoxLayout(central)
+        v.setContentsMargins(6, 6, 6, 0)
+        self.message = MessageBar()
+        v.addWidget(self.message)
+        bar = QtWidgets.QHBoxLayout()
+        self.model_combo = QtWidgets.QComboBox()
+        self.model_combo.setMinimumWidth(200)
+        self.model_combo.setToolTip("Which model's embedding the map shows")
+        self.model_combo.currentTextChanged.connect(self._model_combo_changed)
+        self.method_combo = QtWidgets.QComboBox()
+        self.method_combo.addItems(["umap", "pca"])
+        self.method_combo.setToolTip("Map: UMAP (neighbourhoods) or PCA (exact, linear)")
+        self.method_combo.currentTextChanged.connect(self._method_changed)
+        self.color_combo = QtWidgets.QComboBox()
+        self.color_combo.setMinimumWidth(140)
+        self.color_combo.setToolTip("Colour points by a label, a metadata column or a per-point metric")
+        self.color_combo.currentTextChanged.connect(self._color_changed)
+        self.search = QtWidgets.QLineEdit()
+        self.search.setPlaceholderText("Search metadata (e.g. 7, or label=3)…  Enter selects matches")
+        self.search.setClearButtonEnabled(True)
+        self.search.setToolTip("Greys out the points that do not match; Enter selects the matches")
+        self.search.textChanged.connect(self._search_changed)
+        self.search.returnPressed.connect(self._search_select)
+        for lbl, w in (("Model", self.model_combo), ("Map", self.method_combo), ("Colour", self.color_combo)):
+            bar.addWidget(QtWidgets.QLabel(lbl))
+            bar.addWidget(w)
+        bar.addWidget(self.search, 1)
+        v.addLayout(bar)
+        self.stack = QtWidgets.QStackedWidget()
+        self.start_page = self._build_start_page()
+        self.mapview = MapView()
+        self.mapview.bind_selection(self.selection)
+        self.mapview.set_hover_provider(self._hover)
+        self.stack.addWidget(self.start_page)
+        self.stack.addWidget(self.mapview)
+        v.addWidget(self.stack, 1)
+        self.setCentralWidget(central)
+
+        # left: browser
+        self.browser = QtWidgets.QTreeWidget()
+        self.browser.setHeaderLabels(["Item", "State"])
+        self.browser.setColumnWidth(0, 200)
+        self.browser.itemDoubleClicked.connect(self._browser_activated)
+        self._dock("Data and models", self.browser, QtCore.Qt.LeftDockWidgetArea, "browser")
+        # right: tabs
+        self.tabs = QtWidgets.QTabWidget()
+        self.inspector = InspectorPanel()
+        self.inspector.neighbor_activated.connect(lambda i: self.selection.set_focus(i, source=self))
+        self.inspector.k_changed.connect(lambda _k: self._show_neighbors())
+        self.inspector.metric_changed.connect(lambda _m: self._show_neighbors())
+        self.selpanel = SelectionPanel()
+        self.selpanel.item_activated.connect(lambda i: self.selection.set_focus(i, source=self))
+        self.projpanel = ProjectionPanel()
+        self.projpanel.apply_requested.connect(self.apply_projection)
+        self.tabs.addTab(self.inspector, "Inspector")
+        self.tabs.addTab(self.selpanel, "Selection")
+        self.tabs.addTab(self.projpanel, "Map settings")
+        try:
+            from explorer.gui.diagnostics_panel import DiagnosticsPanel
+
+            self.diagpanel = DiagnosticsPanel()
+            self.tabs.addTab(self.diagpanel, "Diagnostics")
+        except ImportError:
+            self.diagpanel = None
+        self._dock("Details", self.tabs, QtCore.Qt.RightDockWidgetArea, "details")
+        # bottom: jobs
+        self.jobs_panel = JobsPanel(self.runner)
+        self._dock("Jobs", self.jobs_panel, QtCore.Qt.BottomDockWidgetArea, "jobs")
+        # status bar
+        sb = self.statusBar()
+        self.status_device = QtWidgets.QLabel()
+        self.status_points = QtWidgets.QLabel()
+        self.status_sel = QtWidgets.QLabel()
+        self.status_mem = QtWidgets.QLabel()
+        for w in (self.status_device, self.status_mem, self.status_points, self.status_sel):
+            sb.addPermanentWidget(w)
+        self._mem_timer = QtCore.QTimer(self)
+        self._mem_timer.setInterval(2000)
+        self._mem_timer.timeout.connect(self._update_status)
+        self._mem_timer.start()
+        self.resize(1500, 950)
+
+    def _dock(self, title: str, widget: QtWidgets.QWidget, area, name: str) -> QtWidgets.QDockWidget:
+        d = QtWidgets.QDockWidget(title, self)
+        d.setObjectName(name)
+        d.setWidget(widget)
+        d.setFeatures(QtWidgets.QDockWidget.DockWidgetMovable | QtWidgets.QDockWidget.DockWidgetFloatable
+                      | QtWidgets.QDockWidget.DockWidgetClosable)
+        self.addDockWidget(area, d)
+        return d
+
+    def _build_start_page(self) -> QtWidgets.QWidget:
+        w = QtWidgets.QWidget()
+        lay = QtWidgets.QVBoxLayout(w)
+        lay.addStretch(1)
+        title = QtWidgets.QLabel(f"<h1>{APP}</h1><p>See what your embedding space looks like: open a dataset "
+                                 "and your own checkpoints, map them, diagnose collapse, compare.</p>"
+                                 "<p>Drop files or folders here, or:</p>")
+        title.setAlignment(QtCore.Qt.AlignCenter)
+        title.setWordWrap(True)
+        lay.addWidget(title)
+        row = QtWidgets.QHBoxLayout()
+        row.addStretch(1)
+        for text, slot in (("Open dataset…", self.open_dataset_dialog), ("Open encoder…", self.open_encoder_dialog),
+                           ("Open session…", self.open_session_dialog), ("Try the demo", self.open_demo)):
+            b = QtWidgets.QPushButton(text)
+            b.setMinimumWidth(140)
+            b.clicked.connect(slot)
+            row.addWidget(b)
+        row.addStretch(1)
+        lay.addLayout(row)
+        self.recent_list = QtWidgets.QListWidget()
+        self.recent_list.setMaximumWidth(700)
+        self.recent_list.setMaximumHeight(200)
+        self.recent_list.itemActivated.connect(lambda it: self.open_path(it.data(QtCore.Qt.UserRole)))
+        rl = QtWidgets.QHBoxLayout()
+        rl.addStretch(1)
+        box = QtWidgets.QVBoxLayout()
+        box.addWidget(QtWidgets.QLabel("Recent"))
+        box.addWidget(self.recent_list)
+        rl.addLayout(box)
+        rl.addStretch(1)
+        lay.addLayout(rl)
+        lay.addStretch(2)
+        return w
+
+    def _build_actions(self) -> None:
+        mb = self.menuBar()
+        tb = self.addToolBar("Main")
+        tb.setObjectName("main_toolbar")
+        tb.setIconSize(QtCore.QSize(20, 20))
+        tb.setToolButtonStyle(QtCore.Qt.ToolButtonTextBesideIcon)
+
+        def act(menu, text, slot, shortcut=None, tip="", icon_name=None, toolbar=False):
+            a = QtGui.QAction(text, self)
+            if icon_name:
+                a.setIcon(icon(icon_name))
+            if shortcut:
+                a.setShortcut(QtGui.QKeySequence(shortcut))
+            a.setToolTip(tip or text)
+            a.setStatusTip(tip or text)
+            a.triggered.connect(slot)
+            menu.addAction(a)
+            if toolbar:
+                tb.addAction(a)
+            return a
+
+        f = mb.addMenu("&File")
+        act(f, "Open &dataset…", self.open_dataset_dialog, "Ctrl+O", "Open an image folder, array, HDF5, text or vector file", "open", True)
+        act(f, "Open &encoder…", self.open_encoder_dialog, "Ctrl+E", "Open a checkpoint (TorchScript, state_dict, safetensors, Lightning)", "model", True)
+        act(f, "Attach &metadata…", self.attach_metadata_dialog, None, "Join a CSV/TSV table to the dataset by row order or id column")
+        f.addSeparator()
+        act(f, "Open &session…", self.open_session_dialog, "Ctrl+Shift+O")
+        act(f, "&Save session…", self.save_session_dialog, "Ctrl+S", "Save the workspace and the open views")
+        f.addSeparator()
+        act(f, "Export &selection…", self.export_selection_dialog, "Ctrl+Shift+E", "CSV of ids, labels and metadata; vectors as .npy or .h5", "export", True)
+        act(f, "Export map &image…", self.export_map_dialog, "Ctrl+Shift+P", "PNG or SVG at publication resolution")
+        act(f, "Copy &Python snippet", self.copy_snippet, "Ctrl+Shift+C", "Copy code that reproduces the current map from the workspace")
+        f.addSeparator()
+        self.recent_menu = f.addMenu("Recent")
+        f.addSeparator()
+        act(f, "Se&ttings…", self.settings_dialog, "Ctrl+,")
+        act(f, "&Quit", self.close, "Ctrl+Q")
+        c = mb.addMenu("&Compute")
+        tb.addSeparator()
+        act(c, "&Embed", self.embed_current, "Ctrl+Return", "Embed the dataset with the current model", "compute", True)
+        act(c, "Embed &all models", self.embed_all, "Ctrl+Shift+Return")
+        act(c, "&Recompute map", lambda: self.apply_projection(self.projpanel.settings()), "Ctrl+R", "Re-run the map with the settings panel's values", "map", True)
+        act(c, "&Diagnose collapse", self.diagnose_current, "Ctrl+D", "Collapse diagnostics of the current model", "diagnose", True)
+        act(c, "Cancel all jobs", self.runner.cancel_all, "Ctrl+.", "Cancel every running job", "cancel")
+        vmenu = mb.addMenu("&View")
+        act(vmenu, "&Reset view", lambda: self.mapview.reset_view(), "R", "Show all points", "reset", True)
+        act(vmenu, "&Zoom to selection", lambda: self.mapview.zoom_to_selection(), "Z")
+        act(vmenu, "Clear selection", lambda: self.selection.clear(source=self), "Esc")
+        act(vmenu, "Select &all", lambda: self.selection.select(np.arange(self.selection.n), source=self), "Ctrl+A")
+        vmenu.addSeparator()
+        for d in self.findChildren(QtWidgets.QDockWidget):
+            vmenu.addAction(d.toggleViewAction())
+        h = mb.addMenu("&Help")
+        act(h, "&About", self.about)
+        self._refresh_recent()
+
+    # ------------------------------------------------------------------ settings
+    def _restore_settings(self) -> None:
+        s = settings()
+        geo = s.value("geometry")
+        if geo is not None:
+            self.restoreGeometry(geo)
+        state = s.value("windowState")
+        if state is not None:
+            self.restoreState(state)
+        try:
+            from explorer.device import device_info
+
+            dev = s.value("device", "auto")
+            self.status_device.setText(f"Device: {device_info(None if dev == 'auto' else dev).describe()}")
+        except Exception as exc:
+            self.status_device.setText(f"Device: {exc}")
+
+    def embed_params(self):
+        from explorer.embed import EmbedParams
+
+        s = settings()
+        workers = s.value("workers", -1, int)
+        return EmbedParams(device=str(s.value("device", "auto")), batch_size=int(s.value("batch_size", 256)),
+                           precision=str(s.value("precision", "fp32")),
+                           num_workers=None if workers < 0 else workers)
+
+    def closeEvent(self, event) -> None:  # noqa: N802
+        s = settings()
+        s.setValue("geometry", self.saveGeometry())
+        s.setValue("windowState", self.saveState())
+        self.runner.cancel_all()
+        self.runner.wait(3000)
+        super().closeEvent(event)
+
+    # ------------------------------------------------------------------ errors and jobs
+    def show_error(self, message: str, details: str = "") -> None:
+        self.message.show_message(message, details, "error")
+
+    def show_info(self, message: str) -> None:
+        self.message.show_message(message, "", "info")
+
+    def guarded(self, fn: Callable[[], Any]) -> Any:
+        """Run a quick GUI-thread step; a user error becomes a message, never a crash."""
+        try:
+            return fn()
+        except ExplorerError as exc:
+            self.show_error(str(exc), traceback.format_exc())
+        except Exception as exc:  # a bug: report, keep the app up
+            self.show_error(f"Unexpected error: {type(exc).__name__}: {exc}", traceback.format_exc())
+        return None
+
+    def submit(self, name: str, factory, on_result, exclusive: Optional[str] = None):
+        def ok(result):
+            self.guarded(lambda: on_result(result))
+
+        return self.runner.submit(name, factory, ok, lambda msg, det: self.show_error(msg, det), exclusive)
+
+    def _watch_job(self, handle) -> None:
+        handle.done.connect(self._job_done)
+        self._update_status()
+
+    def _job_done(self) -> None:
+        self._update_status()
+        QtCore.QTimer.singleShot(0, self._check_idle)
+
+    def _check_idle(self) -> None:
+        if not self.runner.active():
+            self.idle.emit()
+
+    def is_busy(self) -> bool:
+        return bool(self.runner.active())
+
+    def _update_status(self) -> None:
+        ds = self.session.dataset
+        self.status_points.setText(f"{len(ds):,} points" if ds is not None else "no dataset")
+        self.status_sel.setText(f"{len(self.selection):,} selected")
+        try:
+            import resource
+
+            rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            self.status_mem.setText(f"Memory: {rss:,.0f} MB peak")
+        except Exception:
+            self.status_mem.setText("")
+        n = len(self.runner.active())
+        if n:
+            self.statusBar().showMessage(f"{n} job{'s' if n > 1 else ''} running", 2500)
+
+    # ------------------------------------------------------------------ opening things
+    def _remember_recent(self, path: str, kind: str) -> None:
+        s = settings()
+        recent = [r for r in (s.value("recent", []) or []) if r and r.split("|", 1)[-1] != path]
+        recent.insert(0, f"{kind}|{path}")
+        s.setValue("recent", recent[:12])
+        self._refresh_recent()
+
+    def _refresh_recent(self) -> None:
+        recent = settings().value("recent", []) or []
+        if isinstance(recent, str):
+            recent = [recent]
+        self.recent_menu.clear()
+        self.recent_list.clear()
+        for r in recent:
+            kind, _, path = r.partition("|")
+            a = self.recent_menu.addAction(f"{kind}: {path}")
+            a.triggered.connect(lambda _=False, p=path, k=kind: self.open_path(p, k))
+            it = QtWidgets.QListWidgetItem(f"{kind}:  {path}")
+            it.setData(QtCore.Qt.UserRole, path)
+            self.recent_list.addItem(it)
+
+    def open_path(self, path: str, kind: Optional[str] = None) -> None:
+        """Open whatever ``path`` is: a session, a checkpoint or a dataset (asks the registries)."""
+        p = Path(path)
+        if kind == "session" or p.suffix == ".eesession":
+            return self.open_session(path)
+        if kind == "encoder" or (kind is None and self._looks_like_encoder(p)):
+            return self.open_encoder(path)
+        return self.open_dataset(path)
+
+    @staticmethod
+    def _looks_like_encoder(p: Path) -> bool:
+        return p.suffix.lower() in (".pt", ".pth", ".ckpt", ".safetensors", ".onnx", ".jit", ".ts")
+
+    def open_dataset(self, path: str, fmt: Optional[str] = None, **options) -> None:
+        from explorer.data import open_dataset
+
+        def job():
+            from explorer.jobs import Progress
+
+            yield Progress(0, None, f"Reading {Path(path).name}")
+            return open_dataset(path, fmt, **options)
+
+        def done(ds):
+            self.session.set_dataset(ds)
+            self._remember_recent(str(path), "dataset")
+            if ds.skipped:
+                self.show_info(f"{len(ds.skipped)} items of {ds.name} could not be read and were left out "
+                               f"(first: {ds.skipped[0][0]}: {ds.skipped[0][1]}).")
+            self.embed_all()
+
+        self.submit(f"Open {Path(path).name}", job, done)
+
+    def open_encoder(self, path: str, **options) -> None:
+        from explorer.encoders import open_encoder
+
+        def job():
+            from explorer.jobs import Progress
+
+            yield Progress(0, None, f"Loading {Path(path).name}")
+            return open_encoder(path, **options)
+
+        def done(enc):
+            m = self.session.add_model(enc, options={k: v for k, v in options.items() if v is not None})
+            self._remember_recent(str(path), "encoder")
+            if self.session.dataset is not None:
+                self.embed(m.id)
+
+        self.submit(f"Load {Path(path).name}", job, done)
+
+    def open_dataset_dialog(self) -> None:
+        from explorer.gui.dialogs import DatasetDialog
+
+        dlg = DatasetDialog(self)
+        if dlg.exec() == QtWidgets.QDialog.Accepted:
+            path, fmt, options, metadata = dlg.result_values()
+            self.open_dataset(path, fmt, **options)
+            if metadata:
+                self._pending_metadata = metadata
+
+    def open_encoder_dialog(self) -> None:
+        from explorer.gui.dialogs import EncoderDialog
+
+        dlg = EncoderDialog(self)
+        if dlg.exec() == QtWidgets.QDialog.Accepted:
+            path, options = dlg.result_values()
+            self.open_encoder(path, **options)
+
+    def attach_metadata_dialog(self) -> None:
+        if self.session.dataset is None:
+            return self.show_error("Open a dataset before attaching metadata to it.")
+        path, _ = QtWidgets.QFileDialog.getOpenFileName(self, "Attach metadata", "", "Tables (*.csv *.tsv);;All files (*)")
+        if path:
+            self.attach_metadata(path)
+
+    def attach_metadata(self, path: str, id_column: Optional[str] = None) -> None:
+        from explorer.data import attach_metadata
+
+        def run():
+            ds = attach_metadata(self.session.dataset, path, id_column=id_column)
+            self.session.dataset = ds
+            self._refresh_color_choices()
+            self.show_info(f"Attached {Path(path).name}: {len(ds.metadata)} columns to colour, filter and search by.")
+
+        self.guarded(run)
+
+    # drag and drop
+    def dragEnterEvent(self, e) -> None:  # noqa: N802
+        if e.mimeData().hasUrls():
+            e.acceptProposedAction()
+
+    def dropEvent(self, e) -> None:  # noqa: N802
+        for url in e.mimeData().urls():
+            if url.isLocalFile():
+                self.open_path(url.toLocalFile())
+        e.acceptProposedAction()
+
+    # ------------------------------------------------------------------ demo
+    def open_demo(self) -> None:
+        """The bundled sample data with its checkpoints; maps and diagnostics computed."""
+        from explorer.resources import sample_data_dir
+
+        root = sample_data_dir()
+        data = root / "digits"
+        if not data.is_dir():
+            return self.show_error(f"The sample data is missing from {root}; reinstall the app or run make sample-data.")
+        meta = root / "digits_metadata.csv"
+        self._pending_metadata = str(meta) if meta.exists() else None
+        self._demo_models = [p for p in (root / "checkpoints" / n for n in ("healthy.pt", "dimcollapsed.pt", "collapsed.pt")) if p.exists()]
+        from explorer.data import open_dataset
+
+        def job():
+            from explorer.jobs import Progress
+
+            yield Progress(0, None, "Reading the sample digits")
+            ds = open_dataset(str(data))
+            if self._pending_metadata:
+                from explorer.data import attach_metadata
+
+                ds = attach_metadata(ds, self._pending_metadata, id_column="path")
+            return ds
+
+        def done(ds):
+            self.session.set_dataset(ds)
+            for p in self._demo_models:
+                self.open_encoder(str(p))
+
+        self.submit("Open the demo", job, done)
+
+    # ------------------------------------------------------------------ compute
+    def embed(self, model_id: str) -> None:
+        m = self.session.models.get(model_id)
+        if m is None:
+            return
+        params = self.embed_params()
+        self.submit(f"Embed with {model_id}", lambda: self.session.embed_job(model_id, params),
+                    lambda r: self._embedded(model_id, r), exclusive=f"embed:{model_id}")
+
+    def _embedded(self, model_id: str, result) -> None:
+        key, vectors = result
+        self.session.apply_embedding(model_id, key, vectors)
+        self.compute_maps(model_id)
+        self.diagnose(model_id)
+
+    def embed_current(self) -> None:
+        if self.session.dataset is None:
+            return self.show_error("Open a dataset first (File > Open dataset).")
+        if self.session.current is None:
+            return self.show_error("Open an encoder first (File > Open encoder).")
+        self.embed(self.session.current)
+
+    def embed_all(self) -> None:
+        if self.session.dataset is None:
+            return
+        for mid in list(self.session.models):
+            self.embed(mid)
+
+    def compute_maps(self, model_id: str, settings_: Optional[ProjectionSettings] = None) -> None:
+        """PCA at once; UMAP next (on the shared kNN graph)."""
+        s = settings_ or self.projection
+        m = self.session.models[model_id]
+        if m.vectors is None:
+            return
+        from explorer.session import projection_job
+
+        Z = m.vectors
+        self.submit(f"PCA of {model_id}", lambda: projection_job(self.session, model_id, "pca", s),
+                    lambda r: self.session.apply_layout(model_id, "pca", r[0], r[1]), exclusive=f"pca:{model_id}")
+        if s.method == "umap":
+            self.submit(f"UMAP of {model_id} ({len(Z):,} points)", lambda: projection_job(self.session, model_id, "umap", s),
+                        lambda r: self.session.apply_layout(model_id, "umap", r[0], r[1]), exclusive=f"umap:{model_id}")
+
+    def apply_projection(self, s: ProjectionSettings) -> None:
+        self.projection = s
+        self.method_combo.setCurrentText(s.method)
+        if self.session.current is None or not self.session.model().embedded:
+            return self.show_error("Embed the dataset first (Compute > Embed).")
+        self.compute_maps(self.session.current, s)
+
+    def diagnose(self, model_id: str) -> None:
+        from explorer.session import diagnose_job
+
+        m = self.session.models[model_id]
+        if m.vectors is None:
+            return
+        self.submit(f"Diagnose {model_id}", lambda: diagnose_job(self.session, model_id),
+                    lambda r: self.session.apply_diagnostics(model_id, r), exclusive=f"diag:{model_id}")
+
+    def diagnose_current(self) -> None:
+        if self.session.current is None or not self.session.model().embedded:
+            return self.show_error("Embed the dataset first (Compute > Embed).")
+        self.diagnose(self.session.current)
+
+    # ------------------------------------------------------------------ session signals
+    def _on_dataset_changed(self, ds) -> None:
+        self.stack.setCurrentWidget(self.mapview)
+        self._refresh_color_choices()
+        self._refresh_browser()
+        self.inspector.show_item(None, None)
+        self.selpanel.show_selection(None, np.zeros(0, int))
+        self._update_status()
+
+    def _refresh_color_choices(self) -> None:
+        ds = self.session.dataset
+        cur = self.color_combo.currentText()
+        with QtCore.QSignalBlocker(self.color_combo):
+            self.color_combo.clear()
+            self.color_combo.addItem("(uniform)")
+            if ds is not None:
+                for name in ds.columns():
+                    self.color_combo.addItem(name)
+            for extra in ("projection trust",):
+                self.color_combo.addItem(extra)
+            if cur and self.color_combo.findText(cur) >= 0:
+                self.color_combo.setCurrentText(cur)
+            elif ds is not None and ds.labels is not None:
+                self.color_combo.setCurrentText("label")
+        self._apply_colors()
+
+    def _refresh_browser(self) -> None:
+        self.browser.clear()
+        ds = self.session.dataset
+        top = QtWidgets.QTreeWidgetItem(["Dataset", "" if ds is None else f"{len(ds):,} {ds.kind} items"])
+        if ds is not None:
+            it = QtWidgets.QTreeWidgetItem([ds.name, f"{len(ds.label_names)} classes" if ds.label_names else ""])
+            it.setToolTip(0, str(ds.source))
+            top.addChild(it)
+        self.browser.addTopLevelItem(top)
+        mt = QtWidgets.QTreeWidgetItem(["Models", f"{len(self.session.models)}"])
+        for mid, m in self.session.models.items():
+            state = "not embedded"
+            if m.vectors is not None:
+                state = f"{m.vectors.shape[1]}-d"
+                if m.layouts:
+                    state += ", " + "+".join(sorted(m.layouts))
+                if m.diagnostics:
+                    state += ", " + m.diagnostics.get("verdict", {}).get("label", "diagnosed")
+            it = QtWidgets.QTreeWidgetItem([mid, state])
+            it.setData(0, QtCore.Qt.UserRole, mid)
+            it.setToolTip(0, m.source or "precomputed vectors")
+            if mid == self.session.current:
+                f = it.font(0)
+                f.setBold(True)
+                it.setFont(0, f)
+            mt.addChild(it)
+        self.browser.addTopLevelItem(mt)
+        wt = QtWidgets.QTreeWidgetItem(["Workspace", self.session.workspace_path.name])
+        wt.setToolTip(0, str(self.session.workspace_path))
+        try:
+            for key, attrs in self.session.workspace.list("embeddings"):
+                wt.addChild(QtWidgets.QTreeWidgetItem([str(attrs.get("model", key)), f"cached {attrs.get('n', '?')}x{attrs.get('dim', '?')}"]))
+        except Exception:
+            pass
+        self.browser.addTopLevelItem(wt)
+        self.browser.expandAll()
+        with QtCore.QSignalBlocker(self.model_combo):
+            self.model_combo.clear()
+            self.model_combo.addItems(list(self.session.models))
+            if self.session.current:
+                self.model_combo.setCurrentText(self.session.current)
+
+    def _browser_activated(self, item, _col) -> None:
+        mid = item.data(0, QtCore.Qt.UserRole)
+        if mid:
+            self.session.set_current(mid)
+
+    def _model_combo_changed(self, mid: str) -> None:
+        if mid and mid in self.session.models:
+            self.session.set_current(mid)
+
+    def _on_current_changed(self, mid) -> None:
+        self._refresh_browser()
+        self._show_current_map()
+        self._show_diagnostics()
+        self._show_neighbors()
+
+    def _on_model_updated(self, mid: str) -> None:
+        self._refresh_browser()
+        if mid == self.session.current:
+            self._show_current_map()
+            self._show_diagnostics()
+            self._show_neighbors()
+
+    def _method_changed(self, method: str) -> None:
+        self.projection.method = method
+        self.projpanel.method.setCurrentText(method)
+        if self.session.current and method == "umap":
+            m = self.session.model()
+            if m.embedded and "umap" not in m.layouts and not any(
+                    j.name.startswith("UMAP of " + m.id) for j in self.runner.active()):
+                self.compute_maps(m.id)
+        self._show_current_map()
+
+    def _show_current_map(self) -> None:
+        if self.session.current is None:
+            return
+        m = self.session.model()
+        method = self.method_combo.currentText()
+        coords = m.layouts.get(method)
+        if coords is None:
+            coords = m.layouts.get("pca")
+            if coords is not None and method == "umap":
+                self.statusBar().showMessage("Showing PCA until the UMAP is ready…", 4000)
+        if coords is None:
+            return
+        first = getattr(self, "_shown_n", None) != len(coords)
+        self.mapview.set_layout(coords)
+        self._shown_n = len(coords)
+        self._apply_colors()
+        if first:
+            self.mapview.reset_view()
+        info = m.layout_info.get(method) or {}
+        self.projpanel.info.setText(info.get("summary", ""))
+
+    def _apply_colors(self) -> None:
+        ds = self.session.dataset
+        name = self.color_combo.currentText()
+        if ds is None or getattr(self, "_shown_n", None) != len(ds):
+            return
+        if name == "projection trust":
+            m = self.session.model()
+            trust = (m.layout_info.get(self.method_combo.currentText()) or {}).get("trust")
+            if trust is None:
+                self.statusBar().showMessage("Projection trust is computed with the UMAP map.", 4000)
+                return self.mapview.set_uniform()
+            return self.mapview.set_continuous(np.asarray(trust, np.float32), "viridis", 0.0, 1.0, label="projection trust")
+        cols = ds.columns()
+        if name not in cols:
+            return self.mapview.set_uniform()
+        col = cols[name]
+        if col.dtype.kind in "fiu" and (name != "label") and len(np.unique(col[: 5000])) > 24:
+            return self.mapview.set_continuous(col.astype(np.float32), "viridis", None, None, label=name)
+        values = col.astype(str)
+        names, codes = np.unique(values, return_inverse=True)
+        if name == "label" and ds.label_names:
+            order = {str(n): i for i, n in enumerate(ds.label_names)}
+            names = sorted(names, key=lambda n: order.get(n, 1 << 30))
+            lut = {n: i for i, n in enumerate(names)}
+            codes = np.array([lut[v] for v in values]) if len(values) < 200_000 else np.searchsorted(np.array(names), values)
+        self.mapview.set_categorical(codes.astype(np.int32), [str(n) for n in names])
+
+    def _color_changed(self, _name: str) -> None:
+        self._apply_colors()
+
+    def _search_mask(self, text: str) -> Optional[np.ndarray]:
+        ds = self.session.dataset
+        text = text.strip()
+        if ds is None or not text:
+            return None
+        cols = ds.columns()
+        if "=" in text:
+            key, _, val = text.partition("=")
+            key, val = key.strip(), val.strip().lower()
+            if key in cols:
+                return np.char.lower(cols[key].astype(str)) == val
+        t = text.lower()
+        mask = np.zeros(len(ds), bool)
+        for c in cols.values():
+            s = np.char.lower(c.astype(str))
+            mask |= (np.char.find(s, t) >= 0)
+        if ds.ids is not None:
+            mask |= np.char.find(np.char.lower(ds.ids.astype(str)), t) >= 0
+        return mask
+
+    def _search_changed(self, text: str) -> None:
+        self.mapview.set_filter(self._search_mask(text))
+
+    def _search_select(self) -> None:
+        mask = self._search_mask(self.search.text())
+        if mask is not None:
+            self.selection.select(np.flatnonzero(mask), source=self)
+
+    def _hover(self, index: int):
+        ds = self.session.dataset
+        if ds is None:
+            return None
+        thumb = None
+        if ds.kind == "image":
+            try:
+                thumb = ds.thumbnail(index, 96)
+            except Exception:
+                thumb = None
+        return item_tooltip_html(ds, index), thumb
+
+    def _on_selection_changed(self, indices, source) -> None:
+        self.selpanel.show_selection(self.session.dataset, indices)
+        self._update_status()
+        if len(indices) > 1 and source is not self:
+            self.tabs.setCurrentWidget(self.selpanel)
+
+    def _on_focus_changed(self, index, source) -> None:
+        self.inspector.show_item(self.session.dataset, index)
+        self._show_neighbors()
+        if index is not None:
+            self.tabs.setCurrentWidget(self.inspector)
+
+    def _show_neighbors(self) -> None:
+        idx = self.selection.focus
+        ds = self.session.dataset
+        if idx is None or ds is None or self.session.current is None:
+            return
+        m = self.session.model()
+        if m.vectors is None:
+            return
+        from explorer.neighbors import query
+
+        k = self.inspector.k.value()
+        metric = self.inspector.metric.currentText()
+
+        def run():
+            nbr, scores = query(m.vectors, int(idx), k=k, metric=metric, exclude=int(idx))
+            self.inspector.show_neighbors(ds, nbr, scores, metric)
+
+        self.guarded(run)
+
+    def _show_diagnostics(self) -> None:
+        if self.diagpanel is None or self.session.current is None:
+            return
+        m = self.session.model()
+        self.diagpanel.show_metrics(m.id, m.diagnostics)
+
+    # ------------------------------------------------------------------ keep
+    def export_selection_dialog(self) -> None:
+        if len(self.selection) == 0:
+            return self.show_error("Nothing is selected; select points on the map first (Shift-drag box, Alt-drag lasso).")
+        path, filt = QtWidgets.QFileDialog.getSaveFileName(
+            self, "Export selection", "selection.csv", "CSV table (*.csv);;Vectors (*.npy);;Vectors (*.h5)")
+        if path:
+            self.guarded(lambda: self.export_selection(path))
+
+    def export_selection(self, path: str) -> None:
+        """``.csv``: index, id, label and metadata; ``.npy``/``.h5``: the current model's vectors."""
+        from explorer.export import export_selection
+
+        m = self.session.models.get(self.session.current) if self.session.current else None
+        export_selection(path, self.session.dataset, self.selection.indices,
+                         None if m is None else m.vectors, None if m is None else m.id)
+        self.show_info(f"Exported {len(self.selection):,} items to {path}.")
+
+    def export_map_dialog(self) -> None:
+        path, _ = QtWidgets.QFileDialog.getSaveFileName(self, "Export map", "map.png", "PNG image (*.png);;SVG (*.svg)")
+        if path:
+            self.guarded(lambda: self.mapview.export_image(path))
+
+    def copy_snippet(self) -> None:
+        from explorer.session import python_snippet
+
+        def run():
+            code = python_snippet(self.session, self.method_combo.currentText(), self.projection)
+            QtWidgets.QApplication.clipboard().setText(code)
+            self.show_info("Copied a Python snippet that reproduces this map to the clipboard.")
+            return code
+
+        return self.guarded(run)
+
+    def save_session_dialog(self) -> None:
+        path, _ = QtWidgets.QFileDialog.getSaveFileName(self, "Save session", "session.eesession", "Sessions (*.eesession)")
+        if path:
+            self.guarded(lambda: self.save_session(path))
+
+    def save_session(self, path: str) -> None:
+        self.session.view.update({"color_by": self.color_combo.currentText(), "method": self.method_combo.currentText(),
+                                  "search": self.search.text(),
+                                  "projection": vars(self.projection)})
+        self.session.save(path)
+        self._remember_recent(path, "session")
+        self.statusBar().showMessage(f"Saved session to {path}", 4000)
+
+    def open_session_dialog(self) -> None:
+        path, _ = QtWidgets.QFileDialog.getOpenFileName(self, "Open session", "", "Sessions (*.eesession);;All files (*)")
+        if path:
+            self.open_session(path)
+
+    def open_session(self, path: str) -> None:
+        """Reopen workspace, dataset and models; embeddings come from the workspace cache."""
+        from explorer.session import read_session_file
+
+        d = self.guarded(lambda: read_session_file(path))
+        if d is None:
+            return
+        from explorer.data import open_dataset
+        from explorer.encoders import open_encoder
+
+        def job():
+            from explorer.jobs import Progress
+
+            yield Progress(0, None, "Opening the dataset")
+            ds = None
+            if d.get("dataset"):
+                ds = open_dataset(d["dataset"]["path"], d["dataset"].get("format") or None, **d["dataset"].get("options", {}))
+                meta = d["dataset"].get("metadata")
+                if meta:
+                    from explorer.data import attach_metadata
+
+                    ds = attach_metadata(ds, meta["path"], id_column=meta.get("id_column"))
+            encs = []
+            for i, md in enumerate(d.get("models", [])):
+                yield Progress(i + 1, len(d["models"]) + 1, f"Loading {md['id']}")
+                enc = open_encoder(md["source"], **md.get("options", {})) if md.get("source") else None
+                encs.append((md, enc))
+            return ds, encs
+
+        def done(result):
+            ds, encs = result
+            from explorer.session import Session
+
+            self.session_restore = d
+            new = Session(d["workspace"])
+            self._adopt_session(new)
+            if ds is not None:
+                self.session.set_dataset(ds)
+            for md, enc in encs:
+                if enc is None and "precomputed" in self.session.models:
+                    continue
+                self.session.add_model(enc, name=md["id"], source=md.get("source"), options=md.get("options", {}))
+            view = d.get("view", {})
+            if view.get("projection"):
+                self.projection = ProjectionSettings(**view["projection"])
+                self.projpanel.set_settings(self.projection)
+            with QtCore.QSignalBlocker(self.method_combo):
+                self.method_combo.setCurrentText(view.get("method", "umap"))
+            if d.get("current") in self.session.models:
+                self.session.set_current(d["current"])
+            self.color_combo.setCurrentText(view.get("color_by", "label"))
+            self.search.setText(view.get("search", ""))
+            self._restore_selection = (d.get("selection", []), d.get("focus"))
+            self.embed_all()
+            self._remember_recent(str(path), "session")
+
+        self.submit(f"Open session {Path(path).name}", job, done)
+
+    def _adopt_session(self, new: Session) -> None:
+        old = self.session
+        for sig, slot in ((old.dataset_changed, self._on_dataset_changed), (old.models_changed, self._refresh_browser),
+                          (old.model_updated, self._on_model_updated), (old.current_changed, self._on_current_changed)):
+            sig.disconnect(slot)
+        self.session = new
+        new.dataset_changed.connect(self._on_dataset_changed)
+        new.models_changed.connect(self._refresh_browser)
+        new.model_updated.connect(self._on_model_updated)
+        new.current_changed.connect(self._on_current_changed)
+        self.selection = new.selection
+        self.selection.changed.connect(self._on_selection_changed)
+        self.selection.focus_changed.connect(self._on_focus_changed)
+        self.mapview.bind_selection(self.selection)
+        self._shown_n = None
+
+    def restore_pending_selection(self) -> None:
+        sel = getattr(self, "_restore_selection", None)
+        if sel and self.session.dataset is not None:
+            idx, focus = sel
+            self.selection.select(idx, source=self)
+            if focus is not None:
+                self.selection.set_focus(focus, source=self)
+            self._restore_selection = None
+
+    # ------------------------------------------------------------------ misc dialogs
+    def settings_dialog(self) -> None:
+        from explorer.gui.dialogs import SettingsDialog
+
+        dlg = SettingsDialog(self)
+        if dlg.exec() == QtWidgets.QDialog.Accepted:
+            dlg.save()
+            self._restore_settings()
+            from explorer.gui.app import apply_theme
+
+            apply_theme(QtWidgets.QApplication.instance(), str(settings().value("theme", "light")))
+
+    def about(self) -> None:
+        QtWidgets.QMessageBox.about(self, APP, f"<b>{APP}</b> {__version__}<br>Maps, neighbours, collapse "
+                                    "diagnostics, comparison and fine-tuning for the encoders you train.")
+
+    # ------------------------------------------------------------------ screenshot support
+    def wait_until_idle(self, timeout_s: float = 600.0) -> bool:
+        """Process events until no job runs (and the event queue settled). For --screenshot and tests."""
+        app = QtWidgets.QApplication.instance()
+        t0 = time.monotonic()
+        quiet_since = None
+        while time.monotonic() - t0 < timeout_s:
+            app.processEvents(QtCore.QEventLoop.AllEvents, 50)
+            if self.runner.active():
+                quiet_since = None
+            else:
+                quiet_since = quiet_since or time.monotonic()
+                if time.monotonic() - quiet_since > 0.3:
+                    self.restore_pending_selection()
+                    app.processEvents()
+                    return True
+            time.sleep(0.01)
+        return False

@@ -1,0 +1,163 @@
+"""Run core jobs (generators, see :mod:`explorer.jobs`) off the UI thread.
+
+A :class:`JobHandle` lives on the GUI thread; its runnable iterates the job's generator in Qt's
+thread pool and reports through queued signals, throttled so a fast job cannot flood the event
+loop. Cancel is cooperative: the worker stops iterating between yields and closes the
+generator, so the job's ``finally`` blocks clean up. The job itself never touches Qt.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import traceback
+from typing import Any, Callable, Optional
+
+from PySide6 import QtCore
+
+from explorer.errors import Cancelled, ExplorerError
+from explorer.jobs import Progress
+
+PROGRESS_INTERVAL_S = 0.05
+
+
+class JobHandle(QtCore.QObject):
+    """One running job. Signals are delivered on the GUI thread."""
+
+    progress = QtCore.Signal(object)  # Progress
+    finished = QtCore.Signal(object)  # the job's return value
+    failed = QtCore.Signal(str, str)  # one-line message, technical details
+    cancelled = QtCore.Signal()
+    done = QtCore.Signal()  # after any of the three above
+
+    def __init__(self, name: str, factory: Callable[[], Any], parent: Optional[QtCore.QObject] = None) -> None:
+        super().__init__(parent)
+        self.name = name
+        self._factory = factory
+        self._cancel = threading.Event()
+        self.started_at: Optional[float] = None
+        self.ended_at: Optional[float] = None
+        self.last_progress: Optional[Progress] = None
+        self.state = "queued"  # queued | running | finished | failed | cancelled
+        self.progress.connect(self._remember)
+        self.finished.connect(lambda _r: self._end("finished"))
+        self.failed.connect(lambda _m, _d: self._end("failed"))
+        self.cancelled.connect(lambda: self._end("cancelled"))
+
+    def _remember(self, p: Progress) -> None:
+        self.last_progress = p
+
+    def _end(self, state: str) -> None:
+        self.state = state
+        self.ended_at = time.monotonic()
+        self.done.emit()
+
+    def cancel(self) -> None:
+        self._cancel.set()
+
+    @property
+    def is_cancel_requested(self) -> bool:
+        return self._cancel.is_set()
+
+    @property
+    def elapsed(self) -> float:
+        if self.started_at is None:
+            return 0.0
+        return (self.ended_at or time.monotonic()) - self.started_at
+
+    def remaining(self) -> Optional[float]:
+        p = self.last_progress
+        if p is None or not p.fraction or self.started_at is None:
+            return None
+        f = p.fraction
+        return self.elapsed * (1 - f) / f if f > 0 else None
+
+    # -- runs in a pool thread --------------------------------------------------------------
+    def _run(self) -> None:
+        self.started_at = time.monotonic()
+        self.state = "running"
+        gen = None
+        try:
+            gen = self._factory()
+            last_emit = 0.0
+            pending: Optional[Progress] = None
+            while True:
+                if self._cancel.is_set():
+                    gen.close()
+                    self.cancelled.emit()
+                    return
+                try:
+                    p = next(gen)
+                except StopIteration as stop:
+                    if pending is not None:
+                        self.progress.emit(pending)
+                    self.finished.emit(stop.value)
+                    return
+                if isinstance(p, Progress):
+                    now = time.monotonic()
+                    if now - last_emit >= PROGRESS_INTERVAL_S or p.partial is not None:
+                        self.progress.emit(p)
+                        last_emit, pending = now, None
+                    else:
+                        pending = p
+        except Cancelled:
+            self.cancelled.emit()
+        except ExplorerError as exc:
+            self.failed.emit(str(exc), traceback.format_exc())
+        except MemoryError:
+            self.failed.emit(f"{self.name}: out of memory.", traceback.format_exc())
+        except Exception as exc:  # a bug: still never take the app down
+            self.failed.emit(f"{self.name} failed: {type(exc).__name__}: {exc}", traceback.format_exc())
+
+
+class _Runnable(QtCore.QRunnable):
+    def __init__(self, handle: JobHandle) -> None:
+        super().__init__()
+        self.handle = handle
+        self.setAutoDelete(True)
+
+    def run(self) -> None:  # noqa: D401 (Qt name)
+        self.handle._run()
+
+
+class JobRunner(QtCore.QObject):
+    """Starts jobs and keeps the list the jobs panel shows. ``exclusive`` names a slot: starting
+    a job in a slot cancels the one already running there (Orange's pattern), so re-running a
+    projection with new settings supersedes the old run."""
+
+    job_added = QtCore.Signal(object)  # JobHandle
+
+    def __init__(self, parent: Optional[QtCore.QObject] = None, max_threads: int = 2) -> None:
+        super().__init__(parent)
+        self.pool = QtCore.QThreadPool(self)
+        self.pool.setMaxThreadCount(max_threads)
+        self.jobs: list[JobHandle] = []
+        self._slots: dict[str, JobHandle] = {}
+
+    def submit(self, name: str, factory: Callable[[], Any],
+               on_result: Optional[Callable[[Any], None]] = None,
+               on_error: Optional[Callable[[str, str], None]] = None,
+               exclusive: Optional[str] = None) -> JobHandle:
+        if exclusive and exclusive in self._slots and self._slots[exclusive].state in ("queued", "running"):
+            self._slots[exclusive].cancel()
+        handle = JobHandle(name, factory, self)
+        if on_result is not None:
+            handle.finished.connect(on_result)
+        if on_error is not None:
+            handle.failed.connect(on_error)
+        if exclusive:
+            self._slots[exclusive] = handle
+        self.jobs.append(handle)
+        self.job_added.emit(handle)
+        self.pool.start(_Runnable(handle))
+        return handle
+
+    def active(self) -> list[JobHandle]:
+        return [j for j in self.jobs if j.state in ("queued", "running")]
+
+    def cancel_all(self) -> None:
+        for j in self.active():
+            j.cancel()
+
+    def wait(self, timeout_ms: int = 30000) -> bool:
+        return self.pool.waitForDone(timeout_ms)

@@ -1,0 +1,205 @@
+"""The application's session, free of Qt: one dataset, the models (encoders or precomputed
+vectors) embedded on it, their maps, neighbours and diagnostics, and the shared selection.
+
+The GUI binds to the signals here and runs the jobs this module hands out in workers; results
+come back through ``apply_*`` methods on the GUI thread. Everything here works from Python too::
+
+    s = Session.open_workspace("run.h5")
+    s.set_dataset(open_dataset("images/"))
+    m = s.add_model(open_encoder("model.pt", arch="small_cnn"))
+    key, Z = drain(s.embed_job(m.id)); s.apply_embedding(m.id, key, Z)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+
+from explorer.errors import InputError
+from explorer.events import Signal
+from explorer.state import Selection
+
+SESSION_FORMAT = "embedding-explorer-session"
+SESSION_VERSION = 1
+
+
+@dataclass
+class ModelEntry:
+    """One model's view of the dataset. ``source``/``options`` reopen its encoder."""
+
+    id: str
+    encoder: Any = None  # explorer.encoders.base.Encoder or None (precomputed vectors)
+    source: Optional[str] = None
+    options: dict = field(default_factory=dict)
+    emb_key: Optional[str] = None
+    vectors: Optional[np.ndarray] = None
+    knn: Any = None
+    knn_params: Optional[tuple] = None
+    layouts: dict = field(default_factory=dict)  # method -> (N, c) float32
+    layout_info: dict = field(default_factory=dict)  # method -> dict
+    diagnostics: Optional[dict] = None
+
+    @property
+    def embedded(self) -> bool:
+        return self.vectors is not None
+
+
+class Session:
+    def __init__(self, workspace_path: str | os.PathLike) -> None:
+        from explorer.store import Workspace
+
+        self.workspace = Workspace(workspace_path)
+        self.workspace_path = Path(workspace_path)
+        self.dataset = None
+        self.models: dict[str, ModelEntry] = {}
+        self.current: Optional[str] = None
+        self.selection = Selection(0)
+        self.view: dict = {"color_by": "label", "method": "pca"}
+        self.dataset_changed = Signal()
+        self.models_changed = Signal()
+        self.model_updated = Signal()  # model id
+        self.current_changed = Signal()  # model id
+
+    # -- dataset and models ---------------------------------------------------------------
+    def set_dataset(self, dataset) -> None:
+        self.dataset = dataset
+        for m in self.models.values():
+            m.emb_key = None
+            m.vectors = None
+            m.knn = None
+            m.layouts.clear()
+            m.layout_info.clear()
+            m.diagnostics = None
+        self.selection.reset(len(dataset))
+        self.dataset_changed.emit(dataset)
+        if dataset.kind == "vector" and "precomputed" not in self.models:
+            self.add_model(None, name="precomputed")
+
+    def unique_name(self, base: str) -> str:
+        name, i = base, 2
+        while name in self.models:
+            name, i = f"{base} ({i})", i + 1
+        return name
+
+    def add_model(self, encoder, name: Optional[str] = None, source: Optional[str] = None,
+                  options: Optional[dict] = None) -> ModelEntry:
+        base = name or (encoder.name if encoder is not None else "precomputed")
+        if encoder is not None and encoder.layer:
+            base = f"{base} [{encoder.layer}]" if name is None else base
+        m = ModelEntry(self.unique_name(base), encoder,
+                       source if source is not None else (str(encoder.source) if encoder is not None else None),
+                       dict(options or {}))
+        self.models[m.id] = m
+        self.models_changed.emit()
+        if self.current is None:
+            self.set_current(m.id)
+        return m
+
+    def remove_model(self, model_id: str) -> None:
+        self.models.pop(model_id, None)
+        if self.current == model_id:
+            self.current = next(iter(self.models), None)
+            self.current_changed.emit(self.current)
+        self.models_changed.emit()
+
+    def set_current(self, model_id: Optional[str]) -> None:
+        if model_id == self.current:
+            return
+        if model_id is not None and model_id not in self.models:
+            raise KeyError(model_id)
+        self.current = model_id
+        self.current_changed.emit(model_id)
+
+    def model(self, model_id: Optional[str] = None) -> ModelEntry:
+        mid = model_id or self.current
+        if mid is None or mid not in self.models:
+            raise InputError("No model is open; open an encoder or a file of vectors first.")
+        return self.models[mid]
+
+    # -- jobs --------------------------------------------------------------------------------
+    def _need_dataset(self):
+        if self.dataset is None:
+            raise InputError("No dataset is open; open a dataset first.")
+        return self.dataset
+
+    def embed_job(self, model_id: str, params=None):
+        """Job returning ``(key, vectors)``; a cache hit when the workspace has them."""
+        from explorer.embed import EmbedParams, embed_cached
+
+        ds = self._need_dataset()
+        m = self.model(model_id)
+        return embed_cached(self.workspace, ds, m.encoder, params or EmbedParams())
+
+    def apply_embedding(self, model_id: str, key: str, vectors: np.ndarray) -> None:
+        m = self.models[model_id]
+        m.emb_key, m.vectors = key, vectors
+        m.knn = None
+        m.layouts.clear()
+        m.layout_info.clear()
+        m.diagnostics = None
+        self.model_updated.emit(model_id)
+
+    def apply_layout(self, model_id: str, method: str, coords: np.ndarray, info: Optional[dict] = None) -> None:
+        m = self.models[model_id]
+        m.layouts[method] = np.asarray(coords, dtype=np.float32)
+        m.layout_info[method] = dict(info or {})
+        self.model_updated.emit(model_id)
+
+    def apply_diagnostics(self, model_id: str, metrics: dict) -> None:
+        self.models[model_id].diagnostics = metrics
+        self.model_updated.emit(model_id)
+
+    # -- persistence -----------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        ds = self.dataset
+        return {
+            "format": SESSION_FORMAT,
+            "version": SESSION_VERSION,
+            "workspace": str(self.workspace_path.resolve()),
+            "dataset": None if ds is None else {"path": str(Path(ds.source).resolve()),
+                                                 "format": ds.format, "options": ds.options},
+            "models": [{"id": m.id, "source": m.source, "options": m.options,
+                        "emb_key": m.emb_key, "layouts": sorted(m.layouts)} for m in self.models.values()],
+            "current": self.current,
+            "selection": [int(i) for i in self.selection.indices],
+            "focus": self.selection.focus,
+            "view": self.view,
+        }
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the session as JSON, atomically (temporary file, then rename)."""
+        path = Path(path)
+        data = json.dumps(self.to_dict(), indent=2)
+        fd, tmp = tempfile.mkstemp(prefix=".session-", dir=str(path.parent or "."))
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except OSError as exc:
+            Path(tmp).unlink(missing_ok=True)
+            raise InputError(f"Could not save the session to {path}: {exc.strerror or exc}.") from None
+
+
+def read_session_file(path: str | os.PathLike) -> dict:
+    """Parse and validate a saved session; one clear sentence when it is not one."""
+    path = Path(path)
+    try:
+        d = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file.") from None
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise InputError(f"{path} is not an Embedding Explorer session file.") from None
+    if not isinstance(d, dict) or d.get("format") != SESSION_FORMAT:
+        raise InputError(f"{path} is not an Embedding Explorer session file.")
+    if int(d.get("version", 0)) > SESSION_VERSION:
+        raise InputError(f"{path} was saved by a newer Embedding Explorer (session format "
+                         f"{d.get('version')}); update the app to open it.")
+    return d
