@@ -1,0 +1,510 @@
+"""The embedding engine: dataset x encoder -> float32 vectors, on the chosen device, as a job.
+
+    result = drain(embed(dataset, encoder, EmbedParams(device="auto", precision="bf16")))
+    key, vectors = drain(embed_cached(Workspace("w.h5"), dataset, encoder, EmbedParams()))
+
+Pipeline per batch: a ``torch.utils.data.DataLoader`` over *index batches* reads items
+(``read_images``/``images`` as uint8 (B, S, S, 3), ``texts``, or ``vectors``), in worker
+processes when decoding is costly (image files) and in the calling thread otherwise (arrays in
+memory: workers only add copies, see TRAPS #4), pinned on CUDA -> copied ``non_blocking`` to
+the device -> ``float``, scaled to [0, 1], grey if the encoder takes one channel, normalised
+with the encoder's mean/std -> the encoder's layer and pooling under ``inference_mode`` and
+optional bf16/fp16 autocast -> float32 rows written into one preallocated (N, D) array.
+Extra memory is bounded by the batch, not by N.
+
+Out of GPU memory: the batch is halved and the same rows retried (said in a progress message);
+only a batch of one that still does not fit is an error. Cancellation (``gen.close()``) stops
+at the next batch and shuts the loader's workers down; nothing is written to a workspace.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Optional
+
+import numpy as np
+
+from explorer.device import PRECISIONS, autocast_dtype, resolve_device
+from explorer.errors import InputError
+from explorer.jobs import Job, Progress
+from explorer.store import Workspace, content_key
+
+__all__ = ["EmbedParams", "EmbedResult", "embed", "embed_cached", "embedding_key",
+           "auto_workers", "EMBEDDINGS"]
+
+EMBEDDINGS = "embeddings"
+#: Rows per step when copying precomputed vectors.
+_VECTOR_STEP = 65536
+#: ITU-R BT.601 luma weights for RGB -> grey.
+_LUMA = (0.299, 0.587, 0.114)
+
+
+@dataclass(frozen=True)
+class EmbedParams:
+    """How to embed (not what: that is the dataset and the encoder).
+
+    device: "auto" (CUDA, then MPS, then CPU), "cpu", "cuda", "cuda:1", "mps".
+    batch_size: rows per forward pass (halved automatically on out-of-memory).
+    precision: "fp32", or "bf16"/"fp16" autocast.
+    num_workers: DataLoader worker processes; None = 0 for items in memory (arrays, vectors,
+    text), ``min(4, cpus - 1)`` for image files that must be decoded.
+    pin_memory: None = on when the device is CUDA.
+    """
+
+    device: str = "auto"
+    batch_size: int = 256
+    precision: str = "fp32"
+    num_workers: Optional[int] = None
+    pin_memory: Optional[bool] = None
+
+    def __post_init__(self) -> None:
+        if int(self.batch_size) < 1:
+            raise InputError(f"Batch size must be at least 1, not {self.batch_size}.")
+        if self.precision not in PRECISIONS:
+            raise InputError(f"Unknown precision {self.precision!r}; use one of {', '.join(PRECISIONS)}.")
+        if self.num_workers is not None and int(self.num_workers) < 0:
+            raise InputError(f"Number of workers must be 0 or more, not {self.num_workers}.")
+
+
+@dataclass
+class EmbedResult:
+    """vectors: float32 (N, D) in dataset order. skipped: (id, reason) of items that could not
+    be read (their rows hold the embedding of a blank image; ``skipped_indices`` lists them).
+    device: where it ran. seconds: wall time. batch_size: the batch finally used (smaller
+    than asked after an out-of-memory retry)."""
+
+    vectors: np.ndarray
+    skipped: list = field(default_factory=list)
+    device: str = "cpu"
+    seconds: float = 0.0
+    batch_size: int = 0
+    precision: str = "fp32"
+    skipped_indices: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    messages: list = field(default_factory=list)
+
+
+# ---------------------------------------------------------------------------------------------
+# cache keys
+# ---------------------------------------------------------------------------------------------
+def embedding_key(dataset, encoder) -> str:
+    """Content key of ``encoder`` applied to ``dataset``: hash of the dataset's fingerprint (its
+    files), the encoder's fingerprint (its weights), the layer, the pooling and the
+    preprocessing. Precomputed vectors (``encoder is None``) are keyed by the dataset alone."""
+    if encoder is None:
+        return content_key(dataset.fingerprint(), "precomputed")
+    return content_key(dataset.fingerprint(), encoder.fingerprint(), encoder.layer, encoder.pooling,
+                       encoder.preprocess.to_dict())
+
+
+# ---------------------------------------------------------------------------------------------
+# reading batches
+# ---------------------------------------------------------------------------------------------
+def auto_workers(dataset) -> int:
+    """DataLoader workers for ``dataset``: decoding image files benefits from processes;
+    rows already in memory (or cheap array reads) do not (TRAPS #4)."""
+    if dataset.kind != "image" or not _reads_files(dataset):
+        return 0
+    return max(0, min(4, (os.cpu_count() or 1) - 1))
+
+
+def _reads_files(dataset) -> bool:
+    decode = getattr(dataset, "decodes_files", None)
+    if decode is not None:
+        return bool(decode)
+    return getattr(dataset, "files", None) is not None or dataset.format in ("image-folder", "images")
+
+
+class _Batches:
+    """Map-style dataset whose item ``b`` is batch ``b``: (start, payload, ok). Picklable, so
+    worker processes can read batches themselves."""
+
+    def __init__(self, dataset, kind: str, n: int, batch_size: int, size: int) -> None:
+        self.dataset, self.kind, self.n, self.bs, self.size = dataset, kind, n, batch_size, size
+
+    def __len__(self) -> int:
+        return (self.n + self.bs - 1) // self.bs
+
+    def __getitem__(self, b: int):
+        import torch
+
+        start = b * self.bs
+        idx = np.arange(start, min(self.n, start + self.bs), dtype=np.int64)
+        if self.kind == "image":
+            x, ok = _read_images(self.dataset, idx, self.size)
+            return start, torch.from_numpy(np.ascontiguousarray(x, dtype=np.uint8)), torch.from_numpy(ok)
+        if self.kind == "vector":
+            v = np.ascontiguousarray(self.dataset.vectors(idx), dtype=np.float32)
+            return start, torch.from_numpy(v.reshape(len(idx), -1)), None
+        return start, list(self.dataset.texts(idx)), None
+
+
+def _read_images(dataset, idx: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    reader = getattr(dataset, "read_images", None)
+    if reader is not None:
+        x, ok = reader(idx, size)
+        return x, np.asarray(ok, dtype=bool)
+    try:
+        return dataset.images(idx, size), np.ones(len(idx), dtype=bool)
+    except Exception:  # one bad item: read them one by one, blank the bad ones
+        out = np.zeros((len(idx), size, size, 3), dtype=np.uint8)
+        ok = np.ones(len(idx), dtype=bool)
+        for j, i in enumerate(idx.tolist()):
+            try:
+                out[j] = dataset.image(i, size)
+            except Exception:
+                ok[j] = False
+        return out, ok
+
+
+def _identity(x):
+    return x
+
+
+# ---------------------------------------------------------------------------------------------
+# running the encoder: layer hook and pooling
+# ---------------------------------------------------------------------------------------------
+class _Stop(Exception):
+    """Raised by the layer hook to skip the layers after the chosen one."""
+
+
+def _main_tensor(out):
+    import torch
+
+    if isinstance(out, torch.Tensor):
+        return out
+    for name in ("last_hidden_state", "sentence_embedding", "image_embeds", "text_embeds", "pooler_output"):
+        v = out.get(name) if isinstance(out, dict) else getattr(out, name, None)
+        if isinstance(v, torch.Tensor):
+            return v
+    if isinstance(out, dict):
+        out = list(out.values())
+    if isinstance(out, (list, tuple)) and out:
+        return _main_tensor(out[0])
+    raise InputError(f"The encoder's output ({type(out).__name__}) holds no tensor to embed with.")
+
+
+def _has_cls(encoder) -> bool:
+    if "cls_token" in encoder.info:
+        return bool(encoder.info["cls_token"])
+    mod = encoder.module
+    return any(n.endswith("cls_token") for n, _ in mod.named_parameters()) if hasattr(mod, "named_parameters") else False
+
+
+def pool(h, pooling: str, has_cls: bool = False, mask=None):
+    """Pool a layer output to (B, D). ``h``: (B, D) as is; (B, C, H, W) "avg" = mean over
+    H, W (global average pooling); (B, T, D) "cls" = token 0, "mean" = mean over the tokens
+    (weighted by the attention ``mask`` (B, T) when given); "flatten" = reshape to (B, -1).
+    "auto": avg for 4-D, cls (if the model has a CLS token) or mean for 3-D, flatten above."""
+    if pooling == "none" or (pooling == "auto" and h.ndim == 2):
+        if h.ndim != 2:
+            raise InputError(f"Pooling 'none' needs a (batch, dim) output, got shape {tuple(h.shape)}.")
+        return h
+    if pooling == "flatten":
+        return h.reshape(h.shape[0], -1)
+    if pooling == "auto":
+        pooling = "avg" if h.ndim == 4 else ("cls" if has_cls else "mean") if h.ndim == 3 else "flatten"
+        if pooling == "flatten":
+            return h.reshape(h.shape[0], -1)
+    if pooling == "avg":
+        if h.ndim < 3:
+            raise InputError(f"Pooling 'avg' needs a feature map, got shape {tuple(h.shape)}.")
+        return h.flatten(2).mean(-1)
+    if pooling == "cls":
+        if h.ndim != 3:
+            raise InputError(f"Pooling 'cls' needs a token sequence (B, T, D), got shape {tuple(h.shape)}.")
+        return h[:, 0]
+    if pooling == "mean":
+        if h.ndim != 3:
+            return h.flatten(2).mean(-1)
+        if mask is not None:
+            m = mask.to(h.dtype).unsqueeze(-1)
+            return (h * m).sum(1) / m.sum(1).clamp_min(1)
+        return h.mean(1)
+    raise InputError(f"Unknown pooling {pooling!r}.")
+
+
+class _Runner:
+    """Calls the encoder and returns pooled (B, D) rows. The layer hook is registered once per
+    run; it stops the forward pass right after the chosen layer."""
+
+    def __init__(self, encoder, device) -> None:
+        self.encoder = encoder
+        self.module = encoder.module
+        self.device = device
+        self.has_cls = _has_cls(encoder)
+        self.captured: list = []
+        self.handle = None
+        if encoder.layer:
+            mods = dict(self.module.named_modules())
+            if encoder.layer not in mods:
+                raise InputError(f"Encoder {encoder.name} has no layer {encoder.layer!r}.")
+            self.handle = mods[encoder.layer].register_forward_hook(self._hook)
+
+    def _hook(self, _mod, _inp, out):
+        self.captured.append(out)
+        raise _Stop()
+
+    def close(self) -> None:
+        if self.handle is not None:
+            self.handle.remove()
+            self.handle = None
+
+    def __call__(self, x, mask=None):
+        self.captured.clear()
+        try:
+            out = self.module(**x) if isinstance(x, dict) else self.module(x)
+        except _Stop:
+            out = self.captured[0]
+        h = _main_tensor(out)
+        self.captured.clear()
+        return pool(h, self.encoder.pooling or "auto", self.has_cls, mask)
+
+
+def _is_oom(exc: BaseException) -> bool:
+    import torch
+
+    oom = getattr(torch.cuda, "OutOfMemoryError", None)
+    if oom is not None and isinstance(exc, oom):
+        return True
+    return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
+
+
+def _free_memory(device) -> None:
+    import gc
+
+    gc.collect()
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    elif device.type == "mps" and hasattr(torch, "mps"):
+        torch.mps.empty_cache()
+
+
+# ---------------------------------------------------------------------------------------------
+# the job
+# ---------------------------------------------------------------------------------------------
+def embed(dataset, encoder, params: EmbedParams = EmbedParams()) -> Job:
+    """Job: embed every item of ``dataset`` with ``encoder``; returns :class:`EmbedResult`.
+
+    ``encoder=None`` is allowed for vector datasets: the vectors are the embeddings.
+    Yields :class:`~explorer.jobs.Progress` (rows done of N) after every batch.
+    """
+    t0 = time.perf_counter()
+    n = len(dataset)
+    if encoder is None:
+        if dataset.kind != "vector":
+            raise InputError(f"{dataset.name} holds {dataset.kind} items; choose an encoder to embed them.")
+        out = None
+        for a in range(0, n, _VECTOR_STEP):
+            rows = np.asarray(dataset.vectors(np.arange(a, min(n, a + _VECTOR_STEP))), dtype=np.float32)
+            if out is None:
+                out = np.empty((n, rows.reshape(len(rows), -1).shape[1]), dtype=np.float32)
+            out[a:a + len(rows)] = rows.reshape(len(rows), -1)
+            yield Progress(a + len(rows), n, f"Reading vectors {a + len(rows)}/{n}")
+        if out is None:
+            out = np.zeros((0, 0), dtype=np.float32)
+        return EmbedResult(out, [], "none", time.perf_counter() - t0, 0, "fp32")
+
+    import torch
+
+    pp = encoder.preprocess
+    kind = dataset.kind
+    if pp.kind != kind:
+        raise InputError(f"{dataset.name} holds {kind} items but encoder {encoder.name} takes {pp.kind} input.")
+    device = resolve_device(params.device)
+    amp = autocast_dtype(params.precision)
+    if amp is not None and device.type == "cpu" and amp == torch.float16 and not _cpu_fp16_ok():
+        raise InputError("fp16 autocast is not supported on this CPU build of PyTorch; use bf16 or fp32.")
+    workers = auto_workers(dataset) if params.num_workers is None else int(params.num_workers)
+    pin = (device.type == "cuda") if params.pin_memory is None else bool(params.pin_memory and device.type == "cuda")
+    bs = int(params.batch_size)
+
+    module = encoder.module
+    module.eval()
+    module.to(device)
+    runner = _Runner(encoder, device)
+
+    mean = std = luma = None
+    if kind == "image":
+        c = int(pp.channels)
+        mean = torch.tensor([float(m) * 255.0 for m in _per_channel(pp.mean, c)], device=device).view(1, c, 1, 1)
+        std = torch.tensor([1.0 / (float(s) * 255.0) for s in _per_channel(pp.std, c)], device=device).view(1, c, 1, 1)
+        if c == 1:
+            luma = torch.tensor(_LUMA, device=device).view(1, 3, 1, 1)
+
+    def prepare(x):
+        if kind == "image":
+            x = x.to(device, non_blocking=pin).permute(0, 3, 1, 2).float()
+            if luma is not None:
+                x = (x * luma).sum(1, keepdim=True)
+            return (x - mean) * std, None
+        if kind == "vector":
+            return x.to(device, non_blocking=pin), None
+        tok = encoder.tokenizer
+        if tok is None:
+            return x, None
+        enc = tok(x, padding=True, truncation=True, max_length=int(pp.max_length), return_tensors="pt")
+        enc = {k: v.to(device) for k, v in dict(enc).items()}
+        return enc, enc.get("attention_mask")
+
+    loader = torch.utils.data.DataLoader(
+        _Batches(dataset, kind, n, bs, int(pp.size)), batch_size=None, shuffle=False,
+        num_workers=workers, pin_memory=pin, collate_fn=_identity,
+        persistent_workers=False, prefetch_factor=2 if workers else None)
+    out: Optional[np.ndarray] = None
+    bad: list[int] = []
+    messages: list[str] = []
+    cur = bs  # rows per forward pass; shrinks on out-of-memory
+    done = 0
+    noun = {"image": "images", "text": "texts", "vector": "vectors"}[kind]
+    it = None
+    try:
+        it = iter(loader)
+        for start, xb, ok in it:
+            m = len(xb)
+            if ok is not None and not bool(ok.all()):
+                bad.extend((start + np.flatnonzero(~ok.numpy())).tolist())
+            pos = 0
+            while pos < m:
+                sub = min(cur, m - pos)
+                failed = False
+                try:
+                    with torch.inference_mode(), torch.autocast(device.type, dtype=amp or torch.bfloat16,
+                                                                enabled=amp is not None):
+                        inp, mask = prepare(xb[pos:pos + sub])
+                        y = runner(inp, mask)
+                    y = y.float()
+                    if y.ndim != 2 or y.shape[0] != sub:
+                        raise InputError(f"Encoder {encoder.name} gave {tuple(y.shape)} for a batch of {sub}; "
+                                         "choose a layer or pooling that gives one vector per item.")
+                    if out is None:
+                        out = np.empty((n, y.shape[1]), dtype=np.float32)
+                    out[start + pos:start + pos + sub] = y.cpu().numpy()
+                except Exception as exc:
+                    if not _is_oom(exc):
+                        raise
+                    failed = True
+                if failed:
+                    y = inp = mask = None
+                    _free_memory(device)
+                    if sub == 1:
+                        raise InputError(f"Out of memory on {device} even with a batch of 1: encoder "
+                                         f"{encoder.name} needs more memory than is free; try another device.")
+                    cur = max(1, sub // 2)
+                    msg = f"Out of memory on {device} at batch {sub}; retrying with {cur}."
+                    messages.append(msg)
+                    yield Progress(done, n, msg)
+                    continue
+                pos += sub
+                done += sub
+            yield Progress(done, n, f"{done}/{n} {noun} on {device}")
+    finally:
+        runner.close()
+        if it is not None and hasattr(it, "_shutdown_workers"):
+            it._shutdown_workers()
+        del it
+    if out is None:
+        out = np.zeros((0, 0), dtype=np.float32)
+    skipped = _describe_skipped(dataset, bad, int(pp.size) if kind == "image" else 0)
+    return EmbedResult(out, skipped, str(device), time.perf_counter() - t0, cur, params.precision,
+                       np.asarray(bad, dtype=np.int64), messages)
+
+
+def _per_channel(values, c: int) -> list:
+    v = list(values) if isinstance(values, (list, tuple)) else [values]
+    if len(v) == c:
+        return v
+    if len(v) == 1:
+        return v * c
+    if c == 1:
+        return [float(np.dot(_LUMA, v[:3]))] if len(v) >= 3 else v[:1]
+    raise InputError(f"The encoder's normalisation has {len(v)} values for {c} channels.")
+
+
+def _cpu_fp16_ok() -> bool:
+    import torch
+
+    try:
+        with torch.autocast("cpu", dtype=torch.float16):
+            torch.ones(2, 2) @ torch.ones(2, 2)
+        return True
+    except Exception:
+        return False
+
+
+def _describe_skipped(dataset, bad: list, size: int) -> list:
+    """(id, reason) for each unreadable item (reasons re-read in this process, at most 100)."""
+    out = []
+    ids = dataset.ids
+    for j, i in enumerate(bad):
+        ident = str(ids[i]) if ids is not None else str(i)
+        reason = "could not be read"
+        if j < 100 and size:
+            try:
+                dataset.image(int(i), size)
+            except Exception as exc:
+                reason = str(exc)
+        out.append((ident, reason))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# cached
+# ---------------------------------------------------------------------------------------------
+def embed_cached(workspace: Workspace, dataset, encoder, params: EmbedParams = EmbedParams()) -> Job:
+    """Job: the embeddings of ``dataset`` by ``encoder`` from ``workspace`` if it holds them
+    (same data files, same weights, layer, pooling and preprocessing: a cache hit, no model
+    call), else :func:`embed` and store them. Returns ``(key, vectors)``; the record's
+    attributes (:meth:`Workspace.list`) say how and when they were computed."""
+    key = embedding_key(dataset, encoder)
+    if workspace.has(EMBEDDINGS, key):
+        vectors = workspace.get(EMBEDDINGS, key, names=["vectors"]).arrays["vectors"]
+        yield Progress(len(vectors), len(vectors), "Cache hit: loaded from the workspace")
+        return key, vectors
+    res = yield from embed(dataset, encoder, params)
+    yield Progress(len(res.vectors), len(res.vectors), f"Saving to {workspace.name}")
+    arrays = {"vectors": res.vectors}
+    if len(res.skipped_indices):
+        arrays["skipped"] = res.skipped_indices
+    workspace.put(EMBEDDINGS, key, arrays, record_attrs(dataset, encoder, res))
+    return key, res.vectors
+
+
+def record_attrs(dataset, encoder, res: EmbedResult) -> dict:
+    """The attributes stored with an embedding record."""
+
+    def safe(d) -> Any:
+        try:
+            content_key(d)
+            return d
+        except TypeError:
+            return {str(k): str(v) for k, v in dict(d).items()}
+
+    attrs = {
+        "model": "precomputed" if encoder is None else encoder.name,
+        "layer": None if encoder is None else encoder.layer,
+        "pooling": None if encoder is None else encoder.pooling,
+        "dataset": dataset.name,
+        "dataset_source": str(dataset.source),
+        "dataset_format": dataset.format,
+        "dataset_options": safe(dataset.options),
+        "dataset_fingerprint": dataset.fingerprint(),
+        "encoder_fingerprint": None if encoder is None else encoder.fingerprint(),
+        "encoder_source": None if encoder is None else str(encoder.source),
+        "encoder_format": None if encoder is None else encoder.format,
+        "preprocess": None if encoder is None else encoder.preprocess.to_dict(),
+        "n": int(res.vectors.shape[0]),
+        "dim": int(res.vectors.shape[1]) if res.vectors.ndim == 2 else 0,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "device": res.device,
+        "precision": res.precision,
+        "batch_size": res.batch_size,
+        "seconds": round(float(res.seconds), 3),
+        "skipped": [list(s) for s in res.skipped[:1000]],
+        "n_skipped": len(res.skipped),
+    }
+    return attrs
