@@ -1,0 +1,468 @@
+"""Nearest neighbours in the original embedding space: exact (chunked matrix products + top-k on
+the chosen device, memory bounded for any N) and approximate (HNSW via hnswlib, else
+pynndescent) with its recall measured against exact search on a sample.
+
+Score convention, one for every metric: **larger is closer**. ``scores`` (stored in the
+workspace as ``similarities``) are
+
+* ``cosine``:    s_ij = <z_i, z_j> / (||z_i|| ||z_j||)          (cosine similarity, in [-1, 1])
+* ``dot``:       s_ij = <z_i, z_j>                              (inner product)
+* ``euclidean``: s_ij = -||z_i - z_j||_2                        (negative Euclidean distance)
+
+Neighbours are sorted by descending score. For all-points graphs a point is never its own
+neighbour (it is excluded by index, so an exact duplicate elsewhere still counts).
+:func:`scores_to_distances` turns scores into the non-negative distances UMAP wants.
+
+Exact search is the brute-force definition computed blockwise; approximate search is
+Malkov & Yashunin, "Efficient and robust approximate nearest neighbor search using Hierarchical
+Navigable Small World graphs", TPAMI 2018 (hnswlib), or Dong, Charikar & Li, "Efficient
+k-nearest neighbor graph construction for generic similarity measures", WWW 2011 (NN-descent,
+pynndescent). recall@k = |approx_k(i) ∩ exact_k(i)| / k averaged over a random sample of rows.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Optional, Sequence, Tuple
+
+import numpy as np
+
+from explorer.errors import InputError
+from explorer.jobs import Job, Progress, drain
+
+__all__ = [
+    "METRICS", "KnnParams", "KnnResult", "knn_graph", "knn_graph_exact", "knn_search",
+    "query", "VectorIndex", "recall_at_k", "scores_to_distances", "exact_rows",
+]
+
+METRICS = ("cosine", "euclidean", "dot")
+METHODS = ("auto", "exact", "approx")
+
+
+def _check_metric(metric: str) -> None:
+    if metric not in METRICS:
+        raise InputError(f"Unknown metric {metric!r}; use one of {', '.join(METRICS)}.")
+
+
+def _as_matrix(Z: Any, name: str = "vectors") -> np.ndarray:
+    Z = np.asarray(Z)
+    if Z.ndim != 2 or Z.shape[0] == 0 or Z.shape[1] == 0:
+        raise InputError(f"The {name} must be a non-empty (N, D) array, got shape {Z.shape}.")
+    if not np.issubdtype(Z.dtype, np.number):
+        raise InputError(f"The {name} must be numeric, got dtype {Z.dtype}.")
+    Z = np.ascontiguousarray(Z, dtype=np.float32)
+    if not np.isfinite(Z).all():
+        raise InputError(f"The {name} contain NaN or infinite values.")
+    return Z
+
+
+@dataclass(frozen=True)
+class KnnParams:
+    """Parameters of an all-points k-NN graph.
+
+    ``method``: "exact", "approx" or "auto" (approximate when the exact cost N*N*D exceeds
+    ``auto_flops`` on a CPU, 1000x that on a GPU). ``device``: None/"auto", "cpu", "cuda", ...
+    ``memory_mb`` bounds the score block held at once by exact search. ``target_recall``: the
+    approximate search widens its beam (hnswlib ``ef``) until recall@k measured on
+    ``recall_sample`` rows reaches it (or ``max_ef``)."""
+
+    k: int = 15
+    metric: str = "cosine"
+    method: str = "auto"
+    device: Optional[str] = None
+    memory_mb: int = 512
+    auto_flops: float = 1e12
+    target_recall: float = 0.99
+    recall_sample: int = 1000
+    hnsw_m: int = 16
+    ef_construction: int = 100
+    max_ef: int = 800
+    seed: int = 0
+
+
+@dataclass
+class KnnResult:
+    """``indices`` (N, k) int64 and ``scores`` (N, k) float32 (larger is closer, see module
+    docstring), the method that ran ("exact", "hnsw" or "nndescent"), the measured recall@k
+    (1.0 for exact; for approx the mean over ``info['recall_sample']`` random rows) and the
+    wall time."""
+
+    indices: np.ndarray
+    scores: np.ndarray
+    metric: str
+    method: str
+    recall: float
+    seconds: float
+    info: dict = field(default_factory=dict)
+
+    @property
+    def k(self) -> int:
+        return int(self.indices.shape[1])
+
+    @property
+    def similarities(self) -> np.ndarray:
+        return self.scores
+
+    def distances(self) -> np.ndarray:
+        return scores_to_distances(self.scores, self.metric)
+
+    def attrs(self) -> dict:
+        return {"k": self.k, "metric": self.metric, "method": self.method,
+                "recall": float(self.recall), "seconds": float(self.seconds), "info": self.info}
+
+
+def scores_to_distances(scores: np.ndarray, metric: str) -> np.ndarray:
+    """Non-negative distances, increasing as scores decrease: cosine 1 - s; euclidean -s;
+    dot max(s) - s (a constant shift, to which UMAP's fuzzy set is invariant per row since it
+    subtracts each row's nearest distance rho_i)."""
+    _check_metric(metric)
+    s = np.asarray(scores, dtype=np.float32)
+    if metric == "cosine":
+        return np.maximum(1.0 - s, 0.0).astype(np.float32)
+    if metric == "euclidean":
+        return np.maximum(-s, 0.0).astype(np.float32)
+    return (s.max() - s).astype(np.float32)
+
+
+# --------------------------------------------------------------------------- exact, torch
+
+def _prepare(Zt, metric: str):
+    """Returns (database matrix, per-column bias or None) so that the ranking score is
+    Q @ D.T + bias. Cosine: rows normalised; euclidean: argmax of 2<q,z> - ||z||^2."""
+    import torch
+
+    if metric == "cosine":
+        return torch.nn.functional.normalize(Zt, dim=1, eps=1e-12), None
+    if metric == "euclidean":
+        return Zt, -(Zt * Zt).sum(1)
+    return Zt, None
+
+
+def _block_rows(n_db: int, memory_mb: int) -> int:
+    return int(max(1, min(4096, (memory_mb * 2**20) // (4 * max(n_db, 1)))))
+
+
+def knn_search(Q: np.ndarray, Z: np.ndarray, k: int, metric: str = "cosine", device=None,
+               memory_mb: int = 512, self_offset: Optional[int] = None,
+               exclude_self: bool = False) -> Job:
+    """Exact k-NN of each row of ``Q`` (M, D) among rows of ``Z`` (N, D), as a job returning
+    ``(indices (M, k) int64, scores (M, k) float32)``. With ``exclude_self`` row ``i`` of Q is
+    row ``self_offset + i`` of Z and is not its own neighbour. Score blocks are at most
+    ``memory_mb`` (queries x database tiles), so memory is bounded for any N."""
+    import torch
+
+    from explorer.device import resolve_device
+
+    _check_metric(metric)
+    dev = resolve_device(None if device is None else str(device))
+    M, N = Q.shape[0], Z.shape[0]
+    kk = min(k, N - 1 if exclude_self else N)
+    if kk < k:
+        raise InputError(f"k={k} neighbours were asked for, but there are only {N} points.")
+    with torch.no_grad():
+        Zt = torch.from_numpy(Z).to(dev)
+        D, bias = _prepare(Zt, metric)
+        Qt = torch.from_numpy(Q).to(dev)
+        Qp = torch.nn.functional.normalize(Qt, dim=1, eps=1e-12) if metric == "cosine" else Qt
+        alpha = 2.0 if metric == "euclidean" else 1.0
+        # column tiles only when one row block of all N columns would not fit
+        cols = N if N * 4 * 64 <= memory_mb * 2**20 else max(k + 1, (memory_mb * 2**20) // (4 * 64))
+        rows = _block_rows(cols, memory_mb)
+        out_i = np.empty((M, k), dtype=np.int64)
+        out_s = np.empty((M, k), dtype=np.float32)
+        for r0 in range(0, M, rows):
+            r1 = min(M, r0 + rows)
+            q = Qp[r0:r1]
+            best_v = best_i = None
+            for c0 in range(0, N, cols):
+                c1 = min(N, c0 + cols)
+                if bias is None:
+                    S = q @ D[c0:c1].T
+                else:
+                    S = torch.addmm(bias[c0:c1].unsqueeze(0), q, D[c0:c1].T, alpha=alpha)
+                if exclude_self:
+                    lo, hi = max(r0 + self_offset, c0), min(r1 + self_offset, c1)
+                    if lo < hi:
+                        ar = torch.arange(lo, hi, device=dev)
+                        S[ar - self_offset - r0, ar - c0] = -math.inf
+                kc = min(k, c1 - c0)
+                v, i = S.topk(kc, dim=1)
+                i = i + c0
+                if best_v is None:
+                    best_v, best_i = v, i
+                else:
+                    v = torch.cat([best_v, v], 1)
+                    i = torch.cat([best_i, i], 1)
+                    best_v, p = v.topk(k, dim=1)
+                    best_i = i.gather(1, p)
+            if metric == "euclidean":  # exact distances of the chosen pairs, not the expansion
+                diff = Qt[r0:r1].unsqueeze(1) - Zt[best_i]
+                best_v = -diff.norm(dim=2)
+                best_v, p = best_v.sort(dim=1, descending=True, stable=True)
+                best_i = best_i.gather(1, p)
+            out_i[r0:r1] = best_i.cpu().numpy()
+            out_s[r0:r1] = best_v.float().cpu().numpy()
+            yield Progress(r1, M, f"exact {metric} k-NN")
+    return out_i, out_s
+
+
+def knn_graph_exact(Z: np.ndarray, k: int, metric: str = "cosine", device=None,
+                    memory_mb: int = 512) -> Job:
+    """Exact all-points k-NN graph (self excluded) as a job -> (indices, scores)."""
+    return (yield from knn_search(Z, Z, k, metric, device, memory_mb, self_offset=0, exclude_self=True))
+
+
+def exact_rows(Z: np.ndarray, rows: np.ndarray, k: int, metric: str,
+               device=None) -> Tuple[np.ndarray, np.ndarray]:
+    """Exact neighbours of ``Z[rows]`` among ``Z`` with each row's own index excluded:
+    (indices (m, k) int64, scores (m, k) float32). Used to measure recall."""
+    rows = np.asarray(rows, dtype=np.int64)
+    idx, sc = drain(knn_search(np.ascontiguousarray(Z[rows]), Z, k + 1, metric, device))
+    out_i, out_s = _drop_self(idx, sc, rows, k)
+    return out_i, out_s
+
+
+def recall_at_k(approx: np.ndarray, exact: np.ndarray) -> float:
+    """Mean over rows of |approx_i ∩ exact_i| / k (both (m, k) index arrays)."""
+    k = exact.shape[1]
+    hits = [len(np.intersect1d(a, e, assume_unique=False)) for a, e in zip(approx, exact)]
+    return float(np.mean(hits) / k)
+
+
+# --------------------------------------------------------------------------- approximate
+
+def _hnsw_available() -> bool:
+    try:
+        import hnswlib  # noqa: F401
+
+        return True
+    except ImportError:
+        return False
+
+
+def _drop_self(idx: np.ndarray, dist: np.ndarray, rows: np.ndarray, k: int):
+    """From (m, k+1) results remove each row's own index (or the last column if absent)."""
+    is_self = idx == rows[:, None]
+    none = ~is_self.any(1)
+    is_self[none, -1] = True
+    # stable: keep the order of the remaining columns
+    keep = ~is_self
+    return idx[keep].reshape(len(rows), k), dist[keep].reshape(len(rows), k)
+
+
+def _hnsw_graph(Z, p: KnnParams, sample_rows, exact_sample):
+    import hnswlib
+    import torch
+
+    space = {"cosine": "cosine", "euclidean": "l2", "dot": "ip"}[p.metric]
+    N, d = Z.shape
+    index = hnswlib.Index(space=space, dim=d)
+    index.init_index(max_elements=N, M=p.hnsw_m, ef_construction=p.ef_construction,
+                     random_seed=p.seed)
+    threads = max(1, torch.get_num_threads())
+    index.set_num_threads(threads)
+    step = max(10_000, N // 20)
+    for s in range(0, N, step):
+        index.add_items(Z[s:s + step], np.arange(s, min(N, s + step)))
+        yield Progress(min(N, s + step), 2 * N, "building HNSW index")
+    # widen the beam until the measured recall on the sample reaches the target
+    ef = max(2 * (p.k + 1), 32)
+    while True:
+        index.set_ef(ef)
+        li, ld = index.knn_query(Z[sample_rows], k=p.k + 1)
+        si, _ = _drop_self(li.astype(np.int64), ld, sample_rows, p.k)
+        rec = recall_at_k(si, exact_sample)
+        if rec >= p.target_recall or ef >= p.max_ef:
+            break
+        ef = min(p.max_ef, ef * 2)
+    out_i = np.empty((N, p.k), np.int64)
+    for s in range(0, N, step):
+        rows = np.arange(s, min(N, s + step))
+        li, ld = index.knn_query(Z[rows], k=p.k + 1)
+        out_i[rows], _ = _drop_self(li.astype(np.int64), ld, rows, p.k)
+        yield Progress(N + rows[-1] + 1, 2 * N, f"querying HNSW (ef={ef})")
+    return out_i, {"library": "hnswlib", "ef": int(ef), "M": p.hnsw_m,
+                   "ef_construction": p.ef_construction, "sample_recall_at_final_ef": rec}
+
+
+def _nndescent_graph(Z, p: KnnParams):
+    from explorer.resources import setup_numba_cache
+
+    setup_numba_cache()
+    from pynndescent import NNDescent
+
+    yield Progress(0, 1, "NN-descent")
+    nnd = NNDescent(Z, metric=p.metric, n_neighbors=p.k + 1, random_state=p.seed,
+                    low_memory=True, verbose=False)
+    li, ld = nnd.neighbor_graph
+    rows = np.arange(Z.shape[0])
+    out_i, _ = _drop_self(li.astype(np.int64), ld, rows, p.k)
+    yield Progress(1, 1, "NN-descent")
+    return out_i, {"library": "pynndescent"}
+
+
+def _rescore(Z: np.ndarray, idx: np.ndarray, metric: str) -> np.ndarray:
+    """Exact scores of the pairs (i, idx[i, j]) in float32, sorted order preserved."""
+    out = np.empty(idx.shape, np.float32)
+    step = 20_000
+    for s in range(0, len(Z), step):
+        q = Z[s:s + step, None, :]
+        nb = Z[idx[s:s + step]]
+        if metric == "euclidean":
+            out[s:s + step] = -np.linalg.norm(q - nb, axis=2)
+        else:
+            dots = np.einsum("ikd,ijd->ij", q, nb)
+            if metric == "cosine":
+                nq = np.linalg.norm(q[:, 0], axis=1)[:, None]
+                nn = np.linalg.norm(nb, axis=2)
+                dots = dots / np.maximum(nq * nn, 1e-12)
+            out[s:s + step] = dots
+    return out
+
+
+def _choose_method(N: int, d: int, p: KnnParams, dev) -> str:
+    if p.method == "exact":
+        return "exact"
+    if p.method == "approx":
+        return "approx"
+    budget = p.auto_flops * (1000.0 if dev.type == "cuda" else 1.0)
+    return "approx" if float(N) * N * d > budget else "exact"
+
+
+def knn_graph(Z: np.ndarray, params: KnnParams = KnnParams()) -> Job:
+    """All-points k-NN graph of ``Z`` (N, D), self excluded, as a job returning :class:`KnnResult`.
+
+    Exact: blockwise brute force (definition above). Approximate: hnswlib HNSW if installed
+    else pynndescent; its recall@k is measured against exact search on
+    ``params.recall_sample`` random rows and reported, never assumed."""
+    from explorer.device import resolve_device
+
+    p = params
+    _check_metric(p.metric)
+    if p.method not in METHODS:
+        raise InputError(f"Unknown k-NN method {p.method!r}; use one of {', '.join(METHODS)}.")
+    Z = _as_matrix(Z)
+    N, d = Z.shape
+    if not 1 <= p.k < N:
+        raise InputError(f"k must be between 1 and N-1 = {N - 1}, got {p.k}.")
+    dev = resolve_device(p.device)
+    t0 = time.perf_counter()
+    method = _choose_method(N, d, p, dev)
+    if method == "exact":
+        idx, sc = yield from knn_graph_exact(Z, p.k, p.metric, dev, p.memory_mb)
+        return KnnResult(idx, sc, p.metric, "exact", 1.0, time.perf_counter() - t0,
+                         {"device": str(dev), "n": N, "dim": d})
+    rng = np.random.default_rng(p.seed)
+    m = min(N, p.recall_sample)
+    sample_rows = np.sort(rng.choice(N, size=m, replace=False))
+    yield Progress(0, None, "exact neighbours of the recall sample")
+    exact_sample, _ = exact_rows(Z, sample_rows, p.k, p.metric)
+    if _hnsw_available():
+        idx, info = yield from _hnsw_graph(Z, p, sample_rows, exact_sample)
+        name = "hnsw"
+    else:
+        idx, info = yield from _nndescent_graph(Z, p)
+        name = "nndescent"
+    sc = _rescore(Z, idx, p.metric)
+    order = np.argsort(-sc, axis=1, kind="stable")
+    idx = np.take_along_axis(idx, order, 1)
+    sc = np.take_along_axis(sc, order, 1)
+    rec = recall_at_k(idx[sample_rows], exact_sample)
+    info.update({"recall_sample": int(m), "n": N, "dim": d})
+    return KnnResult(idx, sc, p.metric, name, rec, time.perf_counter() - t0, info)
+
+
+# --------------------------------------------------------------------------- single queries
+
+class VectorIndex:
+    """Exact single/multi-query search over a fixed ``Z`` (N, D), prepared once.
+
+    For large ``Z`` on a CPU a float16 copy (rows scaled by the largest norm) ranks all points
+    first; every point whose float16 score is within the rounding bound of the k-th best is
+    then rescored exactly in float32, so the answer is the exact top-k. The bound: with unit
+    roundoff u = 2^-11, |<q,z> - <q~,z~>| <= (2u + u^2)||q|| ||z|| + 2 d 2^-25 (Cauchy-Schwarz,
+    subnormals) plus float16 rounding of the output; we use 4x that."""
+
+    HALF_MIN_ELEMENTS = 1 << 24
+
+    def __init__(self, Z: np.ndarray, metric: str = "cosine", half: Optional[bool] = None):
+        import torch
+
+        _check_metric(metric)
+        Z = _as_matrix(Z)
+        self.metric = metric
+        self.n, self.dim = Z.shape
+        with torch.no_grad():
+            Zt = torch.from_numpy(Z)
+            self._Z = Zt
+            self._D, bias = _prepare(Zt, metric)
+            self._bias = None if bias is None else bias * 0.5  # argmax <q,z> - ||z||^2/2
+            use_half = (self.n * self.dim >= self.HALF_MIN_ELEMENTS) if half is None else half
+            self._H = None
+            if use_half:
+                norms = self._D.norm(dim=1)
+                self._scale = float(norms.max().clamp_min(1e-30))
+                self._H = (self._D / self._scale).half()
+
+    def query(self, q: Optional[np.ndarray] = None, k: int = 10, index: Optional[int] = None,
+              exclude: Optional[Sequence[int]] = None) -> Tuple[np.ndarray, np.ndarray]:
+        """Top-k of one query vector ``q`` (D,) or of dataset row ``index`` (itself excluded).
+        Returns (indices (k,) int64, scores (k,) float32), sorted by descending score."""
+        import torch
+
+        excl = set(int(e) for e in (exclude or ()))
+        if index is not None:
+            if not 0 <= index < self.n:
+                raise InputError(f"Query index {index} is outside 0..{self.n - 1}.")
+            q = self._Z[index].numpy()
+            excl.add(int(index))
+        if q is None:
+            raise InputError("Give a query vector or a query index.")
+        q = np.asarray(q, dtype=np.float32).reshape(-1)
+        if q.shape[0] != self.dim:
+            raise InputError(f"The query has {q.shape[0]} dimensions, the vectors have {self.dim}.")
+        kk = min(k, self.n - len([e for e in excl if 0 <= e < self.n]))
+        if kk < 1:
+            raise InputError("There are no points left to return as neighbours.")
+        with torch.no_grad():
+            qt = torch.from_numpy(q)
+            qp = torch.nn.functional.normalize(qt, dim=0, eps=1e-12) if self.metric == "cosine" else qt
+            ex = torch.tensor(sorted(excl), dtype=torch.long) if excl else None
+            if self._H is None:
+                s = self._D @ qp
+                if self._bias is not None:
+                    s = s + self._bias
+                if ex is not None:
+                    s[ex] = -math.inf
+                v, i = s.topk(kk)
+            else:
+                qn = float(qp.norm().clamp_min(1e-30))
+                s16 = (self._H @ (qp / qn).half()).float() * (self._scale * qn)
+                if self._bias is not None:
+                    s16 = s16 + self._bias
+                if ex is not None:
+                    s16[ex] = -math.inf
+                u = 2.0 ** -11
+                eps = 4.0 * ((2 * u + u * u) * self._scale * qn + 2 * self.dim * 2.0 ** -25 * qn
+                             + u * self._scale * qn)
+                kth = s16.topk(kk).values[-1]
+                cand = torch.nonzero(s16 >= kth - 2 * eps).squeeze(1)
+                s = self._D[cand] @ qp
+                if self._bias is not None:
+                    s = s + self._bias[cand]
+                v, p = s.topk(kk)
+                i = cand[p]
+            if self.metric == "euclidean":
+                v = -(self._Z[i] - qt).norm(dim=1)
+                v, p = v.sort(descending=True, stable=True)
+                i = i[p]
+        return i.numpy().astype(np.int64), v.numpy().astype(np.float32)
+
+
+def query(Z: np.ndarray, q: Optional[np.ndarray] = None, k: int = 10, metric: str = "cosine",
+          index: Optional[int] = None, exclude: Optional[Sequence[int]] = None):
+    """One exact query (vector ``q`` or dataset row ``index``, itself excluded) against ``Z``.
+    For repeated queries keep a :class:`VectorIndex` (it prepares Z once)."""
+    return VectorIndex(Z, metric, half=False).query(q, k, index=index, exclude=exclude)
