@@ -36,6 +36,13 @@ def open_dataset(path, fmt: Optional[str] = None, **options) -> Dataset:
     unsupported file and any problem the format finds.
     """
     p = Path(path).expanduser()
+    if not fmt and p.is_file() and not DATASETS.find(p):
+        # No format accepts it; if one claims the extension, let it say what is wrong
+        # (an HDF5 workspace, a .tsv that is neither a table nor vectors...).
+        claim = next((e for e in DATASETS.entries() if e.extensions and not e.directory
+                      and p.name.lower().endswith(e.extensions)), None)
+        if claim is not None:
+            fmt = claim.name
     entry = DATASETS.for_path(p, fmt)
     if fmt and entry.directory != p.is_dir():
         raise InputError(f"{p}: the {entry.name} format reads "
