@@ -455,12 +455,14 @@ def _describe_skipped(dataset, bad: list, size: int) -> list:
 # ---------------------------------------------------------------------------------------------
 # cached
 # ---------------------------------------------------------------------------------------------
-def embed_cached(workspace: Workspace, dataset, encoder, params: EmbedParams = EmbedParams()) -> Job:
+def embed_cached(workspace: Workspace, dataset, encoder, params: EmbedParams = EmbedParams(),
+                 key: Optional[str] = None) -> Job:
     """Job: the embeddings of ``dataset`` by ``encoder`` from ``workspace`` if it holds them
     (same data files, same weights, layer, pooling and preprocessing: a cache hit, no model
     call), else :func:`embed` and store them. Returns ``(key, vectors)``; the record's
-    attributes (:meth:`Workspace.list`) say how and when they were computed."""
-    key = embedding_key(dataset, encoder)
+    attributes (:meth:`Workspace.list`) say how and when they were computed. ``key``: the
+    :func:`embedding_key` if the caller computed it already (fingerprints can be costly)."""
+    key = key or embedding_key(dataset, encoder)
     if workspace.has(EMBEDDINGS, key):
         vectors = workspace.get(EMBEDDINGS, key, names=["vectors"]).arrays["vectors"]
         yield Progress(len(vectors), len(vectors), "Cache hit: loaded from the workspace")

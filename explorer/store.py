@@ -454,7 +454,7 @@ class Workspace:
                 _replace(tmp, self.path)
             except WorkspaceError:
                 raise
-            except OSError as exc:
+            except (OSError, RuntimeError) as exc:  # h5py reports failed C writes as either
                 if _is_disk_full(exc):
                     raise WorkspaceError(f"Disk full while writing {self.name}; the workspace is unchanged.") from None
                 raise WorkspaceError(f"Could not write {self.name} ({exc}); the workspace is unchanged.") from None
