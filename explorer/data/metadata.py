@@ -15,10 +15,10 @@ from explorer.data.text import read_table
 from explorer.errors import InputError
 
 
-def _match_ids(ds_ids: list[str], table_ids: list[str]) -> Optional[np.ndarray]:
+def _match_ids(ds_ids: list[str], table_ids: list[str]) -> tuple[Optional[np.ndarray], list]:
     """Row of the table for each dataset id, trying exact ids, then file names, then file
-    names without extension (so "cat/001.png" matches "001.png" or "001"); None if no key
-    matches every id."""
+    names without extension (so "cat/001.png" matches "001.png" or "001"). Returns (rows,
+    []) or, if no key matches every id, (None, the unmatched ids under the best key)."""
     def base(s: str) -> str:
         return s.replace("\\", "/").rsplit("/", 1)[-1]
 
@@ -26,16 +26,20 @@ def _match_ids(ds_ids: list[str], table_ids: list[str]) -> Optional[np.ndarray]:
         b = base(s)
         return b.rsplit(".", 1)[0] if "." in b else b
 
+    best: Optional[list] = None
     for key in (lambda s: s, base, stem):
         index: dict[str, int] = {}
         for r, t in enumerate(table_ids):
             index.setdefault(key(t), r)
         rows = [index.get(key(s), -1) for s in ds_ids]
-        if all(r >= 0 for r in rows):
-            if len(set(map(key, ds_ids))) != len(ds_ids):
-                continue  # ambiguous under this key
-            return np.asarray(rows, dtype=np.int64)
-    return None
+        if len(set(map(key, ds_ids))) != len(ds_ids):
+            continue  # two items would share a row under this key
+        missing = [s for s, r in zip(ds_ids, rows) if r < 0]
+        if not missing:
+            return np.asarray(rows, dtype=np.int64), []
+        if best is None or len(missing) < len(best):
+            best = missing
+    return None, best if best is not None else list(ds_ids)
 
 
 def attach_metadata(dataset: Dataset, path, id_column: Optional[str] = None) -> Dataset:
@@ -45,8 +49,9 @@ def attach_metadata(dataset: Dataset, path, id_column: Optional[str] = None) -> 
     ``id_column``, by matching that column against ``dataset.ids`` (exactly, else by file
     name, else by file name without extension); every dataset item must find a row, and the
     table's ids must be unique. Numeric columns become float64 arrays (NaN for blanks), others
-    object arrays of str. A column named label / labels / class becomes the labels when the
-    dataset has none. The dataset itself is not changed, nor its fingerprint (metadata does
+    object arrays of str; a column whose name is already taken (or "label" when the dataset
+    has labels) is renamed "<name> (<file name>)". A column named label / labels / class
+    becomes the labels when the dataset has none. The dataset itself is not changed, nor its fingerprint (metadata does
     not change the items).
     """
     path = Path(path)
@@ -71,10 +76,8 @@ def attach_metadata(dataset: Dataset, path, id_column: Optional[str] = None) -> 
         if dup is not None:
             raise InputError(f"{path}: the id column {id_column!r} repeats the id {dup!r}.")
         ds_ids = [str(i) for i in (dataset.ids if dataset.ids is not None else range(n))]
-        order = _match_ids(ds_ids, tids)
+        order, missing = _match_ids(ds_ids, tids)
         if order is None:
-            known = set(tids)
-            missing = [s for s in ds_ids if s not in known]
             shown = ", ".join(repr(s) for s in missing[:3])
             raise InputError(f"{path}: {len(missing)} of the dataset's {n} items have no row "
                              f"with a matching {id_column!r} (e.g. {shown}).")
@@ -82,6 +85,8 @@ def attach_metadata(dataset: Dataset, path, id_column: Optional[str] = None) -> 
     out.metadata = dict(dataset.metadata)
     out.skipped = dataset.skipped  # shared on purpose: the same items
     for k, c in enumerate(names):
+        if c in dataset.metadata or (c.lower() == "label" and dataset.labels is not None):
+            c = f"{c} ({path.name})"  # never hide an existing column or the labels
         out.metadata[c] = column_array([rows[r][k] for r in order.tolist()])
     if dataset.labels is None:
         lab = find_column([c for c in names if c != id_column], LABEL_NAMES)
