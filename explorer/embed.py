@@ -273,11 +273,13 @@ def _is_oom(exc: BaseException) -> bool:
 
 
 def _free_memory(device) -> None:
+    if device.type == "cpu":
+        return
     import gc
 
-    gc.collect()
     import torch
 
+    gc.collect()
     if device.type == "cuda":
         torch.cuda.empty_cache()
     elif device.type == "mps" and hasattr(torch, "mps"):
