@@ -71,9 +71,21 @@ class Encoder:
         """Named submodules a user can pick as the embedding layer, in model order."""
         return [n for n, _ in self.module.named_modules() if n]
 
+    def weights_digest(self) -> str:
+        """sha256 of the module's tensors (sorted names, dtypes, shapes, bytes); of the source
+        file when the module holds none (ONNX)."""
+        from explorer.encoders.fingerprint import weights_digest
+
+        return weights_digest(self.module, self.source)
+
     def fingerprint(self) -> str:
-        """Hex digest of the weights, the layer, the pooling and the preprocessing."""
-        raise NotImplementedError
+        """Hex digest of the weights, the layer, the pooling and the preprocessing (and the
+        architecture's name and settings, from ``info``)."""
+        from explorer.encoders.fingerprint import encoder_fingerprint
+
+        return encoder_fingerprint(self.weights_digest(), self.layer, self.pooling,
+                                   self.preprocess.to_dict(), self.info.get("arch"),
+                                   self.info.get("arch_kwargs"))
 
     def describe(self) -> dict:
         return {"name": self.name, "source": str(self.source), "format": self.format,

@@ -1,0 +1,125 @@
+"""Weights-only files plus an architecture: ``.pt/.pth/.bin`` state_dicts, PyTorch Lightning
+``.ckpt`` (weights nested under ``state_dict``), ``{"model": sd}``-style training checkpoints and
+``.safetensors``.
+
+The file is read with ``torch.load(weights_only=True)`` (or safetensors), so opening it runs
+no code from it. The architecture comes from the user (a built-in name or a factory
+``file.py:function``), else from the checkpoint's metadata (``arch`` key or ``<file>.json``
+sidecar), else it is the one built-in architecture the weights fit exactly. A full pickled
+``nn.Module`` is opened only with ``trust=True``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+from explorer.encoders.base import Encoder, Preprocess
+from explorer.encoders.checkpoint import (Checkpoint, as_preprocess, count_parameters, fits_exactly,
+                                          load_into, read_checkpoint, read_safetensors)
+from explorer.encoders.factory import (Architecture, build_model, builtin, builtin_architectures,
+                                       is_factory_spec, load_factory, resolve_architecture)
+from explorer.encoders.registry import ENCODERS
+from explorer.errors import CheckpointError, InputError
+
+
+def _meta_architecture(meta: dict, path: Path) -> Optional[Architecture]:
+    """The architecture a checkpoint names in its metadata; a factory spec there is looked up
+    next to the checkpoint first."""
+    name = meta.get("arch")
+    if not name:
+        return None
+    name = str(name)
+    if is_factory_spec(name):
+        left, _, fn = name.rpartition(":")
+        local = path.parent / left
+        return load_factory(f"{local}:{fn}" if local.is_file() else name)
+    return builtin(name)
+
+
+def _guess_architecture(ckpt: Checkpoint) -> Optional[Architecture]:
+    """The single built-in architecture (default settings) the weights fit exactly, if any."""
+    fits = []
+    for entry in builtin_architectures():
+        try:
+            archi = builtin(entry.name)
+            model = build_model(archi, {})
+        except Exception:
+            continue
+        if fits_exactly(model, ckpt.state_dict):
+            fits.append(archi)
+    return fits[0] if len(fits) == 1 else None
+
+
+def encoder_from_checkpoint(ckpt: Checkpoint, fmt: str, *, arch: Any = None, factory: Any = None,
+                            arch_kwargs: Optional[dict] = None, preprocess: Any = None,
+                            trust: bool = False) -> Encoder:
+    """Build the :class:`Encoder` for a read checkpoint (see the module docstring)."""
+    path, meta = ckpt.path, ckpt.meta
+    user_pre = as_preprocess(preprocess, path.name)
+    meta_pre = as_preprocess(meta.get("preprocess"), path.name)
+    info: dict = {}
+    for k in ("epoch", "step"):
+        if k in meta:
+            info[k] = meta[k]
+    name = str(meta.get("name") or path.stem)
+    if ckpt.module is not None:  # a pickled nn.Module (trusted)
+        module = ckpt.module.eval()
+        own = getattr(module, "preprocess", None)
+        pre = user_pre or meta_pre or (own if isinstance(own, Preprocess) else None) or Preprocess()
+        info.update({"arch": type(module).__name__, "pickled_module": True, "trusted": True,
+                     "parameters": count_parameters(module)})
+        if arch is not None or factory is not None:
+            info["arch_ignored"] = "the file holds a whole model, so the architecture given was not used"
+        return Encoder(name=name, source=path, format=fmt, module=module, preprocess=pre,
+                       layer=meta.get("layer"), pooling=str(meta.get("pooling") or "auto"), info=info)
+
+    archi = resolve_architecture(arch, factory)
+    from_meta = False
+    if archi is None:
+        archi = _meta_architecture(meta, path)
+        from_meta = archi is not None
+    if archi is None:
+        archi = _guess_architecture(ckpt)
+        if archi is not None:
+            info["arch_guessed"] = True
+    if archi is None:
+        known = ", ".join(e.name for e in builtin_architectures()) or "none"
+        raise CheckpointError(f"{path.name} holds only weights; name the architecture they belong to with "
+                              f"--arch NAME (built-in: {known}) or --factory path/to/file.py:function.")
+    meta_arch = str(meta.get("arch") or "")
+    if arch_kwargs is None and isinstance(meta.get("arch_kwargs"), dict) and (
+            from_meta or meta_arch in (archi.name, "")):
+        kwargs = dict(meta["arch_kwargs"])
+    else:
+        kwargs = dict(arch_kwargs or {})
+    model = build_model(archi, kwargs)
+    info.update(load_into(model, ckpt, archi.name))
+    info.update({"arch": archi.name, "arch_kwargs": kwargs, "parameters": count_parameters(model)})
+    if not archi.builtin and archi.spec:
+        info["factory"] = archi.spec
+    pre = user_pre or meta_pre or archi.preprocess or Preprocess()
+    return Encoder(name=name, source=path, format=fmt, module=model, preprocess=pre,
+                   layer=meta.get("layer"), pooling=str(meta.get("pooling") or "auto"), info=info)
+
+
+@ENCODERS.register("state_dict", label="PyTorch weights + architecture",
+                   extensions=(".pt", ".pth", ".ckpt", ".bin", ".pkl", ".tar"), priority=0,
+                   description="A state_dict (.pt/.pth/.bin) or Lightning .ckpt, with an architecture.")
+def open_state_dict(path: Path, *, arch: Any = None, factory: Any = None, trust: bool = False,
+                    arch_kwargs: Optional[dict] = None, preprocess: Any = None, **_options) -> Encoder:
+    """A state_dict (.pt/.pth/.bin) or Lightning .ckpt, with an architecture."""
+    ckpt = read_checkpoint(Path(path), trust=trust)
+    return encoder_from_checkpoint(ckpt, "state_dict", arch=arch, factory=factory,
+                                   arch_kwargs=arch_kwargs, preprocess=preprocess, trust=trust)
+
+
+@ENCODERS.register("safetensors", label="safetensors weights + architecture",
+                   extensions=(".safetensors",), priority=10,
+                   description="Weights in a .safetensors file, with an architecture.")
+def open_safetensors(path: Path, *, arch: Any = None, factory: Any = None,
+                     arch_kwargs: Optional[dict] = None, preprocess: Any = None, **_options) -> Encoder:
+    """Weights in a .safetensors file, with an architecture."""
+    ckpt = read_safetensors(Path(path))
+    return encoder_from_checkpoint(ckpt, "safetensors", arch=arch, factory=factory,
+                                   arch_kwargs=arch_kwargs, preprocess=preprocess)
