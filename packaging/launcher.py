@@ -1,0 +1,28 @@
+"""Entry point of the PyInstaller bundle (see embedding-explorer.spec).
+
+Started with no arguments (double-clicked, or from the application menu) the bundle opens the
+bundled sample data, as ``embedding-explorer --demo`` does; with arguments it behaves exactly
+like the ``embedding-explorer`` command.
+"""
+
+import multiprocessing
+import os
+import sys
+import time
+
+
+def _main() -> int:
+    multiprocessing.freeze_support()  # DataLoader workers re-execute the frozen binary
+    if os.environ.get("EMBEDDING_EXPLORER_TIMING"):
+        # packaging/smoke_test.sh subtracts its own launch time from this to time the start-up
+        print(f"launcher started at epoch {time.time():.3f}", file=sys.stderr, flush=True)
+    argv = sys.argv[1:]
+    # macOS passes -psn_0_NNN when started from Finder; it is not one of ours.
+    argv = [a for a in argv if not a.startswith("-psn_")]
+    from explorer.cli import main
+
+    return main(argv or ["--demo"])
+
+
+if __name__ == "__main__":
+    sys.exit(_main())

@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# Smoke test of the built bundle: start it with --demo --screenshot on an offscreen display,
+# check that the picture is not blank, and report the bundle's size and start-up times.
+#
+#   packaging/smoke_test.sh [BUNDLE_DIR]        (default: dist/embedding-explorer)
+#
+# Environment: PYTHON (default python3; needs Pillow and numpy, only to judge the PNG),
+#              SMOKE_TIMEOUT (seconds for the whole demo run, default 900),
+#              SMOKE_OUT (the screenshot, default a temporary file).
+# Exit status 0 when every check passed; prints one line per figure/check.
+set -euo pipefail
+
+bundle="${1:-dist/embedding-explorer}"
+exe="$bundle/embedding-explorer"
+[ -x "$exe" ] || exe="$bundle/embedding-explorer.exe"
+if [ ! -x "$exe" ]; then
+    echo "smoke_test: no executable in $bundle (build it with: make package)" >&2
+    exit 2
+fi
+python="${PYTHON:-python3}"
+timeout_s="${SMOKE_TIMEOUT:-900}"
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+shot="${SMOKE_OUT:-$work/screenshot.png}"
+rm -f "$shot"
+
+export QT_QPA_PLATFORM=offscreen
+export EMBEDDING_EXPLORER_CACHE="$work/cache"   # a first start: empty caches, like a new user
+export EMBEDDING_EXPLORER_TIMING=1               # the app prints "first window after X s"
+
+calc() { awk "BEGIN { printf \"%.2f\", $1 }"; }   # arithmetic on seconds (no bc needed)
+
+fail=0
+check() {  # check NAME CONDITION-EXIT-STATUS DETAIL
+    if [ "$2" = 0 ]; then echo "ok    $1: $3"; else echo "FAIL  $1: $3"; fail=1; fi
+}
+
+# 1. the bundle runs at all and knows its version
+t0=$(date +%s.%N)
+version="$("$exe" --version 2>&1)" && rc=0 || rc=$?
+t1=$(date +%s.%N)
+check "--version" "$rc" "'$version' in $(calc "$t1 - $t0") s"
+
+# 2. the demo opens and renders
+t0=$(date +%s.%N)   # launch time, compared with the epochs the launcher and app print
+set +e
+timeout "$timeout_s" "$exe" --demo --screenshot "$shot" >"$work/stdout.txt" 2>"$work/stderr.txt"
+rc=$?
+set -e
+t1=$(date +%s.%N)
+total=$(calc "$t1 - $t0")
+t0_epoch=$(printf '%.3f' "$t0")
+first=$(sed -n 's/.*first window after \([0-9.]*\) s.*/\1/p' "$work/stderr.txt" | head -1)
+first_epoch=$(sed -n 's/.*first window.*at epoch \([0-9.]*\).*/\1/p' "$work/stderr.txt" | head -1)
+launcher_epoch=$(sed -n 's/.*launcher started at epoch \([0-9.]*\).*/\1/p' "$work/stderr.txt" | head -1)
+check "demo run" "$rc" "exit code $rc, launch to screenshot written ${total} s"
+if [ -n "$launcher_epoch" ]; then
+    echo "info  launch to Python running the launcher: $(calc "$launcher_epoch - $t0_epoch") s (bootloader + interpreter)"
+fi
+if [ -n "$first_epoch" ]; then
+    echo "ok    launch to first window: $(calc "$first_epoch - $t0_epoch") s"
+elif [ -n "$first" ] && [ -n "$launcher_epoch" ]; then
+    echo "info  launch to first window: >= $(calc "$launcher_epoch - $t0_epoch + $first") s" \
+         "(bootloader + interpreter + ${first} s the app counts from importing explorer.gui.app;" \
+         "imports before that are not counted)"
+elif [ -n "$first" ]; then
+    echo "info  first window ${first} s after explorer.gui.app was imported (as reported by the app)"
+else
+    echo "info  launch to first window: not reported (the app prints it when EMBEDDING_EXPLORER_TIMING=1)"
+fi
+if [ "$rc" != 0 ]; then
+    echo "----- last lines of the app's stderr -----"
+    tail -25 "$work/stderr.txt"
+fi
+
+# 3. the picture is not blank: enough spread of grey levels and enough distinct colours
+if [ -s "$shot" ]; then
+    "$python" - "$shot" <<'PY' && rc=0 || rc=$?
+import sys
+import numpy as np
+from PIL import Image
+
+img = Image.open(sys.argv[1]).convert("RGB")
+a = np.asarray(img, dtype=np.float64)
+std = float(a.std())
+colours = len(np.unique(a.reshape(-1, 3).astype(np.uint8).view([("r", "u1"), ("g", "u1"), ("b", "u1")])))
+ok = img.width >= 400 and img.height >= 300 and std > 12.0 and colours > 64
+print(f"{'ok  ' if ok else 'FAIL'}  screenshot: {img.width}x{img.height} px, std {std:.1f} (> 12), "
+      f"{colours} distinct colours (> 64)")
+sys.exit(0 if ok else 1)
+PY
+    [ "$rc" = 0 ] || fail=1
+else
+    check "screenshot" 1 "no PNG written at $shot"
+fi
+
+# 4. size on disk
+size_h=$(du -sh "$bundle" | cut -f1)
+size_mb=$(du -sm "$bundle" | cut -f1)
+files=$(find "$bundle" -type f | wc -l)
+echo "info  bundle size: $size_h ($size_mb MiB, $files files) at $bundle"
+if [ -d "$bundle/_internal" ]; then
+    echo "info  largest parts:"
+    du -sm "$bundle/_internal"/* 2>/dev/null | sort -rn | head -8 | sed 's/^/        /'
+fi
+
+exit "$fail"
