@@ -30,9 +30,13 @@ bench: $(STAMP)
 sample-data: $(STAMP)
 	$(BIN)/python scripts/make_sample_data.py
 
+# one-folder bundle in dist/embedding-explorer/ (+ dist/Embedding Explorer.app on macOS), then
+# the smoke test: --demo --screenshot offscreen, picture not blank, size and start-up time.
+# (-e keeps the development install editable; the extra only adds PyInstaller.)
 package: $(STAMP)
-	$(BIN)/python -m pip install -q ".[package]"
+	$(BIN)/python -m pip install -q -e ".[package]"
 	$(BIN)/pyinstaller --noconfirm --clean packaging/embedding-explorer.spec --distpath dist --workpath build/pyinstaller
+	PYTHON=$(BIN)/python packaging/smoke_test.sh dist/embedding-explorer
 
 clean:
 	rm -rf build dist *.egg-info .pytest_cache
