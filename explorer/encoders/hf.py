@@ -7,12 +7,13 @@ and every ``from_pretrained`` gets ``local_files_only=True``.
 - sentence-transformers folder (``modules.json``): text, the model's own pooling and
   normalisation; the embedding is ``sentence_embedding`` (B, D).
 - transformers text model (a tokenizer in the folder): ``last_hidden_state`` (B, T, D); pooling
-  ``auto`` takes the mean over tokens, weighted by the attention mask.
+  ``mean`` over tokens, weighted by the attention mask.
 - transformers image model (``preprocessor_config.json``): ``pixel_values`` in, the image features
   (``get_image_features`` for CLIP-like models) or ``last_hidden_state`` out (CLS pooling for ViT).
 
-Encoder.tokenizer is ``tokenize(texts: list[str]) -> dict[str, Tensor]`` for text models; the
-engine passes its output to :func:`explorer.encoders.hooks.embed_batch`.
+Encoder.tokenizer is the Hugging Face tokenizer for text models, called as
+``tokenizer(texts, padding=True, truncation=True, max_length=..., return_tensors="pt")``; its
+output (a dict of tensors) goes to the module as keyword arguments.
 """
 
 from __future__ import annotations
@@ -46,14 +47,7 @@ def _require(module_name: str, path: Path):
                          f"packages: install embedding-explorer[hf] ({INSTALL_HINT}).") from None
 
 
-def _torch_nn():
-    import torch.nn as nn
-
-    return nn
-
-
 def _wrapper_classes():
-    import torch
     import torch.nn as nn
 
     class SentenceTransformerModule(nn.Module):
@@ -67,22 +61,15 @@ def _wrapper_classes():
             return self.model(dict(features))["sentence_embedding"]
 
     class TextModule(nn.Module):
-        """``forward(input_ids, attention_mask, ...) -> last_hidden_state`` with padded tokens
-        zeroed and rescaled so that a plain mean over tokens is the masked mean."""
+        """``forward(input_ids, attention_mask, ...) -> last_hidden_state`` (B, T, D); the pooling
+        ("mean", weighted by the attention mask) is done by the caller."""
 
         def __init__(self, model):
             super().__init__()
             self.model = model
 
         def forward(self, **features):
-            out = self.model(**features)
-            h = out.last_hidden_state
-            mask = features.get("attention_mask")
-            if mask is None:
-                return h
-            m = mask.to(h.dtype).unsqueeze(-1)
-            scale = h.shape[1] / m.sum(dim=1, keepdim=True).clamp_min(1.0)
-            return h * m * scale
+            return self.model(**features).last_hidden_state
 
     class ImageModule(nn.Module):
         """``forward(pixel_values) -> image features`` (B, D) or ``last_hidden_state``."""
@@ -98,7 +85,6 @@ def _wrapper_classes():
             h = getattr(out, "last_hidden_state", None)
             return h if h is not None else out[0]
 
-    _ = torch
     return SentenceTransformerModule, TextModule, ImageModule
 
 
@@ -121,11 +107,8 @@ def open_hf(path: Path, *, preprocess: Any = None, **_options) -> Encoder:
         max_len = int(getattr(model, "max_seq_length", None) or 128)
         pre = user_pre or Preprocess(kind="text", tokenizer=str(path), max_length=max_len)
 
-        def tokenize(texts):
-            return model.tokenize(list(texts))
-
         return Encoder(name=path.name, source=path, format="hf", module=st_cls(model).eval(),
-                       preprocess=pre, pooling="none", tokenizer=tokenize,
+                       preprocess=pre, pooling="none", tokenizer=model.tokenizer,
                        info={"arch": "sentence-transformers", "parameters": count_parameters(model)})
 
     transformers = _require("transformers", path)
@@ -154,10 +137,5 @@ def open_hf(path: Path, *, preprocess: Any = None, **_options) -> Encoder:
                               f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]}).") from None
     max_len = int(min(getattr(tok, "model_max_length", 512) or 512, 512))
     pre = user_pre or Preprocess(kind="text", tokenizer=str(path), max_length=max_len)
-
-    def tokenize(texts):
-        return dict(tok(list(texts), padding=True, truncation=True, max_length=pre.max_length,
-                        return_tensors="pt"))
-
     return Encoder(name=path.name, source=path, format="hf", module=text_cls(model).eval(), preprocess=pre,
-                   pooling="mean", tokenizer=tokenize, info={"arch": arch, "parameters": count_parameters(model)})
+                   pooling="mean", tokenizer=tok, info={"arch": arch, "parameters": count_parameters(model)})

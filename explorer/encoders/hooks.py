@@ -9,8 +9,10 @@ Pooling of a layer output ``x`` (batch first):
     other ranks > 2        auto: flatten to (B, -1)
 
 Forced poolings: ``avg`` = mean over every dim after the channel dim 1 (feature maps, 1-D conv
-outputs); ``mean`` = mean over dim 1 (tokens); ``cls`` = ``x[:, 0]``; ``flatten`` =
-``x.reshape(B, -1)``; ``none`` = the output must already be (B, D).
+outputs); ``mean`` = mean over dim 1 for (B, T, D) (masked by the attention mask when given),
+like ``avg`` for other ranks; ``cls`` = ``x[:, 0]`` of (B, T, D); ``flatten`` =
+``x.reshape(B, -1)``; ``none`` = the output must already be (B, D). These are the definitions
+of :func:`explorer.embed.pool` too.
 """
 
 from __future__ import annotations
@@ -76,8 +78,12 @@ def auto_pooling(ndim: int, has_cls: bool) -> str:
     return "flatten"
 
 
-def pool(x, pooling: str = "auto", has_cls: bool = False):
-    """Pool a layer output ``x`` (B, ...) to (B, D) float32. See the module docstring."""
+def pool(x, pooling: str = "auto", has_cls: bool = False, mask=None):
+    """Pool a layer output ``x`` (B, ...) to (B, D) float32. See the module docstring.
+
+    ``mask`` (B, T), the tokenizer's attention mask, makes ``mean`` over tokens skip padding:
+    sum_t m_t x_t / max(1, sum_t m_t).
+    """
     if pooling not in POOLINGS:
         raise InputError(f"Unknown pooling {pooling!r}; use one of {', '.join(POOLINGS)}.")
     if x.ndim == 0:
@@ -96,16 +102,19 @@ def pool(x, pooling: str = "auto", has_cls: bool = False):
     elif x.ndim == 2:
         raise InputError(f"Pooling {how!r} needs a sequence or feature map, but this layer gives "
                          f"(batch, {x.shape[1]}) vectors; use none or auto.")
-    elif how == "avg":
-        out = x.float().mean(dim=tuple(range(2, x.ndim)))
+    elif how == "avg" or (how == "mean" and x.ndim != 3):
+        out = x.float().flatten(2).mean(-1)
     elif how == "mean":
-        out = x.float().mean(dim=1)
-        if out.ndim > 2:
-            out = out.reshape(out.shape[0], -1)
+        if mask is not None:
+            m = mask.to(device=x.device).float().unsqueeze(-1)
+            out = (x.float() * m).sum(1) / m.sum(1).clamp_min(1.0)
+        else:
+            out = x.float().mean(dim=1)
     else:  # cls
+        if x.ndim != 3:
+            raise InputError(f"Pooling 'cls' needs a token sequence (batch, tokens, dim), but this "
+                             f"layer gives batch x {shape}; use avg or flatten.")
         out = x[:, 0]
-        if out.ndim > 2:
-            out = out.reshape(out.shape[0], -1)
     return out.float()
 
 
@@ -169,15 +178,16 @@ def embed_batch(encoder: Encoder, x: Any):
     """Embeddings of one batch: (B, D) float32 on the module's device.
 
     ``x`` is the model input already on the module's device (B, C, H, W) / (B, D) tensor, or a
-    dict of tensors for text models (the tokenizer's output). Runs under
-    ``torch.inference_mode`` and pools the output of ``encoder.layer`` with
-    ``encoder.pooling`` (see :func:`pool`).
+    dict of tensors for text models (the tokenizer's output; its ``attention_mask`` weights
+    the mean over tokens). Runs under ``torch.inference_mode`` and pools the output of
+    ``encoder.layer`` with ``encoder.pooling`` (see :func:`pool`).
     """
     import torch
 
+    mask = x.get("attention_mask") if isinstance(x, Mapping) else None
     with torch.inference_mode():
         out = forward_layer(encoder, x)
-        return pool(out, encoder.pooling, has_cls_token(encoder.module))
+        return pool(out, encoder.pooling, has_cls_token(encoder.module), mask)
 
 
 def layer_shapes(encoder: Encoder, example: Any) -> dict:
@@ -240,10 +250,10 @@ def pooled_dim(shape: tuple, pooling: str = "auto", has_cls: bool = False) -> Op
     how = auto_pooling(ndim, has_cls) if pooling == "auto" else pooling
     if ndim <= 2:
         return int(shape[0]) if shape else 1
-    if how == "avg":
+    if how == "avg" or (how == "mean" and ndim != 3):
         return int(shape[0])
     if how in ("mean", "cls"):
-        return int(math.prod(shape[1:]))
+        return int(shape[1]) if ndim == 3 else None
     if how == "flatten":
         return int(math.prod(shape))
     return None
