@@ -26,7 +26,7 @@ from typing import Optional
 
 import numpy as np
 
-from explorer.data._common import fingerprint_files, resize_crop, str_array, to_rgb_array
+from explorer.data._common import fingerprint_stat, resize_crop, str_array, to_rgb_array
 from explorer.data.base import Dataset
 from explorer.data.registry import DATASETS
 from explorer.errors import InputError
@@ -175,8 +175,7 @@ class ImageFolderDataset(Dataset):
         (ns). Contents are NOT hashed here (stat only): a folder of 100k images is
         fingerprinted in about a second instead of reading gigabytes; an edit that keeps both
         size and mtime goes unnoticed."""
-        return fingerprint_files(self.format, self.options, self.root,
-                                 (self.root / f for f in self.files), contents=False)
+        return fingerprint_stat(self.format, self.options, self.root, self.files)
 
 
 @DATASETS.register("image-folder", label="Image folder", directory=True, priority=0,

@@ -154,3 +154,30 @@ def test_fingerprint_changes_with_files_and_survives_pickle(folder):
     assert open_dataset(folder).fingerprint() != fp2
     _save(folder / "cat" / "new.png", np.zeros((4, 4, 3), np.uint8))  # a file added
     assert open_dataset(folder).n == 6
+
+
+def test_more_modes_through_the_resize_path(tmp_path):
+    Image.fromarray(np.full((20, 24), 60, np.uint8), "L").save(tmp_path / "grey.jpg", quality=95)
+    Image.new("CMYK", (20, 20), (0, 0, 0, 0)).save(tmp_path / "cmyk.jpg", quality=95)  # white
+    Image.fromarray(np.full((10, 10), 40000, np.uint16)).save(tmp_path / "deep.png")      # I;16
+    gif = Image.new("P", (9, 9))
+    gif.putpalette([255, 0, 0, 0, 0, 255] + [0] * 762)
+    gif.paste(1, (0, 0, 9, 9))
+    gif.save(tmp_path / "t.gif", transparency=0)
+    ds = open_dataset(tmp_path)
+    assert list(ds.ids) == ["cmyk.jpg", "deep.png", "grey.jpg", "t.gif"]
+    out = ds.images(range(4), 8)
+    assert out.shape == (4, 8, 8, 3)
+    assert out[0].min() >= 250                                   # CMYK (0,0,0,0) is white
+    assert (out[1] == round(40000 * 255 / 65535)).all()          # 16-bit scaled to 8 bits
+    assert np.abs(out[2].astype(int) - 60).max() <= 2            # grey JPEG (decoded in draft)
+    assert (out[3] == [0, 0, 255]).all()                         # palette colour, alpha dropped
+
+
+def test_images_beside_class_folders_are_unlabelled(tmp_path):
+    for rel in ("a/1.png", "b/2.png", "loose.png"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (3, 3)).save(tmp_path / rel)
+    ds = open_dataset(tmp_path)
+    assert ds.label_names == ["a", "b"] and ds.labels.tolist() == [0, 1, -1]
+    assert ds.label_of(2) is None and ds.metadata["class"].tolist() == ["a", "b", ""]
