@@ -16,7 +16,7 @@ import numpy as np
 KINDS = ("image", "text", "vector")
 
 
-@dataclass
+@dataclass(eq=False)
 class Dataset:
     """Base class. Subclasses fill the fields and override the item accessors.
 
