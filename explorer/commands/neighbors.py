@@ -1,0 +1,89 @@
+"""``embedding-explorer neighbors``: exact (or measured-recall approximate) nearest neighbours.
+
+    embedding-explorer neighbors --vectors Z.npy -k 10 --query-index 42 --json
+    embedding-explorer neighbors --workspace project.h5 --model resnet -k 15 --out knn.npy
+
+``--json`` prints each query's neighbour indices and similarities (self excluded; larger is
+closer: cosine similarity, dot product, or minus the Euclidean distance). ``--out`` writes the
+(N, k) int64 neighbour indices of all points.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from explorer.commands.project import add_source_args, load_vectors
+from explorer.errors import InputError
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "neighbors", help="nearest neighbours of one point or of all points",
+        description="Nearest neighbours in the embedding space (self excluded). Scores: larger is "
+                    "closer (cosine similarity, dot product, or minus the Euclidean distance).")
+    add_source_args(p)
+    p.add_argument("-k", type=int, default=10, help="neighbours per point (default 10)")
+    p.add_argument("--metric", choices=("cosine", "euclidean", "dot"), default="cosine")
+    p.add_argument("--query-index", type=int, action="append", metavar="I",
+                   help="row to query (repeatable); default: all points")
+    p.add_argument("--method", choices=("auto", "exact", "approx"), default="auto",
+                   help="for all points: exact, approximate (recall measured) or auto by size")
+    p.add_argument("--device", default=None, help="auto, cpu, cuda, cuda:N or mps")
+    p.add_argument("--out", metavar="FILE.npy", help="write the (N, k) int64 neighbour indices of all points")
+    p.add_argument("--json", action="store_true", help="print neighbours and similarities as JSON")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+def run(args) -> int:
+    from explorer.jobs import run_job
+    from explorer.maps import cached_knn
+    from explorer.neighbors import KnnParams, VectorIndex, knn_graph
+
+    Z, ws, key = load_vectors(args)
+    n = Z.shape[0]
+    if not 1 <= args.k < n:
+        raise InputError(f"-k must be between 1 and N-1 = {n - 1}, got {args.k}.")
+    out = {"metric": args.metric, "k": args.k, "n": int(n), "embedding_key": key, "queries": []}
+    if args.query_index and not args.out:
+        vi = VectorIndex(Z, args.metric)
+        for qi in args.query_index:
+            if not 0 <= qi < n:
+                raise InputError(f"--query-index {qi} is outside 0..{n - 1}.")
+            idx, sc = vi.query(index=qi, k=args.k)
+            out["queries"].append({"index": qi, "neighbors": idx.tolist(),
+                                   "similarities": [float(s) for s in sc]})
+        out["method"] = "exact"
+    else:
+        params = KnnParams(k=args.k, metric=args.metric, method=args.method, device=args.device)
+        if ws is not None:
+            _, r = run_job(cached_knn(ws, key, params, Z), desc="k-NN graph", quiet=args.quiet)
+        else:
+            r = run_job(knn_graph(Z, params), desc="k-NN graph", quiet=args.quiet)
+        out.update({"method": r.method, "recall": r.recall, "seconds": r.seconds})
+        rows = args.query_index if args.query_index else range(n)
+        for qi in rows:
+            if not 0 <= qi < n:
+                raise InputError(f"--query-index {qi} is outside 0..{n - 1}.")
+        if args.json:
+            out["queries"] = [{"index": int(i), "neighbors": r.indices[i].tolist(),
+                               "similarities": [float(s) for s in r.scores[i]]} for i in rows]
+        if args.out:
+            path = Path(args.out)
+            tmp = path.with_name(path.name + ".part.npy")
+            np.save(tmp, r.indices)
+            tmp.replace(path)
+            out["out"] = args.out
+    if args.json:
+        print(json.dumps(out))
+    else:
+        for q in out["queries"]:
+            pairs = ", ".join(f"{i} ({s:.4f})" for i, s in zip(q["neighbors"], q["similarities"]))
+            print(f"{q['index']}: {pairs}")
+        if args.out:
+            print(f"{out['method']} {args.k}-NN of {n} points (recall {out.get('recall', 1.0):.3f}); wrote {args.out}")
+    return 0

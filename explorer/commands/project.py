@@ -1,0 +1,121 @@
+"""``embedding-explorer project``: a 2-D/3-D map (PCA or UMAP) of stored embeddings or of a
+plain ``.npy`` array.
+
+    embedding-explorer project --workspace project.h5 --model resnet --method umap --out map.npy
+    embedding-explorer project --vectors Z.npy --method pca --dims 3 --json
+
+With ``--workspace`` the k-NN graph and the layout are cached in the workspace (changing
+``--min-dist`` re-runs only the layout; the same parameters recompute nothing).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Optional, Tuple
+
+import numpy as np
+
+from explorer.errors import InputError
+
+
+def add_source_args(p: argparse.ArgumentParser) -> None:
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--workspace", metavar="FILE", help="workspace file (.h5) holding embeddings")
+    src.add_argument("--vectors", metavar="Z.npy", help="a (N, D) array of vectors in a .npy file")
+    p.add_argument("--model", metavar="M", help="which stored embedding: its model name")
+    p.add_argument("--layer", metavar="L", help="which stored embedding: its layer")
+    p.add_argument("--embedding-key", metavar="KEY", help="which stored embedding: its key")
+
+
+def load_vectors(args) -> Tuple[np.ndarray, Optional[object], Optional[str]]:
+    """-> (vectors (N, D) float32, workspace or None, embedding key or None)."""
+    if args.vectors:
+        path = Path(args.vectors)
+        if not path.is_file():
+            raise InputError(f"{path}: no such file.")
+        try:
+            Z = np.load(path, allow_pickle=False)
+        except Exception as exc:
+            raise InputError(f"{path}: cannot be read as a .npy array ({exc.__class__.__name__}).") from None
+        if Z.ndim != 2:
+            raise InputError(f"{path}: expected a (N, D) array, found shape {Z.shape}.")
+        return Z, None, None
+    from explorer.store import Workspace
+
+    ws = Workspace(args.workspace)
+    recs = ws.list("embeddings")
+    if args.embedding_key:
+        recs = [(k, a) for k, a in recs if k == args.embedding_key]
+    if args.model:
+        recs = [(k, a) for k, a in recs if a.get("model") == args.model]
+    if args.layer:
+        recs = [(k, a) for k, a in recs if str(a.get("layer")) == args.layer]
+    if len(recs) != 1:
+        all_ = ws.list("embeddings")
+        if not all_:
+            raise InputError(f"{args.workspace}: the workspace holds no embeddings; run `embedding-explorer embed` first.")
+        choices = "; ".join(f"{k[:12]} (model {a.get('model')}, layer {a.get('layer')}, dataset {a.get('dataset')})"
+                            for k, a in all_)
+        what = "no stored embedding matches" if not recs else "several stored embeddings match"
+        raise InputError(f"{args.workspace}: {what} --model/--layer; choose one of: {choices}.")
+    key = recs[0][0]
+    return ws.get("embeddings", key).arrays["vectors"], ws, key
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "project", help="2-D/3-D map (PCA or UMAP) of embeddings",
+        description="Compute a PCA or UMAP map of stored embeddings (cached in the workspace) or of a .npy array.")
+    add_source_args(p)
+    p.add_argument("--method", choices=("pca", "umap"), default="umap")
+    p.add_argument("--dims", type=int, choices=(2, 3), default=2)
+    p.add_argument("--n-neighbors", type=int, default=15, metavar="K")
+    p.add_argument("--min-dist", type=float, default=0.1)
+    p.add_argument("--metric", choices=("cosine", "euclidean", "dot"), default="cosine")
+    p.add_argument("--n-epochs", type=int, default=None, metavar="E", help="default: umap-learn's (500 up to 10k points, else 200)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (-1: none, faster parallel optimisation, not reproducible)")
+    p.add_argument("--knn-method", choices=("auto", "exact", "approx"), default="auto")
+    p.add_argument("--device", default=None, help="auto, cpu, cuda, cuda:N or mps")
+    p.add_argument("--out", metavar="FILE.npy", help="write the (N, dims) float32 coordinates")
+    p.add_argument("--json", action="store_true", help="print a JSON summary (parameters, info)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+def run(args) -> int:
+    from explorer.jobs import run_job
+    from explorer.maps import MapParams, cached_layout, make_layout
+
+    Z, ws, key = load_vectors(args)
+    params = MapParams(method=args.method, n_components=args.dims, n_neighbors=args.n_neighbors,
+                       min_dist=args.min_dist, metric=args.metric, n_epochs=args.n_epochs,
+                       seed=None if args.seed is not None and args.seed < 0 else args.seed,
+                       knn_method=args.knn_method, device=args.device)
+    if ws is not None:
+        lkey, lay = run_job(cached_layout(ws, key, params), desc=f"{args.method} map", quiet=args.quiet)
+    else:
+        lkey, lay = None, run_job(make_layout(Z, params), desc=f"{args.method} map", quiet=args.quiet)
+    if args.out:
+        out = Path(args.out)
+        tmp = out.with_name(out.name + ".part.npy")
+        np.save(tmp, lay.coords)
+        tmp.replace(out)
+    summary = {"method": lay.method, "n": int(lay.coords.shape[0]), "dims": int(lay.coords.shape[1]),
+               "params": lay.params, "info": lay.info, "layout_key": lkey, "embedding_key": key,
+               "out": args.out}
+    if args.json:
+        print(json.dumps(summary, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o)))
+    else:
+        extra = ""
+        if lay.method == "pca":
+            extra = " explained variance " + ", ".join(f"{v:.3f}" for v in lay.info["explained_variance_ratio"])
+        elif lay.info:
+            extra = f" graph {lay.info.get('graph_method')} (recall {lay.info.get('graph_recall', 1.0):.3f})"
+            if lay.info.get("fitted_on_sample"):
+                extra += f", fitted on {lay.info['fitted_on_sample']} points, rest placed by transform"
+        print(f"{lay.method} map of {summary['n']} points in {summary['dims']}-D;{extra}"
+              + (f"; wrote {args.out}" if args.out else ""))
+    return 0
