@@ -20,7 +20,7 @@ from explorer.encoders.checkpoint import (Checkpoint, as_preprocess, count_param
 from explorer.encoders.factory import (Architecture, build_model, builtin, builtin_architectures,
                                        is_factory_spec, load_factory, resolve_architecture)
 from explorer.encoders.registry import ENCODERS
-from explorer.errors import CheckpointError, InputError
+from explorer.errors import CheckpointError
 
 
 def _meta_architecture(meta: dict, path: Path) -> Optional[Architecture]:
@@ -94,7 +94,14 @@ def encoder_from_checkpoint(ckpt: Checkpoint, fmt: str, *, arch: Any = None, fac
     else:
         kwargs = dict(arch_kwargs or {})
     model = build_model(archi, kwargs)
-    info.update(load_into(model, ckpt, archi.name))
+    try:
+        info.update(load_into(model, ckpt, archi.name))
+    except CheckpointError as exc:
+        other = _guess_architecture(ckpt)
+        if other is None or other.name == archi.name:
+            raise
+        raise CheckpointError(f"{str(exc).rstrip('.')}; it does fit the built-in {other.name} "
+                              f"(--arch {other.name}).") from None
     info.update({"arch": archi.name, "arch_kwargs": kwargs, "parameters": count_parameters(model)})
     if not archi.builtin and archi.spec:
         info["factory"] = archi.spec

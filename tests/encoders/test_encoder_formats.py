@@ -348,3 +348,59 @@ def test_fingerprint_follows_weights_layer_pooling_and_preprocess(tmp_path, cnn)
         if t.numel():
             h.update(t.contiguous().numpy().tobytes())
     assert a.weights_digest() == h.hexdigest()
+
+
+# -- reopening, CLI, devices ---------------------------------------------------------------
+def test_mismatch_names_the_builtin_that_fits(tmp_path):
+    from explorer.encoders.archs import mlp
+
+    path = tmp_path / "vec.pt"
+    torch.save(mlp().state_dict(), path)
+    with pytest.raises(CheckpointError, match=r"vec.pt does not fit small_cnn: .*it does fit the built-in mlp"):
+        open_encoder(path, arch="small_cnn")
+
+
+def test_reopen_from_description_gives_the_same_encoder(tmp_path, cnn):
+    from explorer.encoders import reopen_encoder
+
+    path = tmp_path / "m.pt"
+    torch.save(cnn.state_dict(), path)
+    enc = open_encoder(path, arch="small_cnn", layer="features.block2", pooling="flatten",
+                       preprocess={"size": 40})
+    again = reopen_encoder(json.loads(json.dumps(enc.describe())))
+    assert (again.layer, again.pooling, again.preprocess) == (enc.layer, enc.pooling, enc.preprocess)
+    assert again.fingerprint() == enc.fingerprint()
+    src = tmp_path / "f.py"
+    src.write_text(FACTORY)
+    head = tmp_path / "head.pt"
+    ns: dict = {}
+    exec(compile(FACTORY, "reference", "exec"), ns)
+    torch.save(ns["make"](d_in=4, d_out=2).state_dict(), head)
+    f_enc = open_encoder(head, factory=f"{src}:make", arch_kwargs={"d_in": 4, "d_out": 2})
+    assert reopen_encoder(f_enc.describe()).fingerprint() == f_enc.fingerprint()
+
+
+def test_cli_prints_one_line_and_exits_2_for_a_bad_checkpoint(tmp_path, capsys):
+    from explorer.cli import main
+
+    np.save(tmp_path / "v.npy", np.zeros((4, 8), np.float32))
+    bad = tmp_path / "bad.pt"
+    bad.write_text("not a model")
+    code = main(["embed", "--data", str(tmp_path / "v.npy"), "--encoder", str(bad),
+                 "--workspace", str(tmp_path / "w.h5"), "--quiet"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert err == "embedding-explorer: error: bad.pt is not a PyTorch checkpoint (it is neither a torch.save archive nor a pickle)."
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_embed_batch_on_cuda_matches_cpu(tmp_path, cnn, images):
+    path = tmp_path / "m.pt"
+    torch.save(cnn.state_dict(), path)
+    enc = open_encoder(path, arch="small_cnn", layer="features.block3")
+    cpu = embed_batch(enc, images).numpy()
+    enc.module.cuda()
+    gpu = embed_batch(enc, images.cuda())
+    assert gpu.device.type == "cuda"
+    _close(gpu.cpu().numpy(), cpu, tol=1e-3)
+    assert enc.fingerprint() == open_encoder(path, arch="small_cnn", layer="features.block3").fingerprint()
