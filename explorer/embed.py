@@ -164,103 +164,33 @@ def _identity(x):
 
 
 # ---------------------------------------------------------------------------------------------
-# running the encoder: layer hook and pooling
+# running the encoder: layer hook and pooling live in explorer.encoders.hooks
 # ---------------------------------------------------------------------------------------------
-class _Stop(Exception):
-    """Raised by the layer hook to skip the layers after the chosen one."""
+def pool(h, pooling: str = "auto", has_cls: bool = False, mask=None):
+    """Pool a layer output to (B, D) float32: :func:`explorer.encoders.hooks.pool` (the one
+    definition; avg = mean over spatial dims, cls = token 0, mean = masked mean over tokens)."""
+    from explorer.encoders.hooks import pool as _pool
 
-
-def _main_tensor(out):
-    import torch
-
-    if isinstance(out, torch.Tensor):
-        return out
-    for name in ("last_hidden_state", "sentence_embedding", "image_embeds", "text_embeds", "pooler_output"):
-        v = out.get(name) if isinstance(out, dict) else getattr(out, name, None)
-        if isinstance(v, torch.Tensor):
-            return v
-    if isinstance(out, dict):
-        out = list(out.values())
-    if isinstance(out, (list, tuple)) and out:
-        return _main_tensor(out[0])
-    raise InputError(f"The encoder's output ({type(out).__name__}) holds no tensor to embed with.")
-
-
-def _has_cls(encoder) -> bool:
-    if "cls_token" in encoder.info:
-        return bool(encoder.info["cls_token"])
-    mod = encoder.module
-    return any(n.endswith("cls_token") for n, _ in mod.named_parameters()) if hasattr(mod, "named_parameters") else False
-
-
-def pool(h, pooling: str, has_cls: bool = False, mask=None):
-    """Pool a layer output to (B, D). ``h``: (B, D) as is; (B, C, H, W) "avg" = mean over
-    H, W (global average pooling); (B, T, D) "cls" = token 0, "mean" = mean over the tokens
-    (weighted by the attention ``mask`` (B, T) when given); "flatten" = reshape to (B, -1).
-    "auto": avg for 4-D, cls (if the model has a CLS token) or mean for 3-D, flatten above."""
-    if pooling == "none" or (pooling == "auto" and h.ndim == 2):
-        if h.ndim != 2:
-            raise InputError(f"Pooling 'none' needs a (batch, dim) output, got shape {tuple(h.shape)}.")
-        return h
-    if pooling == "flatten":
-        return h.reshape(h.shape[0], -1)
-    if pooling == "auto":
-        pooling = "avg" if h.ndim == 4 else ("cls" if has_cls else "mean") if h.ndim == 3 else "flatten"
-        if pooling == "flatten":
-            return h.reshape(h.shape[0], -1)
-    if pooling == "avg":
-        if h.ndim < 3:
-            raise InputError(f"Pooling 'avg' needs a feature map, got shape {tuple(h.shape)}.")
-        return h.flatten(2).mean(-1)
-    if pooling == "cls":
-        if h.ndim != 3:
-            raise InputError(f"Pooling 'cls' needs a token sequence (B, T, D), got shape {tuple(h.shape)}.")
-        return h[:, 0]
-    if pooling == "mean":
-        if h.ndim != 3:
-            return h.flatten(2).mean(-1)
-        if mask is not None:
-            m = mask.to(h.dtype).unsqueeze(-1)
-            return (h * m).sum(1) / m.sum(1).clamp_min(1)
-        return h.mean(1)
-    raise InputError(f"Unknown pooling {pooling!r}.")
+    return _pool(h, pooling, has_cls, mask)
 
 
 class _Runner:
-    """Calls the encoder and returns pooled (B, D) rows. The layer hook is registered once per
-    run; it stops the forward pass right after the chosen layer."""
+    """Calls :func:`explorer.encoders.hooks.embed_batch` (forward up to ``encoder.layer``, then
+    its pooling) and checks the layer name once, before the first batch."""
 
     def __init__(self, encoder, device) -> None:
-        self.encoder = encoder
-        self.module = encoder.module
-        self.device = device
-        self.has_cls = _has_cls(encoder)
-        self.captured: list = []
-        self.handle = None
-        if encoder.layer:
-            mods = dict(self.module.named_modules())
-            if encoder.layer not in mods:
-                raise InputError(f"Encoder {encoder.name} has no layer {encoder.layer!r}.")
-            self.handle = mods[encoder.layer].register_forward_hook(self._hook)
+        from explorer.encoders.hooks import embed_batch, resolve_layer
 
-    def _hook(self, _mod, _inp, out):
-        self.captured.append(out)
-        raise _Stop()
+        self.encoder = encoder
+        self._embed_batch = embed_batch
+        if encoder.layer:
+            resolve_layer(encoder.module, encoder.layer)  # InputError naming the layer
 
     def close(self) -> None:
-        if self.handle is not None:
-            self.handle.remove()
-            self.handle = None
+        pass
 
     def __call__(self, x, mask=None):
-        self.captured.clear()
-        try:
-            out = self.module(**x) if isinstance(x, dict) else self.module(x)
-        except _Stop:
-            out = self.captured[0]
-        h = _main_tensor(out)
-        self.captured.clear()
-        return pool(h, self.encoder.pooling or "auto", self.has_cls, mask)
+        return self._embed_batch(self.encoder, x)
 
 
 def _is_oom(exc: BaseException) -> bool:
