@@ -158,10 +158,13 @@ class PointsItem(pg.GraphicsObject):
         if w < 1 or h < 1 or w * h > 64_000_000:
             return
         vp = pr.Viewport(vr.left(), vr.right(), vr.top(), vr.bottom(), w, h)
+        # exports paint at a larger scale than the screen: points grow with it
+        scale = dev.width() / max(vb.width(), 1.0)
         key = (vp, v._version)
         if key != self._key or self._qimg is None:
             full = self.sync_only or v._sync_render
-            img, st = v._render(vp, budget=None if full else LOD_BUDGET)
+            img, st = v._render(vp, budget=None if full else LOD_BUDGET,
+                                scale=scale if abs(scale - 1.0) > 0.05 else 1.0)
             self._set_image(img, key, st)
             if st.stride > 1:
                 self._pending = (key, vp)
@@ -432,8 +435,9 @@ class MapView(QtWidgets.QWidget):
         self.colorbar.hide()
         fl.addWidget(self.graphics, 1)
         self.legend = LegendWidget()
-        self.legend.toggled.connect(lambda k: self.set_class_visible(k, not self._entry_visible[k]))
-        self.legend.isolated.connect(self.isolate_class)
+        self.legend.toggled.connect(self._legend_toggled)
+        self.legend.isolated.connect(self._legend_isolated)
+        self._last_toggle = None  # (entry, time, visibility before) to undo on double-click
         self.legend.hide()
         fl.addWidget(self.legend)
         lay.addWidget(self._figure, 1)
@@ -443,24 +447,29 @@ class MapView(QtWidgets.QWidget):
         self.graphics.scene().sigMouseMoved.connect(self._mouse_moved)
         self.graphics.viewport().installEventFilter(self)
 
-        ctx = QtCore.Qt.ShortcutContext.WidgetWithChildrenShortcut
-        K = QtCore.Qt.Key
-        for keys, fn in (
-            ((K.Key_Left,), lambda: self._pan_by(-0.1, 0)),
-            ((K.Key_Right,), lambda: self._pan_by(0.1, 0)),
-            ((K.Key_Up,), lambda: self._pan_by(0, 0.1)),
-            ((K.Key_Down,), lambda: self._pan_by(0, -0.1)),
-            ((K.Key_Plus, K.Key_Equal), lambda: self.vb.scaleBy((0.8, 0.8))),
-            ((K.Key_Minus,), lambda: self.vb.scaleBy((1.25, 1.25))),
-            ((K.Key_R,), self.reset_view),
-            ((K.Key_Z,), self.zoom_to_selection),
-            ((K.Key_Escape,), lambda: self._selection.clear(source=self)),
-        ):
-            for k in keys:
-                sc = QtGui.QShortcut(QtGui.QKeySequence(k), self)
-                sc.setContext(ctx)
-                sc.activated.connect(fn)
         self.setFocusPolicy(QtCore.Qt.FocusPolicy.StrongFocus)
+
+    def keyPressEvent(self, ev):  # noqa: N802 (Qt API)
+        K = QtCore.Qt.Key
+        keys = {
+            K.Key_Left: lambda: self._pan_by(-0.1, 0),
+            K.Key_Right: lambda: self._pan_by(0.1, 0),
+            K.Key_Up: lambda: self._pan_by(0, 0.1),
+            K.Key_Down: lambda: self._pan_by(0, -0.1),
+            K.Key_Plus: lambda: self.vb.scaleBy((0.8, 0.8)),
+            K.Key_Equal: lambda: self.vb.scaleBy((0.8, 0.8)),
+            K.Key_Minus: lambda: self.vb.scaleBy((1.25, 1.25)),
+            K.Key_R: self.reset_view,
+            K.Key_Z: self.zoom_to_selection,
+            K.Key_Escape: lambda: self._selection.clear(source=self),
+        }
+        fn = keys.get(ev.key())
+        if fn is None or ev.modifiers() & (QtCore.Qt.KeyboardModifier.ControlModifier
+                                           | QtCore.Qt.KeyboardModifier.AltModifier):
+            super().keyPressEvent(ev)
+            return
+        ev.accept()
+        fn()
 
     def eventFilter(self, obj, ev):  # noqa: N802 (Qt API)
         if ev.type() == QtCore.QEvent.Type.Leave:
@@ -674,6 +683,19 @@ class MapView(QtWidgets.QWidget):
         """(name, rgb, count) of each legend entry."""
         return list(self._entries)
 
+    def _legend_toggled(self, k: int) -> None:
+        self._last_toggle = (k, time.monotonic(), self._entry_visible.copy())
+        self.set_class_visible(k, not self._entry_visible[k])
+
+    def _legend_isolated(self, k: int) -> None:
+        # a double-click arrives after the click of its first press: undo that toggle first
+        last = self._last_toggle
+        dt = QtWidgets.QApplication.doubleClickInterval() / 1000.0 + 0.1
+        if last is not None and last[0] == k and time.monotonic() - last[1] < dt:
+            self._entry_visible = last[2].copy()
+        self._last_toggle = None
+        self.isolate_class(k)
+
     def set_class_visible(self, entry: int, visible: bool) -> None:
         self._entry_visible[int(entry)] = bool(visible)
         self.legend.set_visibility(self._entry_visible)
@@ -723,8 +745,12 @@ class MapView(QtWidgets.QWidget):
             raise RuntimeError("call set_layout(coords) first")
 
     # ------------------------------------------------------------------ rendering
-    def _render(self, vp: pr.Viewport, budget: Optional[int]):
-        return self._index.render(vp, self._cidx_sorted, self._style, selected=self._sel_sorted,
+    def _render(self, vp: pr.Viewport, budget: Optional[int], scale: float = 1.0):
+        style = self._style
+        if scale != 1.0:
+            style = pr.RenderStyle(**{f: getattr(style, f) for f in style.__dataclass_fields__})
+            style.point_size = style.point_size * scale
+        return self._index.render(vp, self._cidx_sorted, style, selected=self._sel_sorted,
                                   budget=budget)
 
     def _render_job(self, vp: pr.Viewport):
@@ -995,7 +1021,7 @@ class MapView(QtWidgets.QWidget):
                 fig.render(qp, QtCore.QPoint(), QtGui.QRegion(),
                            QtWidgets.QWidget.RenderFlag.DrawChildren | QtWidgets.QWidget.RenderFlag.DrawWindowBackground)
                 qp.end()
-                if not img.save(str(path), "PNG"):
+                if not img.save(str(path), "PNG", 80):  # light compression: 3x faster
                     raise OSError(f"could not write {path}")
             else:
                 from PySide6 import QtSvg
