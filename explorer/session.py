@@ -44,6 +44,7 @@ class ModelEntry:
     layouts: dict = field(default_factory=dict)  # method -> (N, c) float32
     layout_info: dict = field(default_factory=dict)  # method -> dict
     diagnostics: Optional[dict] = None
+    indexes: dict = field(default_factory=dict)  # metric -> explorer.neighbors.VectorIndex
 
     @property
     def embedded(self) -> bool:
@@ -139,11 +140,25 @@ class Session:
     def apply_embedding(self, model_id: str, key: str, vectors: np.ndarray) -> None:
         m = self.models[model_id]
         m.emb_key, m.vectors = key, vectors
+        m.indexes.clear()
         m.knn = None
         m.layouts.clear()
         m.layout_info.clear()
         m.diagnostics = None
         self.model_updated.emit(model_id)
+
+    def neighbors(self, model_id: Optional[str], index: int, k: int = 10, metric: str = "cosine"):
+        """Exact k nearest neighbours of item ``index`` in the model's original space, itself
+        excluded -> (indices (k,), scores (k,)). The search index is prepared once per metric."""
+        from explorer.neighbors import VectorIndex
+
+        m = self.model(model_id)
+        if m.vectors is None:
+            raise InputError(f"{m.id} has no embedding yet; embed the dataset first.")
+        vi = m.indexes.get(metric)
+        if vi is None:
+            vi = m.indexes[metric] = VectorIndex(m.vectors, metric)
+        return vi.query(k=k, index=int(index))
 
     def apply_layout(self, model_id: str, method: str, coords: np.ndarray, info: Optional[dict] = None) -> None:
         m = self.models[model_id]
@@ -203,3 +218,80 @@ def read_session_file(path: str | os.PathLike) -> dict:
         raise InputError(f"{path} was saved by a newer Embedding Explorer (session format "
                          f"{d.get('version')}); update the app to open it.")
     return d
+
+
+# -- jobs the GUI runs for a model (Qt-free, usable from Python) ------------------------------
+def map_params(method: str, settings: Any) -> Any:
+    """:class:`explorer.maps.MapParams` from the GUI's projection settings (any object with
+    n_neighbors, min_dist, metric, seed, dims)."""
+    from explorer.maps import MapParams
+
+    return MapParams(method=method, n_components=int(getattr(settings, "dims", 2)),
+                     n_neighbors=int(settings.n_neighbors), min_dist=float(settings.min_dist),
+                     metric=str(settings.metric), seed=int(settings.seed))
+
+
+def projection_job(session: Session, model_id: str, method: str, settings: Any):
+    """PCA or UMAP of a model's embedding through the workspace's staged cache
+    (embeddings -> kNN graph -> layout). Returns ``(coords, info)``; for UMAP ``info['trust']``
+    holds the per-point projection trust against the same kNN graph."""
+    from explorer.maps import cached_knn, cached_layout, projection_trust
+    from explorer.neighbors import KnnParams
+
+    m = session.model(model_id)
+    if m.emb_key is None:
+        raise InputError(f"{model_id} has no embedding yet; embed the dataset first.")
+    p = map_params(method, settings)
+    key, lay = yield from cached_layout(session.workspace, m.emb_key, p)
+    info = dict(lay.info)
+    info["key"] = key
+    info["params"] = lay.params
+    n = len(lay.coords)
+    if method == "pca":
+        evr = info.get("explained_variance_ratio") or []
+        info["summary"] = f"PCA of {n:,} points; explained variance " + ", ".join(f"{v:.1%}" for v in evr)
+    else:
+        kp = KnnParams(k=p.n_neighbors - 1, metric=p.metric, method=p.knn_method)
+        _, knn = yield from cached_knn(session.workspace, m.emb_key, kp, m.vectors)
+        info["trust"] = projection_trust(knn.indices, lay.coords)
+        sampled = info.get("fitted_on_sample")
+        info["summary"] = (f"UMAP of {n:,} points (n_neighbors={p.n_neighbors}, min_dist={p.min_dist}, "
+                           f"{p.metric}, seed {p.seed}); kNN graph {knn.method}"
+                           + (f", recall {knn.recall:.3f}" if knn.method != "exact" else "")
+                           + (f"; fitted on {sampled:,} points, the rest placed with transform" if sampled else "")
+                           + f"; mean projection trust {float(np.mean(info['trust'])):.2f}")
+    return lay.coords, info
+
+
+def diagnose_job(session: Session, model_id: str, params: Any = None):
+    """Collapse diagnostics of a model's embedding (cached in the workspace) -> metrics dict."""
+    from explorer.metrics import diagnose as D
+
+    m = session.model(model_id)
+    if m.vectors is None:
+        raise InputError(f"{model_id} has no embedding yet; embed the dataset first.")
+    ds = session.dataset
+    labels = None if ds is None else ds.labels
+    params = params or D.DiagnoseParams()
+    if hasattr(D, "diagnose_cached") and m.emb_key is not None:
+        return (yield from D.diagnose_cached(session.workspace, m.emb_key, params, labels=labels, vectors=m.vectors))
+    return (yield from D.diagnose(m.vectors, labels, params))
+
+
+def python_snippet(session: Session, method: str, settings: Any) -> str:
+    """Code that reproduces the current map from the workspace, for a notebook."""
+    m = session.model()
+    if m.emb_key is None:
+        raise InputError("Embed the dataset first; there is no map to reproduce yet.")
+    p = map_params(method, settings)
+    fields = ", ".join(f"{k}={v!r}" for k, v in p.layout_dict().items())
+    return (
+        "# Reproduces the map shown in Embedding Explorer\n"
+        "from explorer.jobs import drain\n"
+        "from explorer.maps import MapParams, cached_layout\n"
+        "from explorer.store import Workspace\n\n"
+        f"ws = Workspace({str(session.workspace_path.resolve())!r})\n"
+        f"vectors = ws.get('embeddings', {m.emb_key!r}).arrays['vectors']  # {m.id}\n"
+        f"key, layout = drain(cached_layout(ws, {m.emb_key!r}, MapParams({fields})))\n"
+        "coords = layout.coords  # (N, %d) float32; layout.info['reproduce'] gives the plain umap-learn call\n"
+        % p.n_components)

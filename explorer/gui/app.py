@@ -13,6 +13,10 @@ T0 = time.perf_counter()
 def apply_theme(app, theme: str) -> None:
     from explorer.resources import assets_dir
 
+    from PySide6 import QtCore
+
+    QtCore.QDir.setSearchPaths("assets", [str(assets_dir())])
+    app.setProperty("theme", theme)
     qss = assets_dir() / f"style_{'dark' if theme == 'dark' else 'light'}.qss"
     app.setStyleSheet(qss.read_text(encoding="utf-8") if qss.exists() else "")
     import pyqtgraph as pg
@@ -26,12 +30,18 @@ def make_app(argv=None):
 
     from explorer.resources import assets_dir, setup_numba_cache
 
+    from explorer.gui.mainwindow import settings as _settings
+
+    cache = str(_settings().value("cache_dir", "") or "")
+    if cache and not os.environ.get("EMBEDDING_EXPLORER_CACHE"):
+        os.environ["EMBEDDING_EXPLORER_CACHE"] = cache
     setup_numba_cache()
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(argv or sys.argv[:1])
+    app.setStyle("Fusion")
     app.setApplicationName("Embedding Explorer")
     app.setOrganizationName("embedding-explorer")
     app.setDesktopFileName("embedding-explorer")
-    ico = assets_dir() / "icons" / "app" / "embedding-explorer-256.png"
+    ico = assets_dir() / "icons" / "app" / "icon_256.png"
     if not ico.exists():
         ico = next(iter(sorted(assets_dir().rglob("*256*.png"))), None)
     if ico is not None:

@@ -58,8 +58,11 @@ class JobRow(QtWidgets.QWidget):
     def _on_done(self) -> None:
         h = self.handle
         self.bar.setRange(0, 1000)
-        self.bar.setValue(1000 if h.state == "finished" else self.bar.value())
+        self.bar.setValue(1000)
         self.bar.setFormat({"finished": "done", "failed": "failed", "cancelled": "cancelled"}.get(h.state, "%p%"))
+        if h.state != "finished":
+            color = "#b3261e" if h.state == "failed" else "#8a8f98"
+            self.bar.setStyleSheet(f"QProgressBar::chunk {{ background: {color}; }}")
         self.time.setText(f"{_fmt_s(h.elapsed)}")
         self.cancel.setEnabled(False)
 

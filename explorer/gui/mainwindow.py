@@ -35,10 +35,14 @@ def settings() -> QtCore.QSettings:
 def icon(name: str) -> QtGui.QIcon:
     from explorer.resources import assets_dir
 
-    for ext in (".svg", ".png"):
-        p = assets_dir() / "icons" / f"{name}{ext}"
-        if p.exists():
-            return QtGui.QIcon(str(p))
+    app = QtWidgets.QApplication.instance()
+    dark = app is not None and app.property("theme") == "dark"
+    base = assets_dir() / "icons" / "toolbar"
+    for folder in ((base / "dark", base) if dark else (base,)):
+        for ext in (".svg", ".png"):
+            p = folder / f"{name}{ext}"
+            if p.exists():
+                return QtGui.QIcon(str(p))
     return QtGui.QIcon()
 
 
@@ -116,7 +120,9 @@ class MainWindow(QtWidgets.QMainWindow):
         # left: browser
         self.browser = QtWidgets.QTreeWidget()
         self.browser.setHeaderLabels(["Item", "State"])
-        self.browser.setColumnWidth(0, 200)
+        self.browser.setColumnWidth(0, 170)
+        self.browser.header().setStretchLastSection(True)
+        self.browser.setMinimumWidth(300)
         self.browser.itemDoubleClicked.connect(self._browser_activated)
         self._dock("Data and models", self.browser, QtCore.Qt.LeftDockWidgetArea, "browser")
         # right: tabs
@@ -224,7 +230,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
         f = mb.addMenu("&File")
         act(f, "Open &dataset…", self.open_dataset_dialog, "Ctrl+O", "Open an image folder, array, HDF5, text or vector file", "open", True)
-        act(f, "Open &encoder…", self.open_encoder_dialog, "Ctrl+E", "Open a checkpoint (TorchScript, state_dict, safetensors, Lightning)", "model", True)
+        act(f, "Open &encoder…", self.open_encoder_dialog, "Ctrl+E", "Open a checkpoint (TorchScript, state_dict, safetensors, Lightning)", "open", True)
         act(f, "Attach &metadata…", self.attach_metadata_dialog, None, "Join a CSV/TSV table to the dataset by row order or id column")
         f.addSeparator()
         act(f, "Open &session…", self.open_session_dialog, "Ctrl+Shift+O")
@@ -240,13 +246,13 @@ class MainWindow(QtWidgets.QMainWindow):
         act(f, "&Quit", self.close, "Ctrl+Q")
         c = mb.addMenu("&Compute")
         tb.addSeparator()
-        act(c, "&Embed", self.embed_current, "Ctrl+Return", "Embed the dataset with the current model", "compute", True)
+        act(c, "&Embed", self.embed_current, "Ctrl+Return", "Embed the dataset with the current model", "embed", True)
         act(c, "Embed &all models", self.embed_all, "Ctrl+Shift+Return")
         act(c, "&Recompute map", lambda: self.apply_projection(self.projpanel.settings()), "Ctrl+R", "Re-run the map with the settings panel's values", "map", True)
         act(c, "&Diagnose collapse", self.diagnose_current, "Ctrl+D", "Collapse diagnostics of the current model", "diagnose", True)
         act(c, "Cancel all jobs", self.runner.cancel_all, "Ctrl+.", "Cancel every running job", "cancel")
         vmenu = mb.addMenu("&View")
-        act(vmenu, "&Reset view", lambda: self.mapview.reset_view(), "R", "Show all points", "reset", True)
+        act(vmenu, "&Reset view", lambda: self.mapview.reset_view(), "R", "Show all points", "reset_view", True)
         act(vmenu, "&Zoom to selection", lambda: self.mapview.zoom_to_selection(), "Z")
         act(vmenu, "Clear selection", lambda: self.selection.clear(source=self), "Esc")
         act(vmenu, "Select &all", lambda: self.selection.select(np.arange(self.selection.n), source=self), "Ctrl+A")
@@ -558,6 +564,12 @@ class MainWindow(QtWidgets.QMainWindow):
             return self.show_error("Embed the dataset first (Compute > Embed).")
         self.diagnose(self.session.current)
 
+    def warmup(self) -> None:
+        """Compile UMAP's numba kernels in the background (cached on disk; TRAPS.md #2)."""
+        from explorer.maps import warmup
+
+        self.runner.submit("Warm up UMAP kernels", warmup, None, None, exclusive="warmup")
+
     # ------------------------------------------------------------------ session signals
     def _on_dataset_changed(self, ds) -> None:
         self.stack.setCurrentWidget(self.mapview)
@@ -769,13 +781,11 @@ class MainWindow(QtWidgets.QMainWindow):
         m = self.session.model()
         if m.vectors is None:
             return
-        from explorer.neighbors import query
-
         k = self.inspector.k.value()
         metric = self.inspector.metric.currentText()
 
         def run():
-            nbr, scores = query(m.vectors, int(idx), k=k, metric=metric, exclude=int(idx))
+            nbr, scores = self.session.neighbors(m.id, int(idx), k=k, metric=metric)
             self.inspector.show_neighbors(ds, nbr, scores, metric)
 
         self.guarded(run)
