@@ -168,7 +168,8 @@ def knn_search(Q: np.ndarray, Z: np.ndarray, k: int, metric: str = "cosine", dev
         Qp = torch.nn.functional.normalize(Qt, dim=1, eps=1e-12) if metric == "cosine" else Qt
         alpha = 2.0 if metric == "euclidean" else 1.0
         # column tiles only when one row block of all N columns would not fit
-        cols = N if N * 4 * 64 <= memory_mb * 2**20 else max(k + 1, (memory_mb * 2**20) // (4 * 64))
+        budget = int(memory_mb * 2**20)
+        cols = N if N * 4 * 64 <= budget else int(max(k + 1, budget // (4 * 64)))
         rows = _block_rows(cols, memory_mb)
         out_i = np.empty((M, k), dtype=np.int64)
         out_s = np.empty((M, k), dtype=np.float32)

@@ -1,0 +1,141 @@
+"""Exact and approximate k-NN checked against brute force written here in float64."""
+
+import json
+
+import numpy as np
+import pytest
+
+from explorer.errors import InputError
+from explorer.jobs import drain
+from explorer.neighbors import METRICS, KnnParams, VectorIndex, knn_graph, query, recall_at_k
+
+
+def brute(X, Q, k, metric, self_rows=None):
+    """float64 brute force: (indices, scores) with larger = closer; self_rows excluded."""
+    X = X.astype(np.float64)
+    Q = Q.astype(np.float64)
+    if metric == "cosine":
+        S = (Q / np.linalg.norm(Q, axis=1, keepdims=True)) @ (X / np.linalg.norm(X, axis=1, keepdims=True)).T
+    elif metric == "dot":
+        S = Q @ X.T
+    else:
+        S = -np.sqrt(((Q[:, None, :] - X[None, :, :]) ** 2).sum(-1))
+    if self_rows is not None:
+        S[np.arange(len(Q)), self_rows] = -np.inf
+    idx = np.argsort(-S, axis=1, kind="stable")[:, :k]
+    return idx, np.take_along_axis(S, idx, 1)
+
+
+@pytest.fixture(scope="module")
+def Z():
+    rng = np.random.default_rng(3)
+    # varied norms so dot differs from cosine
+    return (rng.normal(size=(600, 24)) * rng.uniform(0.5, 2.0, size=(600, 1))).astype(np.float32)
+
+
+@pytest.mark.parametrize("metric", METRICS)
+def test_exact_graph_matches_float64_brute_force(Z, metric):
+    r = drain(knn_graph(Z, KnnParams(k=7, metric=metric, method="exact")))
+    bi, bs = brute(Z, Z, 7, metric, self_rows=np.arange(len(Z)))
+    assert r.method == "exact" and r.recall == 1.0
+    assert r.indices.dtype == np.int64 and r.scores.dtype == np.float32 and r.indices.shape == (600, 7)
+    np.testing.assert_array_equal(r.indices, bi)
+    np.testing.assert_allclose(r.scores, bs, rtol=1e-5, atol=1e-5)
+    assert not (r.indices == np.arange(600)[:, None]).any()
+
+
+@pytest.mark.parametrize("metric", METRICS)
+def test_chunked_equals_one_block(Z, metric):
+    one = drain(knn_graph(Z, KnnParams(k=5, metric=metric, method="exact", memory_mb=512)))
+    # 0.05 MB: 64-row blocks over 200-column tiles, so both row and column tiling run
+    tiny = drain(knn_graph(Z, KnnParams(k=5, metric=metric, method="exact", memory_mb=0.05)))
+    np.testing.assert_array_equal(one.indices, tiny.indices)
+    np.testing.assert_allclose(one.scores, tiny.scores, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("metric", ["cosine", "euclidean"])
+def test_approx_recall_is_measured_not_assumed(metric):
+    rng = np.random.default_rng(0)
+    centers = rng.normal(size=(20, 32)) * 3
+    X = (centers[rng.integers(0, 20, 3000)] + rng.normal(size=(3000, 32))).astype(np.float32)
+    r = drain(knn_graph(X, KnnParams(k=10, metric=metric, method="approx", recall_sample=400)))
+    assert r.method in ("hnsw", "nndescent")
+    bi, _ = brute(X, X, 10, metric, self_rows=np.arange(len(X)))
+    hits = np.mean([len(set(a) & set(b)) for a, b in zip(r.indices, bi)]) / 10
+    assert hits >= 0.95
+    assert abs(r.recall - hits) < 0.03  # a sample estimate of the true recall
+    assert not (r.indices == np.arange(len(X))[:, None]).any()
+    assert recall_at_k(bi, bi) == 1.0
+
+
+@pytest.mark.parametrize("metric", METRICS)
+@pytest.mark.parametrize("half", [False, True])
+def test_single_queries_exact(Z, metric, half):
+    vi = VectorIndex(Z, metric, half=half)
+    rng = np.random.default_rng(1)
+    for i in rng.choice(len(Z), 10, replace=False):
+        idx, sc = vi.query(index=int(i), k=6)
+        bi, bs = brute(Z, Z[i:i + 1], 6, metric, self_rows=np.array([i]))
+        np.testing.assert_array_equal(idx, bi[0])
+        np.testing.assert_allclose(sc, bs[0], rtol=1e-5, atol=1e-5)
+    q = rng.normal(size=24).astype(np.float32)
+    idx, _ = vi.query(q, k=6, exclude=[3])
+    bi, _ = brute(Z, q[None], 7, metric)
+    np.testing.assert_array_equal(idx, [j for j in bi[0] if j != 3][:6])
+
+
+def test_half_filter_keeps_near_ties_exact():
+    # many near-duplicates around the k-th place: the float16 ranking alone would mis-order them
+    rng = np.random.default_rng(2)
+    base = rng.normal(size=64).astype(np.float32)
+    # 1 - cos of the near-duplicates ~ 5e-4 with gaps ~ 1e-6: far below float16's resolution
+    # (~1e-3), far above float32's (~1e-7)
+    X = np.concatenate([base + 3e-2 * rng.normal(size=(40, 64)), rng.normal(size=(500, 64))]).astype(np.float32)
+    vi = VectorIndex(X, "cosine", half=True)
+    idx, _ = vi.query(base, k=20)
+    bi, _ = brute(X, base[None], 20, "cosine")
+    np.testing.assert_array_equal(idx, bi[0])
+    # the float16 scores alone do not order them (so the exact rescoring is what is tested)
+    Xn = (X / np.linalg.norm(X, axis=1, keepdims=True)).astype(np.float16)
+    s16 = Xn @ (base / np.linalg.norm(base)).astype(np.float16)
+    assert not np.array_equal(np.argsort(-s16.astype(np.float64), kind="stable")[:20], bi[0])
+    idx2, _ = query(X, base, k=20)
+    np.testing.assert_array_equal(idx2, bi[0])
+
+
+def test_bad_input_is_one_sentence():
+    with pytest.raises(InputError, match="metric"):
+        drain(knn_graph(np.zeros((5, 2), np.float32), KnnParams(k=2, metric="manhattan")))
+    with pytest.raises(InputError, match="k must be"):
+        drain(knn_graph(np.ones((5, 2), np.float32), KnnParams(k=5)))
+    with pytest.raises(InputError, match="NaN"):
+        drain(knn_graph(np.full((5, 2), np.nan, np.float32), KnnParams(k=2)))
+
+
+def test_cancel_closes_cleanly(Z):
+    job = knn_graph(Z, KnnParams(k=3, method="exact", memory_mb=0.05))
+    next(job)
+    job.close()  # GeneratorExit at the yield; nothing left running
+    with pytest.raises(StopIteration):
+        next(job)
+
+
+def test_cli_json_matches_brute_force(tmp_path, Z, capsys):
+    from explorer.cli import main
+
+    path = tmp_path / "Z.npy"
+    np.save(path, Z)
+    for metric in METRICS:
+        assert main(["neighbors", "--vectors", str(path), "-k", "4", "--metric", metric,
+                     "--query-index", "5", "--query-index", "17", "--json"]) == 0
+        out = json.loads(capsys.readouterr().out)
+        for q in out["queries"]:
+            bi, bs = brute(Z, Z[q["index"]:q["index"] + 1], 4, metric, self_rows=np.array([q["index"]]))
+            assert q["neighbors"] == bi[0].tolist()
+            np.testing.assert_allclose(q["similarities"], bs[0], rtol=1e-5, atol=1e-5)
+    out_path = tmp_path / "idx.npy"
+    assert main(["neighbors", "--vectors", str(path), "-k", "3", "--out", str(out_path), "--quiet"]) == 0
+    bi, _ = brute(Z, Z, 3, "cosine", self_rows=np.arange(len(Z)))
+    np.testing.assert_array_equal(np.load(out_path), bi)
+    assert main(["neighbors", "--vectors", str(path), "-k", "3", "--query-index", "9999"]) == 2
+    assert "outside" in capsys.readouterr().err
