@@ -348,3 +348,30 @@ def test_cuda_matches_cpu():
     np.testing.assert_allclose(gpu.vectors, cpu.vectors, rtol=1e-3, atol=1e-4)
     half = drain(embed(MemImages(x), enc(m), EmbedParams(device="cuda", precision="fp16")))
     np.testing.assert_allclose(half.vectors, cpu.vectors, rtol=5e-2, atol=5e-2)
+
+
+def test_cli_images_with_a_weights_file_and_built_in_architecture(tmp_path, capsys):
+    """End to end through the real npy and state_dict formats; rows checked against a float64
+    forward pass of the same weights with the encoder's own preprocessing values."""
+    from explorer.encoders import open_encoder
+    from explorer.encoders.archs import small_cnn
+
+    x = images(n=40, size=32, seed=5)
+    np.save(tmp_path / "imgs.npy", x)
+    torch.manual_seed(0)
+    torch.save(small_cnn().state_dict(), tmp_path / "cnn.pt")
+    rc = main(["embed", "--data", str(tmp_path / "imgs.npy"), "--encoder", str(tmp_path / "cnn.pt"),
+               "--arch", "small_cnn", "--workspace", str(tmp_path / "w.h5"), "--out", str(tmp_path / "v.npy"),
+               "--batch-size", "16", "--quiet"])
+    assert rc == 0, capsys.readouterr().err
+    got = np.load(tmp_path / "v.npy")
+    e = open_encoder(tmp_path / "cnn.pt", arch="small_cnn")
+    pp = e.preprocess
+    assert pp.size == 32 and pp.channels == 3
+    m = e.module.double().eval()
+    t = torch.from_numpy(x.astype(np.float64) / 255.0).permute(0, 3, 1, 2)
+    t = (t - torch.tensor(pp.mean, dtype=torch.float64).view(1, 3, 1, 1)) / torch.tensor(pp.std, dtype=torch.float64).view(1, 3, 1, 1)
+    with torch.no_grad():
+        ref = m(t).numpy()
+    assert got.shape == ref.shape == (40, 128)
+    np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-4)

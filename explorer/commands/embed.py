@@ -73,6 +73,9 @@ def run(args) -> int:
     out = Path(args.out).expanduser() if args.out else None
     if out is not None and out.suffix.lower() not in (".npy", ".h5", ".hdf5"):
         raise InputError(f"{out}: --out must end in .npy or .h5.")
+    from explorer.device import resolve_device
+
+    resolve_device(args.device)  # an impossible device is an error even on a cache hit
     params = EmbedParams(device=args.device, batch_size=args.batch_size, precision=args.precision,
                          num_workers=args.workers)
     ws = Workspace(args.workspace)
