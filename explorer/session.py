@@ -62,14 +62,16 @@ class Session:
         self.current: Optional[str] = None
         self.selection = Selection(0)
         self.view: dict = {"color_by": "label", "method": "pca"}
+        self.metadata_source: Optional[dict] = None  # {"path", "id_column"} of an attached table
         self.dataset_changed = Signal()
         self.models_changed = Signal()
         self.model_updated = Signal()  # model id
         self.current_changed = Signal()  # model id
 
     # -- dataset and models ---------------------------------------------------------------
-    def set_dataset(self, dataset) -> None:
+    def set_dataset(self, dataset, metadata_source: Optional[dict] = None) -> None:
         self.dataset = dataset
+        self.metadata_source = metadata_source
         for m in self.models.values():
             m.emb_key = None
             m.vectors = None
@@ -178,7 +180,8 @@ class Session:
             "version": SESSION_VERSION,
             "workspace": str(self.workspace_path.resolve()),
             "dataset": None if ds is None else {"path": str(Path(ds.source).resolve()),
-                                                 "format": ds.format, "options": ds.options},
+                                                 "format": ds.format, "options": ds.options,
+                                                 "metadata": self.metadata_source},
             "models": [{"id": m.id, "source": m.source, "options": m.options,
                         "emb_key": m.emb_key, "layouts": sorted(m.layouts)} for m in self.models.values()],
             "current": self.current,

@@ -385,17 +385,21 @@ class MainWindow(QtWidgets.QMainWindow):
     def _looks_like_encoder(p: Path) -> bool:
         return p.suffix.lower() in (".pt", ".pth", ".ckpt", ".safetensors", ".onnx", ".jit", ".ts")
 
-    def open_dataset(self, path: str, fmt: Optional[str] = None, **options) -> None:
-        from explorer.data import open_dataset
+    def open_dataset(self, path: str, fmt: Optional[str] = None, metadata: Optional[str] = None, **options) -> None:
+        """Open a dataset in a worker (optionally joining a metadata table by row order)."""
+        from explorer.data import attach_metadata, open_dataset
 
         def job():
             from explorer.jobs import Progress
 
             yield Progress(0, None, f"Reading {Path(path).name}")
-            return open_dataset(path, fmt, **options)
+            ds = open_dataset(path, fmt, **options)
+            if metadata:
+                ds = attach_metadata(ds, metadata)
+            return ds
 
         def done(ds):
-            self.session.set_dataset(ds)
+            self.session.set_dataset(ds, {"path": str(Path(metadata).resolve()), "id_column": None} if metadata else None)
             self._remember_recent(str(path), "dataset")
             if ds.skipped:
                 self.show_info(f"{len(ds.skipped)} items of {ds.name} could not be read and were left out "
@@ -427,9 +431,7 @@ class MainWindow(QtWidgets.QMainWindow):
         dlg = DatasetDialog(self)
         if dlg.exec() == QtWidgets.QDialog.Accepted:
             path, fmt, options, metadata = dlg.result_values()
-            self.open_dataset(path, fmt, **options)
-            if metadata:
-                self._pending_metadata = metadata
+            self.open_dataset(path, fmt, metadata=metadata, **options)
 
     def open_encoder_dialog(self) -> None:
         from explorer.gui.dialogs import EncoderDialog
@@ -452,6 +454,7 @@ class MainWindow(QtWidgets.QMainWindow):
         def run():
             ds = attach_metadata(self.session.dataset, path, id_column=id_column)
             self.session.dataset = ds
+            self.session.metadata_source = {"path": str(Path(path).resolve()), "id_column": id_column}
             self._refresh_color_choices()
             self.show_info(f"Attached {Path(path).name}: {len(ds.metadata)} columns to colour, filter and search by.")
 
@@ -494,7 +497,8 @@ class MainWindow(QtWidgets.QMainWindow):
             return ds
 
         def done(ds):
-            self.session.set_dataset(ds)
+            meta = self._pending_metadata
+            self.session.set_dataset(ds, {"path": str(Path(meta).resolve()), "id_column": "path"} if meta else None)
             for p in self._demo_models:
                 self.open_encoder(str(p))
 
@@ -683,11 +687,9 @@ class MainWindow(QtWidgets.QMainWindow):
         if coords is None:
             return
         first = getattr(self, "_shown_n", None) != len(coords)
-        self.mapview.set_layout(coords)
+        self.mapview.set_layout(coords, reset_view=first)
         self._shown_n = len(coords)
         self._apply_colors()
-        if first:
-            self.mapview.reset_view()
         info = m.layout_info.get(method) or {}
         self.projpanel.info.setText(info.get("summary", ""))
 
@@ -702,13 +704,13 @@ class MainWindow(QtWidgets.QMainWindow):
             if trust is None:
                 self.statusBar().showMessage("Projection trust is computed with the UMAP map.", 4000)
                 return self.mapview.set_uniform()
-            return self.mapview.set_continuous(np.asarray(trust, np.float32), "viridis", 0.0, 1.0, label="projection trust")
+            return self.mapview.set_continuous(np.asarray(trust, np.float32), "viridis", 0.0, 1.0)
         cols = ds.columns()
         if name not in cols:
             return self.mapview.set_uniform()
         col = cols[name]
         if col.dtype.kind in "fiu" and (name != "label") and len(np.unique(col[: 5000])) > 24:
-            return self.mapview.set_continuous(col.astype(np.float32), "viridis", None, None, label=name)
+            return self.mapview.set_continuous(col.astype(np.float32), "viridis", None, None)
         values = col.astype(str)
         names, codes = np.unique(values, return_inverse=True)
         if name == "label" and ds.label_names:
@@ -799,7 +801,7 @@ class MainWindow(QtWidgets.QMainWindow):
     # ------------------------------------------------------------------ keep
     def export_selection_dialog(self) -> None:
         if len(self.selection) == 0:
-            return self.show_error("Nothing is selected; select points on the map first (Shift-drag box, Alt-drag lasso).")
+            return self.show_error("Nothing is selected; select points on the map first (Shift-drag lasso, or the Box/Lasso tools).")
         path, filt = QtWidgets.QFileDialog.getSaveFileName(
             self, "Export selection", "selection.csv", "CSV table (*.csv);;Vectors (*.npy);;Vectors (*.h5)")
         if path:
@@ -885,7 +887,11 @@ class MainWindow(QtWidgets.QMainWindow):
             new = Session(d["workspace"])
             self._adopt_session(new)
             if ds is not None:
-                self.session.set_dataset(ds)
+                self.session.set_dataset(ds, (d.get("dataset") or {}).get("metadata"))
+                sel, focus = d.get("selection", []), d.get("focus")
+                self.selection.select([i for i in sel if 0 <= i < len(ds)], source=self)
+                if focus is not None and 0 <= focus < len(ds):
+                    self.selection.set_focus(focus, source=self)
             for md, enc in encs:
                 if enc is None and "precomputed" in self.session.models:
                     continue
@@ -900,7 +906,6 @@ class MainWindow(QtWidgets.QMainWindow):
                 self.session.set_current(d["current"])
             self.color_combo.setCurrentText(view.get("color_by", "label"))
             self.search.setText(view.get("search", ""))
-            self._restore_selection = (d.get("selection", []), d.get("focus"))
             self.embed_all()
             self._remember_recent(str(path), "session")
 
@@ -921,15 +926,6 @@ class MainWindow(QtWidgets.QMainWindow):
         self.selection.focus_changed.connect(self._on_focus_changed)
         self.mapview.bind_selection(self.selection)
         self._shown_n = None
-
-    def restore_pending_selection(self) -> None:
-        sel = getattr(self, "_restore_selection", None)
-        if sel and self.session.dataset is not None:
-            idx, focus = sel
-            self.selection.select(idx, source=self)
-            if focus is not None:
-                self.selection.set_focus(focus, source=self)
-            self._restore_selection = None
 
     # ------------------------------------------------------------------ misc dialogs
     def settings_dialog(self) -> None:
@@ -960,7 +956,6 @@ class MainWindow(QtWidgets.QMainWindow):
             else:
                 quiet_since = quiet_since or time.monotonic()
                 if time.monotonic() - quiet_since > 0.3:
-                    self.restore_pending_selection()
                     app.processEvents()
                     return True
             time.sleep(0.01)

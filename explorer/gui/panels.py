@@ -167,7 +167,7 @@ class SelectionPanel(QtWidgets.QWidget):
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
         lay = QtWidgets.QVBoxLayout(self)
-        self.summary = QtWidgets.QLabel("Nothing selected. Drag with Shift (box) or Alt (lasso) on the map, or search.")
+        self.summary = QtWidgets.QLabel("Nothing selected. Shift-drag a lasso on the map (or use the Box/Lasso tools), or search and press Enter.")
         self.summary.setWordWrap(True)
         self.counts = QtWidgets.QTableWidget(0, 2)
         self.counts.setHorizontalHeaderLabels(["Label", "Count"])
@@ -184,7 +184,7 @@ class SelectionPanel(QtWidgets.QWidget):
     def show_selection(self, dataset, indices: np.ndarray) -> None:
         n = len(indices)
         if dataset is None or n == 0:
-            self.summary.setText("Nothing selected. Drag with Shift (box) or Alt (lasso) on the map, or search.")
+            self.summary.setText("Nothing selected. Shift-drag a lasso on the map (or use the Box/Lasso tools), or search and press Enter.")
             self.counts.setRowCount(0)
             self.gallery.clear()
             return
