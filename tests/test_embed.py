@@ -375,3 +375,46 @@ def test_cli_images_with_a_weights_file_and_built_in_architecture(tmp_path, caps
         ref = m(t).numpy()
     assert got.shape == ref.shape == (40, 128)
     np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-4)
+
+
+class MemTexts(Dataset):
+    def __init__(self, lines):
+        super().__init__(name="lines", source=Path("memory"), kind="text", n=len(lines))
+        self.lines = lines
+
+    def text(self, i):
+        return self.lines[i]
+
+    def fingerprint(self):
+        return hashlib.sha256("\n".join(self.lines).encode()).hexdigest()
+
+
+class CharTokenizer:
+    """Tokenizer-shaped callable: characters -> ids, padded with 0, with an attention mask."""
+
+    def __call__(self, texts, padding=True, truncation=True, max_length=128, return_tensors="pt"):
+        rows = [[1 + (ord(c) % 50) for c in t][:max_length] for t in texts]
+        width = max(len(r) for r in rows)
+        ids = torch.tensor([r + [0] * (width - len(r)) for r in rows])
+        return {"input_ids": ids, "attention_mask": (ids > 0).long()}
+
+
+class TokenModel(nn.Module):
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.emb = nn.Embedding(51, 5)
+
+    def forward(self, input_ids, attention_mask):
+        return self.emb(input_ids)  # (B, T, 5); padding is left to the pooling's mask
+
+
+def test_text_with_tokenizer_and_masked_mean_pooling():
+    lines = ["hello", "a", "embedding explorer", "xyz" * 3]
+    m = TokenModel().eval()
+    e = TorchEncoder(name="tok", source=Path("t"), format="test", module=m, pooling="mean",
+                     preprocess=Preprocess(kind="text", max_length=8), tokenizer=CharTokenizer())
+    res = drain(embed(MemTexts(lines), e, EmbedParams(device="cpu", batch_size=3)))
+    table = m.emb.weight.detach().double().numpy()
+    ref = np.stack([table[[1 + (ord(c) % 50) for c in t][:8]].mean(0) for t in lines])
+    np.testing.assert_allclose(res.vectors, ref, rtol=1e-5, atol=1e-6)
