@@ -73,6 +73,19 @@ class MainWindow(QtWidgets.QMainWindow):
         self._build_actions()
         self._restore_settings()
         self._update_status()
+        self._warm_renderer()
+
+    def _warm_renderer(self) -> None:
+        """Load (or compile) the map renderer's numba kernels in a worker, before the first map."""
+        from explorer.gui import pointraster
+        from explorer.jobs import Progress
+
+        def job():
+            yield Progress(0, 1, "loading the point renderer")
+            pointraster.warm_up()
+            yield Progress(1, 1, "ready")
+
+        self.runner.submit("Prepare the map renderer", job, None, None, exclusive="renderer")
 
     # ------------------------------------------------------------------ UI construction
     def _build_ui(self) -> None:
