@@ -1,0 +1,384 @@
+"""All collapse diagnostics of one embedding matrix, as a job, with a verdict.
+
+``diagnose(Z, labels=None, params=DiagnoseParams())`` is a job (a generator yielding
+:class:`~explorer.jobs.Progress`) returning a dict with one snake_case key per metric (see
+:data:`EXPLANATIONS`), the spectrum as a list, the per-dimension std of the L2-normalised
+embeddings, the pairwise-cosine histogram, per-class results when labels are given, the sample
+sizes actually used (``sampling``), stage timings and the ``verdict``.
+
+What is exact and what is estimated on a sample (all samples random with ``params.seed``):
+
+* exact on all n points: RankMe is not (see below); per-dimension std, dead dimensions, std of
+  L2-normalised embeddings, mean pairwise cosine (an O(n d) identity) and both SIGReg values;
+* the d x d second moments (spectrum, dims_90/99, alpha-ReQ, RankMe) use at most
+  ``max_rows_covariance`` random rows (all rows when n is smaller; ``None``: always all).
+  RankMe is scale-free, so a row sample estimates it without bias from rescaling;
+* uniformity, the cosine histogram and both intrinsic dimensions use all pairs of at most
+  ``pair_points`` random points (their neighbours searched within that sample);
+* probes: a held-out split (``test_fraction``), at most ``probe_max_train`` / ``probe_max_test``
+  points; per-class effective rank on at most ``per_class_max_points`` points per class.
+
+:func:`diagnose_cached` runs it on a workspace "embeddings" record and keeps the result in the
+"diagnostics" group (small values in the attributes, long vectors as arrays).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Optional
+
+import numpy as np
+
+from explorer.errors import InputError
+from explorer.jobs import Job, Progress
+
+__all__ = ["DiagnoseParams", "Thresholds", "diagnose", "verdict", "diagnose_cached",
+           "diagnostics_key", "to_json", "EXPLANATIONS", "METRIC_KEYS"]
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Verdict thresholds (see :func:`verdict`).
+
+    * complete collapse when the std of the L2-normalised embeddings is below
+      ``complete_std_ratio`` / sqrt(d) (points all pointing one way), or the mean pairwise cosine
+      is above ``complete_mean_cosine``, or at most one dimension carries 99% of the variance;
+    * else dimensional collapse when 99% of the variance lies in fewer than
+      ``dimensional_fraction`` x min(d, n - 1) dimensions, or at least ``dead_fraction`` x d
+      dimensions are dead;
+    * else no collapse detected.
+    """
+
+    complete_std_ratio: float = 0.1
+    complete_mean_cosine: float = 0.99
+    dimensional_fraction: float = 0.3
+    dead_fraction: float = 0.1
+
+
+@dataclass(frozen=True)
+class DiagnoseParams:
+    """Parameters of :func:`diagnose` (frozen; hashed into the workspace cache key)."""
+
+    device: Optional[str] = None              # None/"auto": CUDA, MPS, CPU
+    seed: int = 0
+    max_rows_covariance: Optional[int] = 32768
+    pair_points: int = 4096
+    histogram_bins: int = 50
+    sigreg_directions: int = 256
+    sigreg_points: int = 17
+    sigreg_t_max: float = 3.0
+    mle_k: int = 20
+    knn_k: int = 20
+    knn_temperature: float = 0.07
+    test_fraction: float = 0.2
+    probe_max_train: Optional[int] = 10000
+    probe_max_test: Optional[int] = 2000
+    linear_weight_decay: float = 1e-4
+    linear_max_iter: int = 100
+    per_class_max_points: int = 512
+    per_class_max_classes: int = 100
+    alpha_min_rank: int = 1
+    alpha_max_rank: Optional[int] = None
+    dead_rel: float = 1e-6
+    thresholds: Thresholds = field(default_factory=Thresholds)
+
+
+#: One line per metric saying what the value means (for the GUI's table and the CLI).
+EXPLANATIONS = {
+    "rankme": "Effective rank of the embeddings (exp of the entropy of the singular values); close to the dimension when all directions are used, 1 for complete collapse.",
+    "alpha_req": "Power-law decay of the covariance eigenvalues (lambda_i ~ i^-alpha); near 0 for a flat spectrum, large when a few directions dominate.",
+    "std_l2_normalized": "Mean per-dimension std of the L2-normalised embeddings; about 1/sqrt(d) when they spread over the sphere, 0 for complete collapse.",
+    "sigreg": "LeJEPA's SIGReg (Epps-Pulley distance to N(0, I) along random directions) on the raw embeddings; compare with its value for Gaussian data.",
+    "sigreg_gaussian_reference": "SIGReg expected for isotropic standard Gaussian data (any number of points).",
+    "sigreg_standardized": "SIGReg after centring and one global rescaling to unit mean variance: the shape of the distribution, whatever its scale.",
+    "sigreg_standardized_gaussian_reference": "Standardised SIGReg expected for Gaussian data (lower than the raw reference because centring removes some noise).",
+    "uniformity": "Wang & Isola uniformity, log mean exp(-2 ||zi - zj||^2) on the sphere; 0 when collapsed, more negative when spread out.",
+    "alignment": "Mean squared distance between the normalised embeddings of two views of the same item; 0 is perfect invariance.",
+    "mean_cosine": "Mean cosine similarity over all pairs; near 0 for a spread-out space, near 1 when everything points the same way.",
+    "twonn_dimension": "Intrinsic dimension from the ratio of the two nearest-neighbour distances (TwoNN).",
+    "mle_dimension": "Intrinsic dimension by the Levina-Bickel maximum-likelihood estimator with 20 neighbours.",
+    "dims_90": "Number of principal directions carrying 90% of the variance of the normalised embeddings.",
+    "dims_99": "Number of principal directions carrying 99% of the variance; far below the dimension means dimensional collapse.",
+    "dead_dims": "Dimensions whose value barely changes (std below 1e-6 of the largest): unused by the model.",
+    "knn_accuracy": "Held-out accuracy of a weighted 20-nearest-neighbour classifier (cosine, as in DINO).",
+    "linear_probe_accuracy": "Held-out accuracy of a logistic-regression probe on the embeddings.",
+    "per_class_effective_rank": "Effective rank of each class's embeddings around its mean: how many directions each class spreads over.",
+    "class_centroid_cosine": "Cosine similarity between class centres; high values mean classes are hard to tell apart.",
+}
+
+#: Scalar metric keys of the result, in display order.
+METRIC_KEYS = ("rankme", "alpha_req", "std_l2_normalized", "sigreg", "sigreg_gaussian_reference",
+               "sigreg_standardized", "sigreg_standardized_gaussian_reference", "uniformity",
+               "alignment", "mean_cosine", "twonn_dimension", "mle_dimension", "dims_90",
+               "dims_99", "dead_dims", "knn_accuracy", "linear_probe_accuracy")
+
+
+def _f(x) -> Optional[float]:
+    if x is None:
+        return None
+    x = float(x)
+    return None if math.isnan(x) or math.isinf(x) else x
+
+
+def verdict(metrics: dict, thresholds: Thresholds = Thresholds()) -> dict:
+    """The verdict from the metrics of :func:`diagnose` (needs n, dim, std_l2_normalized,
+    mean_cosine, dims_99, dead_dims, rankme): {"label", "summary", "evidence": [str],
+    "thresholds": dict}. Labels: "complete collapse", "dimensional collapse",
+    "no collapse detected"; the rules are those of :class:`Thresholds`."""
+    th = thresholds
+    d, n = int(metrics["dim"]), int(metrics["n"])
+    r_max = max(1, min(d, n - 1))
+    std = metrics["std_l2_normalized"]
+    ratio = std * math.sqrt(d)
+    cos = metrics["mean_cosine"]
+    k99 = int(metrics["dims_99"])
+    k90 = int(metrics.get("dims_90") or 0)
+    dead = int(metrics["dead_dims"])
+    rankme = metrics.get("rankme")
+    evidence = [
+        f"std of L2-normalised embeddings {std:.4g} vs 1/sqrt(d) = {1 / math.sqrt(d):.4g} "
+        f"(ratio {ratio:.3g}; complete collapse below {th.complete_std_ratio:g})",
+        f"mean pairwise cosine {cos:.3f} (complete collapse above {th.complete_mean_cosine:g})",
+        f"99% of the variance in {k99} of {d} dimensions, 90% in {k90} (dimensional collapse "
+        f"below {th.dimensional_fraction:.0%} of {r_max} = {th.dimensional_fraction * r_max:.0f})",
+        f"{dead} dead dimensions of {d} (dimensional collapse from {th.dead_fraction:.0%} = "
+        f"{th.dead_fraction * d:.0f})",
+    ]
+    if rankme is not None:
+        evidence.append(f"RankMe {rankme:.1f} of at most {r_max}")
+    if ratio < th.complete_std_ratio or cos > th.complete_mean_cosine or k99 <= 1:
+        label = "complete collapse"
+        if k99 <= 1:
+            summary = f"complete collapse ({k99} of {d} dimensions carry 99% of the variance)"
+        elif cos > th.complete_mean_cosine:
+            summary = f"complete collapse (all embeddings point the same way: mean cosine {cos:.3f})"
+        else:
+            summary = f"complete collapse (std of L2-normalised embeddings {ratio:.2g} x 1/sqrt(d))"
+    elif k99 < th.dimensional_fraction * r_max or dead >= max(1.0, th.dead_fraction * d):
+        label = "dimensional collapse"
+        summary = f"dimensional collapse ({k99} of {d} dimensions carry 99% of the variance)"
+        if dead >= max(1.0, th.dead_fraction * d):
+            summary = summary[:-1] + f"; {dead} dead dimensions)"
+    else:
+        label = "no collapse detected"
+        summary = f"no collapse detected ({k99} of {d} dimensions carry 99% of the variance)"
+    return {"label": label, "summary": summary, "evidence": evidence, "thresholds": asdict(th)}
+
+
+def diagnose(Z, labels=None, params: DiagnoseParams = DiagnoseParams(), positives=None) -> Job:
+    """Job: every collapse diagnostic of Z (n, d) (numpy or torch), with probes when ``labels``
+    (n,) are given and alignment when ``positives`` (n, d) (a second augmented view of each
+    item) are given. Returns the result dict described in the module docstring."""
+    import torch
+
+    from explorer.device import resolve_device
+    from explorer.metrics import collapse as C
+    from explorer.metrics import intrinsic as I
+    from explorer.metrics import probes as P
+
+    p = params
+    dev = resolve_device(p.device)
+    has_labels = labels is not None
+    stages = 9 + (3 if has_labels else 0) + (positives is not None)
+    step = [0]
+    timings: dict = {}
+    t_last = [time.perf_counter()]
+
+    def tick(name: str, msg: str) -> Progress:
+        now = time.perf_counter()
+        timings[name] = round(now - t_last[0], 4)
+        t_last[0] = now
+        step[0] += 1
+        return Progress(step[0], stages, msg)
+
+    with torch.no_grad():
+        X = C.as_tensor(Z, dev)
+        n, d = X.shape
+        if has_labels:
+            y, classes = P.encode_labels(labels, n)
+        rng = np.random.default_rng(p.seed)
+        out: dict[str, Any] = {"n": int(n), "dim": int(d)}
+        yield Progress(0, stages, "loading")
+        t_last[0] = time.perf_counter()
+
+        # O(n d) statistics on all points
+        raw_std = C.per_dim_std(X)
+        Xn = C.l2_normalize(X)
+        norm_std = C.per_dim_std(Xn)
+        out["std_l2_normalized"] = float(norm_std.mean())
+        out["std_l2_reference"] = 1 / math.sqrt(d)
+        out["per_dim_std"] = norm_std.tolist()
+        out["dead_dims"] = C.dead_dims(stds=raw_std, rel=p.dead_rel)
+        out["mean_cosine"] = C.mean_cosine(Xn)
+        yield tick("moments", "per-dimension statistics")
+
+        # d x d second moments on (a sample of) the rows
+        rows = None
+        if p.max_rows_covariance is not None and n > p.max_rows_covariance:
+            rows = torch.from_numpy(np.sort(rng.choice(n, p.max_rows_covariance, replace=False))).to(dev)
+        Xs = X if rows is None else X[rows]
+        Xns = Xn if rows is None else Xn[rows]
+        eig = C.covariance_eigenvalues(Xns, normalize=False)
+        out["spectrum"] = eig.tolist()
+        out["dims_90"] = C.dims_for_variance(eig, 0.90)
+        out["dims_99"] = C.dims_for_variance(eig, 0.99)
+        out["alpha_req"] = C.alpha_req_from_eigenvalues(eig, p.alpha_min_rank, p.alpha_max_rank)
+        yield tick("spectrum", "covariance spectrum")
+        out["rankme"] = C.rankme_from_singular_values(C.singular_values(Xs))
+        del Xs, Xns
+        yield tick("rankme", "RankMe")
+
+        # SIGReg on all points
+        raw, std = C._sigreg_both(X, p.sigreg_directions, p.seed, p.sigreg_points, p.sigreg_t_max)
+        out["sigreg"] = raw
+        out["sigreg_standardized"] = std
+        out["sigreg_gaussian_reference"] = C.sigreg_gaussian_reference(p.sigreg_points, p.sigreg_t_max)
+        out["sigreg_standardized_gaussian_reference"] = C.sigreg_gaussian_reference(
+            p.sigreg_points, p.sigreg_t_max, centered=True)
+        yield tick("sigreg", "SIGReg")
+
+        # pairwise statistics on a sample of points
+        pidx = C._pair_sample(n, p.pair_points, p.seed + 1)
+        sel = None if pidx is None else torch.from_numpy(pidx).to(dev)
+        Xp = X if sel is None else X[sel]
+        Unp = C.l2_normalize(Xp.double())
+        Cos = Unp @ Unp.T
+        out["uniformity"] = C._uniformity_from_cos(Cos)
+        out["cosine_histogram"] = C._hist_from_cos(Cos, p.histogram_bins)
+        del Cos, Unp
+        yield tick("pairwise", "uniformity and cosine histogram")
+
+        k_id = min(p.mle_k, Xp.shape[0] - 1)
+        dist = I.neighbor_distances(Xp, k_id)
+        yield tick("neighbours", "nearest-neighbour distances")
+        out["twonn_dimension"] = I.twonn_from_distances(dist)
+        out["mle_dimension"] = I.mle_from_distances(dist, k_id) if k_id >= 2 else float("nan")
+        yield tick("intrinsic", "intrinsic dimension")
+
+        if positives is not None:
+            out["alignment"] = C.alignment(X, positives)
+            yield tick("alignment", "alignment")
+        else:
+            out["alignment"] = None
+
+        out["knn_accuracy"] = None
+        out["linear_probe_accuracy"] = None
+        if has_labels:
+            out["knn_accuracy"] = P.knn_accuracy(X, y, p.knn_k, p.knn_temperature, p.test_fraction,
+                                                 p.seed, p.probe_max_train, p.probe_max_test)
+            yield tick("knn", "k-NN probe")
+            out["linear_probe_accuracy"] = P.linear_probe_accuracy(
+                X, y, p.test_fraction, p.seed, p.probe_max_train, p.probe_max_test,
+                p.linear_weight_decay, p.linear_max_iter)
+            yield tick("linear", "linear probe")
+            counts = np.bincount(y, minlength=len(classes))
+            top = np.sort(np.argsort(-counts, kind="stable")[: p.per_class_max_classes])
+            keep = np.isin(y, top)
+            Xc = X[torch.from_numpy(np.flatnonzero(keep)).to(dev)]
+            out["per_class_effective_rank"] = P.per_class_effective_rank(
+                Xc, classes[y[keep]], p.per_class_max_points, p.seed)
+            M, cls = P.class_centroid_cosine(Xc, classes[y[keep]])
+            out["class_centroid_cosine"] = {"classes": [str(c) for c in cls], "matrix": M.tolist()}
+            yield tick("classes", "per-class statistics")
+
+    n_tr, n_te = None, None
+    if has_labels:
+        tr, te = P.split_indices(n, p.test_fraction, p.seed, p.probe_max_train, p.probe_max_test)
+        n_tr, n_te = int(tr.size), int(te.size)
+    out["sampling"] = {
+        "covariance_rows": int(n if rows is None else rows.numel()),
+        "pair_points": int(n if pidx is None else pidx.size),
+        "probe_train": n_tr, "probe_test": n_te,
+        "sigreg_points": int(n), "sigreg_directions": int(p.sigreg_directions),
+    }
+    out["device"] = str(dev)
+    out["timings"] = timings
+    for k in METRIC_KEYS:
+        if k in out and out[k] is not None and not isinstance(out[k], int):
+            out[k] = _f(out[k])
+    out["verdict"] = verdict(out, p.thresholds)
+    return out
+
+
+def to_json(result: dict) -> dict:
+    """``result`` with NaN/inf as None, numpy values as Python ones (strict JSON)."""
+    def conv(x):
+        if isinstance(x, dict):
+            return {str(k): conv(v) for k, v in x.items()}
+        if isinstance(x, (list, tuple)):
+            return [conv(v) for v in x]
+        if isinstance(x, np.ndarray):
+            return conv(x.tolist())
+        if isinstance(x, (np.floating, float)):
+            return _f(x)
+        if isinstance(x, np.integer):
+            return int(x)
+        return x
+    return conv(result)
+
+
+# --------------------------------------------------------------------------- workspace cache
+
+_ARRAY_KEYS = ("spectrum", "per_dim_std")
+
+
+def diagnostics_key(emb_key: str, params: DiagnoseParams, labels_fingerprint: Optional[str] = None) -> str:
+    from explorer.store import content_key
+
+    return content_key("diagnostics", 1, emb_key, asdict(params), labels_fingerprint)
+
+
+def diagnose_cached(ws, emb_key: str, params: DiagnoseParams = DiagnoseParams(), labels=None,
+                    recompute: bool = False) -> Job:
+    """Job: the diagnostics of workspace record ``embeddings/emb_key`` (labels: ``labels`` if
+    given, else the record's "labels" array if it has one), read from the "diagnostics" group
+    when already computed with the same parameters, else computed and stored there
+    (attrs: embedding, params, metrics; arrays: spectrum, per_dim_std, centroid matrix)."""
+    from explorer.errors import WorkspaceError
+    from explorer.store import content_key
+
+    lab_fp = None
+    if labels is not None:
+        lab = np.asarray(labels)
+        lab_fp = content_key(lab.astype(str).tolist())
+    key = diagnostics_key(emb_key, params, lab_fp)
+    if not recompute and ws.has("diagnostics", key):
+        rec = ws.get("diagnostics", key)
+        return _from_record(rec)
+    if not ws.has("embeddings", emb_key):
+        raise WorkspaceError(f"{ws.path} has no embeddings record {emb_key}.")
+    rec = ws.get("embeddings", emb_key)
+    Z = rec.arrays.get("vectors")
+    if Z is None:
+        raise WorkspaceError(f"The embeddings record {emb_key} in {ws.path} has no 'vectors' array.")
+    if labels is None:
+        labels = rec.arrays.get("labels")
+    result = yield from diagnose(Z, labels, params)
+    result["embedding"] = emb_key
+    for a in ("model", "layer", "dataset"):
+        if a in rec.attrs:
+            result[a] = rec.attrs[a]
+    js = to_json(result)
+    arrays = {k: np.asarray(js.get(k) or [], dtype=np.float64) for k in _ARRAY_KEYS}
+    small = {k: v for k, v in js.items() if k not in _ARRAY_KEYS and k != "class_centroid_cosine"}
+    cc = js.get("class_centroid_cosine")
+    if cc:
+        arrays["class_centroid_cosine"] = np.asarray(cc["matrix"], dtype=np.float64)
+        small["centroid_classes"] = cc["classes"]
+    ws.put("diagnostics", key, arrays, {"embedding": emb_key, "params": asdict(params), "metrics": small})
+    return result
+
+
+def _from_record(rec) -> dict:
+    m = dict(rec.attrs.get("metrics", {}))
+    for k in _ARRAY_KEYS:
+        if k in rec.arrays:
+            m[k] = rec.arrays[k].tolist()
+    if "class_centroid_cosine" in rec.arrays:
+        m["class_centroid_cosine"] = {"classes": m.pop("centroid_classes", []),
+                                      "matrix": rec.arrays["class_centroid_cosine"].tolist()}
+    m["cached"] = True
+    return m
