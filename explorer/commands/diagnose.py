@@ -1,0 +1,119 @@
+"""``embedding-explorer diagnose``: collapse diagnostics with a verdict.
+
+    embedding-explorer diagnose --vectors Z.npy [--labels y.npy] --json
+    embedding-explorer diagnose --workspace project.h5 [--model M] [--layer L] [--json]
+
+With ``--workspace`` every stored embedding matching ``--model`` / ``--layer`` is diagnosed
+(e.g. all layers of one encoder side by side) and the results cached in the workspace's
+"diagnostics" group. ``--json`` prints one object (one match) or a list of objects (several),
+with one snake_case key per metric (rankme, alpha_req, std_l2_normalized, sigreg, ...), the
+spectrum as a list and the verdict with its evidence.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from explorer.errors import InputError
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "diagnose", help="collapse diagnostics (RankMe, spectrum, SIGReg, probes, ...) with a verdict",
+        description="Tell whether and how a representation collapsed: complete collapse, dimensional "
+                    "collapse or none, with the metrics and thresholds behind the verdict.")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--workspace", metavar="FILE", help="workspace file (.h5) holding embeddings")
+    src.add_argument("--vectors", metavar="Z.npy", help="a (N, D) array of embeddings in a .npy file")
+    p.add_argument("--model", metavar="M", help="only stored embeddings of this model")
+    p.add_argument("--layer", metavar="L", help="only stored embeddings of this layer")
+    p.add_argument("--labels", metavar="y.npy", help="(N,) labels for the k-NN and linear probes")
+    p.add_argument("--device", default=None, help="auto, cpu, cuda, cuda:N or mps")
+    p.add_argument("--max-rows", type=int, default=32768, metavar="R",
+                   help="rows used for the d x d spectrum (default 32768; 0: all)")
+    p.add_argument("--pair-points", type=int, default=4096, metavar="P",
+                   help="points sampled for pairwise metrics (uniformity, histogram, intrinsic dimension)")
+    p.add_argument("--recompute", action="store_true", help="ignore diagnostics cached in the workspace")
+    p.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+def _load_npy(path_s: str, what: str) -> np.ndarray:
+    path = Path(path_s)
+    if not path.is_file():
+        raise InputError(f"{path}: no such file.")
+    try:
+        return np.load(path, allow_pickle=False)
+    except Exception as exc:
+        raise InputError(f"{path}: cannot be read as a .npy array of {what} ({exc.__class__.__name__}).") from None
+
+
+def select_records(ws, model=None, layer=None, path="") -> list:
+    """[(key, attrs)] of the workspace's embeddings matching model / layer (InputError if none)."""
+    all_ = ws.list("embeddings")
+    if not all_:
+        raise InputError(f"{path}: the workspace holds no embeddings; run `embedding-explorer embed` first.")
+    recs = [(k, a) for k, a in all_ if (model is None or a.get("model") == model)
+            and (layer is None or str(a.get("layer")) == str(layer))]
+    if not recs:
+        choices = "; ".join(f"model {a.get('model')}, layer {a.get('layer')}" for _, a in all_)
+        raise InputError(f"{path}: no stored embedding matches --model/--layer; stored: {choices}.")
+    return recs
+
+
+def _print_text(r: dict) -> None:
+    from explorer.metrics.diagnose import METRIC_KEYS
+
+    head = f"{r.get('model', '')} {r.get('layer', '') or ''}".strip()
+    v = r["verdict"]
+    print(f"{head + ': ' if head else ''}{v['summary']}")
+    for e in v["evidence"]:
+        print(f"  - {e}")
+    for k in METRIC_KEYS:
+        val = r.get(k)
+        if val is None:
+            continue
+        print(f"  {k:40s} {val:.4g}" if isinstance(val, float) else f"  {k:40s} {val}")
+    s = r.get("sampling") or {}
+    if s:
+        print("  sampled: " + ", ".join(f"{k}={v}" for k, v in s.items() if v is not None))
+
+
+def run(args) -> int:
+    from explorer.jobs import run_job
+    from explorer.metrics.diagnose import DiagnoseParams, diagnose, diagnose_cached, to_json
+
+    params = DiagnoseParams(device=args.device, max_rows_covariance=args.max_rows or None,
+                            pair_points=args.pair_points)
+    labels = _load_npy(args.labels, "labels") if args.labels else None
+    results = []
+    if args.vectors:
+        Z = _load_npy(args.vectors, "embeddings")
+        if Z.ndim != 2:
+            raise InputError(f"{args.vectors}: expected a (N, D) array, found shape {Z.shape}.")
+        if labels is not None and labels.shape != (Z.shape[0],):
+            raise InputError(f"{args.labels}: expected {Z.shape[0]} labels (one per row of {args.vectors}), found shape {labels.shape}.")
+        results.append(run_job(diagnose(Z, labels, params), desc="diagnose", quiet=args.quiet))
+    else:
+        from explorer.store import Workspace
+
+        ws = Workspace(args.workspace)
+        for key, attrs in select_records(ws, args.model, args.layer, args.workspace):
+            r = run_job(diagnose_cached(ws, key, params, labels, recompute=args.recompute),
+                        desc=f"diagnose {attrs.get('model', key[:8])}", quiet=args.quiet)
+            r.setdefault("embedding", key)
+            r.setdefault("model", attrs.get("model"))
+            r.setdefault("layer", attrs.get("layer"))
+            results.append(r)
+    if args.json:
+        js = [to_json(r) for r in results]
+        print(json.dumps(js[0] if len(js) == 1 else js))
+    else:
+        for r in results:
+            _print_text(r)
+    return 0
