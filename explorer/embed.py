@@ -89,14 +89,18 @@ class EmbedResult:
 # ---------------------------------------------------------------------------------------------
 # cache keys
 # ---------------------------------------------------------------------------------------------
-def embedding_key(dataset, encoder) -> str:
+def embedding_key(dataset, encoder, precision: str = "fp32") -> str:
     """Content key of ``encoder`` applied to ``dataset``: hash of the dataset's fingerprint (its
-    files), the encoder's fingerprint (its weights), the layer, the pooling and the
-    preprocessing. Precomputed vectors (``encoder is None``) are keyed by the dataset alone."""
+    files), the encoder's fingerprint (its weights), the layer, the pooling, the preprocessing
+    and the precision (bf16/fp16 vectors differ from fp32 ones, so one never stands in for the
+    other). Precomputed vectors (``encoder is None``) are keyed by the dataset alone."""
     if encoder is None:
         return content_key(dataset.fingerprint(), "precomputed")
-    return content_key(dataset.fingerprint(), encoder.fingerprint(), encoder.layer, encoder.pooling,
-                       encoder.preprocess.to_dict())
+    parts = [dataset.fingerprint(), encoder.fingerprint(), encoder.layer, encoder.pooling,
+             encoder.preprocess.to_dict()]
+    if precision != "fp32":  # fp32 keys stay as they were
+        parts.append(precision)
+    return content_key(*parts)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -394,7 +398,7 @@ def embed_cached(workspace: Workspace, dataset, encoder, params: EmbedParams = E
     call), else :func:`embed` and store them. Returns ``(key, vectors)``; the record's
     attributes (:meth:`Workspace.list`) say how and when they were computed. ``key``: the
     :func:`embedding_key` if the caller computed it already (fingerprints can be costly)."""
-    key = key or embedding_key(dataset, encoder)
+    key = key or embedding_key(dataset, encoder, params.precision)
     if workspace.has(EMBEDDINGS, key):
         vectors = workspace.get(EMBEDDINGS, key, names=["vectors"]).arrays["vectors"]
         yield Progress(len(vectors), len(vectors), "Cache hit: loaded from the workspace")

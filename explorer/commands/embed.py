@@ -99,7 +99,7 @@ def run(args) -> int:
     elif dataset.kind != "vector":
         raise InputError(f"{data} holds {dataset.kind} items; give --encoder to embed them.")
 
-    key = embedding_key(dataset, encoder)
+    key = embedding_key(dataset, encoder, params.precision)
     hit = ws.has(EMBEDDINGS, key)
     key, vectors = run_job(embed_cached(ws, dataset, encoder, params, key=key),
                            desc=f"Embedding {dataset.name}", quiet=args.quiet)
