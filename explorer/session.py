@@ -277,7 +277,7 @@ def diagnose_job(session: Session, model_id: str, params: Any = None):
     labels = None if ds is None else ds.labels
     params = params or D.DiagnoseParams()
     if hasattr(D, "diagnose_cached") and m.emb_key is not None:
-        return (yield from D.diagnose_cached(session.workspace, m.emb_key, params, labels=labels, vectors=m.vectors))
+        return (yield from D.diagnose_cached(session.workspace, m.emb_key, params, labels=labels))
     return (yield from D.diagnose(m.vectors, labels, params))
 
 

@@ -71,7 +71,36 @@ class DiagnosticsPanel(QtWidgets.QWidget):
         self.table.verticalHeader().hide()
         self.table.setEditTriggers(QtWidgets.QAbstractItemView.NoEditTriggers)
         lay.addWidget(self.table, 1)
+        self.side_title = QtWidgets.QLabel("<b>Side by side</b> (every open model and layer)")
+        lay.addWidget(self.side_title)
+        self.side = QtWidgets.QTableWidget(0, 0)
+        self.side.verticalHeader().setSectionResizeMode(QtWidgets.QHeaderView.ResizeToContents)
+        self.side.setEditTriggers(QtWidgets.QAbstractItemView.NoEditTriggers)
+        self.side.setToolTip("The same metrics for every model/layer, to compare e.g. backbone and projector")
+        lay.addWidget(self.side, 1)
         self.metrics: Optional[dict] = None
+
+    def show_all(self, models: dict) -> None:
+        """Metrics of several models/layers side by side: ``{name: metrics or None}``."""
+        names = [n for n, m in models.items() if m]
+        keys = [("verdict", "Verdict", None)] + [r for r in ROWS if any(r[0] in models[n] for n in names)]
+        self.side.setColumnCount(len(names))
+        self.side.setRowCount(len(keys))
+        self.side.setHorizontalHeaderLabels(names)
+        self.side.setVerticalHeaderLabels([k[1] for k in keys])
+        for c, n in enumerate(names):
+            m = models[n]
+            for r, (key, _name, fmt) in enumerate(keys):
+                if key == "verdict":
+                    v = (m.get("verdict") or {}).get("label", "")
+                    it = QtWidgets.QTableWidgetItem(v)
+                    it.setForeground(pg.mkColor(VERDICT_COLORS.get(v, "#303030")))
+                else:
+                    it = QtWidgets.QTableWidgetItem(_fmt(fmt, m.get(key)))
+                self.side.setItem(r, c, it)
+        self.side.resizeColumnsToContents()
+        self.side_title.setVisible(len(names) > 1)
+        self.side.setVisible(len(names) > 1)
 
     def show_metrics(self, model_id: str, m: Optional[dict]) -> None:
         self.metrics = m

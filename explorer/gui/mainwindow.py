@@ -244,6 +244,8 @@ class MainWindow(QtWidgets.QMainWindow):
         f = mb.addMenu("&File")
         act(f, "Open &dataset…", self.open_dataset_dialog, "Ctrl+O", "Open an image folder, array, HDF5, text or vector file", "open", True)
         act(f, "Open &encoder…", self.open_encoder_dialog, "Ctrl+E", "Open a checkpoint (TorchScript, state_dict, safetensors, Lightning)", "open", True)
+        act(f, "Add &layer of this encoder…", self.add_layer_dialog, "Ctrl+L",
+            "Embed with another layer of the current encoder (e.g. backbone vs projector) to compare them")
         act(f, "Attach &metadata…", self.attach_metadata_dialog, None, "Join a CSV/TSV table to the dataset by row order or id column")
         f.addSeparator()
         act(f, "Open &session…", self.open_session_dialog, "Ctrl+Shift+O")
@@ -453,6 +455,32 @@ class MainWindow(QtWidgets.QMainWindow):
         if dlg.exec() == QtWidgets.QDialog.Accepted:
             path, options = dlg.result_values()
             self.open_encoder(path, **options)
+
+    def add_layer_dialog(self) -> None:
+        if self.session.current is None or self.session.model().encoder is None:
+            return self.show_error("Open an encoder first; precomputed vectors have no layers.")
+        enc = self.session.model().encoder
+        layers = enc.layers()
+        if not layers:
+            return self.show_error(f"{enc.name} exposes no layers (TorchScript models only give their output).")
+        layer, ok = QtWidgets.QInputDialog.getItem(self, "Add layer", f"Layer of {enc.name} to embed with:", layers, 0, False)
+        if ok and layer:
+            self.add_layer(layer)
+
+    def add_layer(self, layer: str, pooling: str = "auto") -> None:
+        """Add the current encoder again with ``layer`` as its embedding (a new model entry)."""
+        import copy
+
+        from explorer.encoders import set_layer
+
+        def run():
+            m = self.session.model()
+            enc = set_layer(copy.copy(m.encoder), layer, pooling)
+            new = self.session.add_model(enc, options={**m.options, "layer": layer})
+            if self.session.dataset is not None:
+                self.embed(new.id)
+
+        self.guarded(run)
 
     def attach_metadata_dialog(self) -> None:
         if self.session.dataset is None:
@@ -674,8 +702,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self._refresh_browser()
         if mid == self.session.current:
             self._show_current_map()
-            self._show_diagnostics()
             self._show_neighbors()
+        self._show_diagnostics()
 
     def _method_changed(self, method: str) -> None:
         self.projection.method = method
@@ -810,6 +838,7 @@ class MainWindow(QtWidgets.QMainWindow):
             return
         m = self.session.model()
         self.diagpanel.show_metrics(m.id, m.diagnostics)
+        self.diagpanel.show_all({mid: mm.diagnostics for mid, mm in self.session.models.items()})
 
     # ------------------------------------------------------------------ keep
     def export_selection_dialog(self) -> None:
