@@ -19,9 +19,29 @@ def _main() -> int:
     argv = sys.argv[1:]
     # macOS passes -psn_0_NNN when started from Finder; it is not one of ours.
     argv = [a for a in argv if not a.startswith("-psn_")]
+    if os.environ.get("EMBEDDING_EXPLORER_SELFTEST"):
+        return _selftest()
     from explorer.cli import main
 
     return main(argv or ["--demo"])
+
+
+def _selftest() -> int:
+    """Print where the frozen app finds its bundled files (packaging/smoke_test.sh checks that
+    they lie inside the bundle and exist) and exit."""
+    import json
+
+    import explorer
+    from explorer.resources import assets_dir, sample_data_dir
+
+    a, s = assets_dir(), sample_data_dir()
+    print(json.dumps({
+        "version": explorer.__version__, "frozen": bool(getattr(sys, "frozen", False)),
+        "bundle": getattr(sys, "_MEIPASS", None), "assets": str(a), "sample_data": str(s),
+        "assets_ok": (a / "style_light.qss").is_file(),
+        "sample_data_files": sum(1 for p in s.rglob("*") if p.is_file() and p.suffix not in (".py", ".pyc")),
+    }))
+    return 0
 
 
 if __name__ == "__main__":

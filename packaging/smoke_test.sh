@@ -41,7 +41,25 @@ version="$("$exe" --version 2>&1)" && rc=0 || rc=$?
 t1=$(date +%s.%N)
 check "--version" "$rc" "'$version' in $(calc "$t1 - $t0") s"
 
-# 2. the demo opens and renders
+# 2. the bundled files are found inside the bundle (importlib.resources in the frozen app)
+selftest="$(EMBEDDING_EXPLORER_SELFTEST=1 "$exe" 2>&1)" && rc=0 || rc=$?
+if [ "$rc" = 0 ]; then
+    "$python" - "$bundle" "$selftest" <<'PY' && rc=0 || rc=$?
+import json, os, sys
+bundle = os.path.realpath(sys.argv[1])
+info = json.loads(sys.argv[2].strip().splitlines()[-1])
+inside = all(os.path.realpath(info[k]).startswith(bundle + os.sep) for k in ("assets", "sample_data"))
+ok = info["frozen"] and inside and info["assets_ok"] and info["sample_data_files"] > 0
+print(f"{'ok  ' if ok else 'FAIL'}  resources: assets {info['assets']}, sample data "
+      f"{info['sample_data']} ({info['sample_data_files']} files), inside the bundle: {inside}")
+sys.exit(0 if ok else 1)
+PY
+    [ "$rc" = 0 ] || fail=1
+else
+    check "resources self-test" "$rc" "$selftest"
+fi
+
+# 3. the demo opens and renders
 t0=$(date +%s.%N)   # launch time, compared with the epochs the launcher and app print
 set +e
 timeout "$timeout_s" "$exe" --demo --screenshot "$shot" >"$work/stdout.txt" 2>"$work/stderr.txt"
@@ -73,7 +91,7 @@ if [ "$rc" != 0 ]; then
     tail -25 "$work/stderr.txt"
 fi
 
-# 3. the picture is not blank: enough spread of grey levels and enough distinct colours
+# 4. the picture is not blank: enough spread of grey levels and enough distinct colours
 if [ -s "$shot" ]; then
     "$python" - "$shot" <<'PY' && rc=0 || rc=$?
 import sys
@@ -94,7 +112,7 @@ else
     check "screenshot" 1 "no PNG written at $shot"
 fi
 
-# 4. size on disk
+# 5. size on disk
 size_h=$(du -sh "$bundle" | cut -f1)
 size_mb=$(du -sm "$bundle" | cut -f1)
 files=$(find "$bundle" -type f | wc -l)
