@@ -178,14 +178,20 @@ def per_dim_std(Z, device=None, normalize: bool = False) -> np.ndarray:
         return (var / (X.shape[0] - 1)).sqrt().cpu().numpy()
 
 
-def dead_dims(Z=None, device=None, rel: float = 1e-6, stds: Optional[np.ndarray] = None) -> int:
+def dead_dims(Z=None, device=None, rel: float = 1e-6, stds: Optional[np.ndarray] = None,
+              magnitude: Optional[float] = None) -> int:
     """Number of "dead" dimensions: std (ddof=1) of the raw coordinate below ``rel`` times the
-    largest std over dimensions. All d dimensions are dead when every coordinate is constant."""
+    largest std over dimensions, or below 1e-10 times the data's magnitude max |z_ij| (the
+    rounding noise of a constant column). All d are dead when every coordinate is constant.
+    Give ``stds`` (d,) and ``magnitude`` to reuse computed values."""
     s = per_dim_std(Z, device) if stds is None else np.asarray(stds, np.float64)
+    if magnitude is None:
+        magnitude = float(as_tensor(Z, device).abs().max()) if Z is not None else 0.0
+    floor = 1e-10 * magnitude
     m = s.max()
-    if m <= 0:
+    if m <= floor:
         return int(s.size)
-    return int((s < rel * m).sum())
+    return int(((s < rel * m) | (s <= floor)).sum())
 
 
 def covariance_spectrum(Z, device=None) -> dict:

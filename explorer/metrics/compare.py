@@ -204,7 +204,7 @@ def rbf_cka(X, Y, sigma_fraction: float = 0.8, max_points: Optional[int] = 2000,
             D2.fill_diagonal_(0)
             m = D2.shape[0]
             iu = torch.triu_indices(m, m, 1, device=M.device)
-            med = float(D2[iu[0], iu[1]].sqrt().median())
+            med = float(np.median(D2[iu[0], iu[1]].sqrt().cpu().numpy()))  # numpy: mean of the two middle values
             if med <= 0:
                 return None
             K = torch.exp(-D2 / (2 * (sigma_fraction * med) ** 2))

@@ -211,7 +211,7 @@ def diagnose(Z, labels=None, params: DiagnoseParams = DiagnoseParams(), positive
         out["std_l2_normalized"] = float(norm_std.mean())
         out["std_l2_reference"] = 1 / math.sqrt(d)
         out["per_dim_std"] = norm_std.tolist()
-        out["dead_dims"] = C.dead_dims(stds=raw_std, rel=p.dead_rel)
+        out["dead_dims"] = C.dead_dims(stds=raw_std, rel=p.dead_rel, magnitude=float(X.abs().max()))
         out["mean_cosine"] = C.mean_cosine(Xn)
         yield tick("moments", "per-dimension statistics")
 
