@@ -11,7 +11,8 @@ rows of the same items. Per checkpoint: RankMe (Garrido et al. 2023), SIGReg (Ba
 LeCun 2025), DINO's weighted k-NN accuracy when the dataset has labels, and linear CKA
 (Kornblith et al. 2019) and mutual k-NN alignment (Huh et al. 2024) against the LAST checkpoint
 (the comparison functions of :mod:`explorer.metrics.compare`). Maps: PCA or UMAP of every
-checkpoint, each Procrustes-aligned onto the (aligned) map before it, or umap-learn's
+checkpoint, each resized to the first map's RMS radius and rotated/reflected and shifted onto the
+(aligned) map before it (orthogonal Procrustes), or umap-learn's
 AlignedUMAP over the whole series, or left as computed (``align="none"``).
 
 The training step of each checkpoint comes from its metadata (``<file>.json`` sidecar, or the
@@ -464,6 +465,11 @@ def _series_metrics(Z: np.ndarray, Zlast: np.ndarray, labels: Optional[np.ndarra
     return out
 
 
+def _rms_radius(L: np.ndarray) -> float:
+    L = np.asarray(L, np.float64)
+    return float(np.sqrt(((L - L.mean(0)) ** 2).sum(1).mean()))
+
+
 def _layouts(vectors: list, p: TimelineParams, info: dict) -> Job:
     from explorer.maps import MapParams, aligned_umap, make_layout, procrustes_align
 
@@ -488,10 +494,15 @@ def _layouts(vectors: list, p: TimelineParams, info: dict) -> Job:
         raw.append(np.asarray(lay.coords, dtype=np.float32))
     if p.align == "none":
         return raw
+    # every map at the first map's size (RMS radius), then rotated/reflected and shifted onto
+    # the previous aligned map: a least-squares scale would shrink maps that agree poorly
+    ref = _rms_radius(raw[0])
     out = [raw[0]]
     rmsd = [0.0]
     for i in range(1, T):
-        aligned, inf = procrustes_align(raw[i], out[-1])
+        r = _rms_radius(raw[i])
+        resized = raw[i] * np.float32(ref / r) if r > 0 and ref > 0 else raw[i]
+        aligned, inf = procrustes_align(resized, out[-1], scale=False)
         out.append(aligned)
         rmsd.append(inf["rmsd"])
     info["procrustes_rmsd"] = rmsd
