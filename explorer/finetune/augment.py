@@ -86,21 +86,23 @@ def _grey(x: torch.Tensor) -> torch.Tensor:
 def colour_jitter(x: torch.Tensor, p: float = 0.8, brightness: float = 0.4, contrast: float = 0.4,
                   saturation: float = 0.4, generator: Optional[torch.Generator] = None) -> torch.Tensor:
     """Per-sample brightness, contrast and saturation factors in [1-s, 1+s], applied with
-    probability ``p``; result clamped to [0, 1]."""
+    probability ``p`` (factors 1 otherwise); result clamped to [0, 1].
+
+    brightness b then contrast c around the mean grey level m of the image is one affine map,
+    y = b c x + (1 - c) b m; saturation s then blends with the grey image g: s y + (1 - s) g."""
     b, dev = x.shape[0], x.device
-    on = (_rand(b, dev, generator) < p).to(x.dtype).view(b, 1, 1, 1)
+    on = _rand(b, dev, generator) < p
 
     def factor(s):
-        return (1 + s * (2 * _rand(b, dev, generator) - 1)).to(x.dtype).view(b, 1, 1, 1)
+        f = 1 + s * (2 * _rand(b, dev, generator) - 1)
+        return torch.where(on, f, torch.ones_like(f)).to(x.dtype).view(b, 1, 1, 1)
 
     fb, fc, fs = factor(brightness), factor(contrast), factor(saturation)
-    y = x * fb
-    m = _grey(y).mean(dim=(1, 2, 3), keepdim=True)
-    y = (y - m) * fc + m
-    g = _grey(y)
-    y = (y - g) * fs + g
-    y = y.clamp(0, 1)
-    return on * y + (1 - on) * x
+    m = _grey(x).mean(dim=(1, 2, 3), keepdim=True)
+    y = torch.addcmul((1 - fc) * fb * m, x, fb * fc)
+    if saturation > 0:
+        y = torch.lerp(_grey(y), y, fs)
+    return y.clamp_(0, 1)
 
 
 def random_grey(x: torch.Tensor, p: float = 0.2, generator: Optional[torch.Generator] = None) -> torch.Tensor:
@@ -118,19 +120,21 @@ def gaussian_blur(x: torch.Tensor, p: float = 0.5, sigma=(0.1, 1.5),
     dev = x.device
     s = _uniform(b, sigma[0], sigma[1], dev, generator)
     on = _rand(b, dev, generator) < p
+    idx = on.nonzero().flatten()
+    if idx.numel() == 0:
+        return x
+    k_ = idx.numel()
     radius = max(1, int(math.ceil(2 * sigma[1])))
     t = torch.arange(-radius, radius + 1, device=dev, dtype=x.dtype)
-    k = torch.exp(-0.5 * (t[None, :] / s[:, None].to(x.dtype)) ** 2)
-    k = k / k.sum(1, keepdim=True)
-    ident = torch.zeros_like(k)
-    ident[:, radius] = 1
-    k = torch.where(on[:, None], k, ident)                 # (B, K)
-    k = k.repeat_interleave(c, 0)                           # (B*C, K)
-    y = x.reshape(1, b * c, hh, ww)
+    k = torch.exp(-0.5 * (t[None, :] / s[idx, None].to(x.dtype)) ** 2)
+    k = (k / k.sum(1, keepdim=True)).repeat_interleave(c, 0)   # (k_*C, K)
+    y = x[idx].reshape(1, k_ * c, hh, ww)
     y = F.pad(y, (radius, radius, radius, radius), mode="reflect")
-    y = F.conv2d(y, k.view(b * c, 1, 1, -1), groups=b * c)
-    y = F.conv2d(y, k.view(b * c, 1, -1, 1), groups=b * c)
-    return y.view(b, c, hh, ww)
+    y = F.conv2d(y, k.view(k_ * c, 1, 1, -1), groups=k_ * c)
+    y = F.conv2d(y, k.view(k_ * c, 1, -1, 1), groups=k_ * c)
+    out = x.clone()
+    out[idx] = y.view(k_, c, hh, ww)
+    return out
 
 
 def augment_images(x: torch.Tensor, params: ImageAugment = ImageAugment(),
