@@ -1,0 +1,96 @@
+"""``embedding-explorer finetune``: adapt an encoder on a dataset and save it as a new checkpoint.
+
+    embedding-explorer finetune --data sample_data/digits --encoder sample_data/checkpoints/collapsed.pt \\
+        --objective sigreg --epochs 3 --out fixed.pt --json
+
+Writes NEW.pt (weights-only state_dict) and NEW.pt.json (base checkpoint, objective,
+hyper-parameters, steps, metrics); for ``linear`` also NEW.head.pt (the probe). ``--json``
+prints the final metrics (for ``linear`` and ``ce`` the held-out ``probe_accuracy``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from explorer.errors import InputError
+
+OBJECTIVE_NAMES = ("linear", "ce", "simclr", "vicreg", "sigreg", "invariance")
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser("finetune", help="fine-tune an encoder and save it as a new checkpoint",
+                              description=__doc__.split("\n")[0])
+    p.add_argument("--data", required=True, metavar="PATH", help="image or vector dataset")
+    p.add_argument("--labels", metavar="PATH", help=".npy labels (one per item) overriding the dataset's")
+    p.add_argument("--data-format", metavar="F", help="dataset format name (default: detected)")
+    p.add_argument("--encoder", required=True, metavar="PATH", help="checkpoint to start from")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--arch", metavar="NAME", help="built-in architecture for a weights-only file")
+    g.add_argument("--factory", metavar="FILE:FN", help="your function that builds the model")
+    p.add_argument("--layer", metavar="NAME", help="submodule whose output is the embedding")
+    p.add_argument("--objective", required=True, choices=OBJECTIVE_NAMES)
+    p.add_argument("--epochs", type=int, default=5)
+    p.add_argument("--lr", type=float, default=None, help="learning rate (default: 1e-2 for linear, else 1e-3)")
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--temperature", type=float, default=0.1, help="SimCLR temperature")
+    p.add_argument("--lambda", dest="lambda_", type=float, default=0.05, help="SIGReg weight (LeJEPA lambda)")
+    p.add_argument("--last-n-blocks", type=int, default=None, metavar="N", help="train only the last N blocks")
+    p.add_argument("--no-flip", action="store_true", help="no horizontal flips in the image views")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--amp", action="store_true", help="bf16/fp16 autocast on CUDA")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, metavar="NEW.pt")
+    p.add_argument("--json", action="store_true", help="print the final metrics as JSON")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+def run(args) -> int:
+    import numpy as np
+
+    from explorer.data import open_dataset
+    from explorer.encoders import open_encoder
+    from explorer.finetune import FinetuneParams, FinetuneResult, ImageAugment, finetune, save_finetuned
+    from explorer.jobs import run_job
+
+    out = Path(args.out).expanduser()
+    if out.suffix.lower() not in (".pt", ".pth"):
+        raise InputError(f"{out}: --out must end in .pt or .pth.")
+    enc_path = Path(args.encoder).expanduser()
+    if not enc_path.exists():
+        raise InputError(f"{enc_path}: no such file or folder.")
+    if out.resolve() == enc_path.resolve():
+        raise InputError(f"{out}: choose a new file for --out; the base checkpoint is never overwritten.")
+    dataset = open_dataset(Path(args.data).expanduser(), args.data_format)
+    labels = None
+    if args.labels:
+        lp = Path(args.labels).expanduser()
+        try:
+            labels = np.load(lp, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise InputError(f"{lp}: cannot be read as a .npy label array ({exc}).") from None
+    encoder = open_encoder(enc_path, arch=args.arch, factory=args.factory, layer=args.layer)
+    params = FinetuneParams(objective=args.objective, epochs=args.epochs,
+                            lr=args.lr if args.lr is not None else (1e-2 if args.objective == "linear" else 1e-3),
+                            batch_size=args.batch_size, temperature=args.temperature, lambda_=args.lambda_,
+                            last_n_blocks=args.last_n_blocks, device=args.device, amp=args.amp,
+                            seed=args.seed, image_augment=ImageAugment(flip=0.0 if args.no_flip else 0.5))
+    res = FinetuneResult()
+    run_job(finetune(encoder, dataset, params, labels=labels, result=res),
+            desc=f"Fine-tuning ({args.objective})", quiet=args.quiet)
+    extra = {"arch": encoder.info.get("arch") or args.arch, "layer": encoder.layer,
+             "preprocess": encoder.preprocess.to_dict(), "dataset": str(dataset.source),
+             "seed": args.seed}
+    for k in ("arch_kwargs",):
+        if k in encoder.info:
+            extra[k] = encoder.info[k]
+    save_finetuned(res.module, out, res.sidecar(base=str(enc_path), extra=extra), head=res.head)
+    summary = {"out": str(out), "objective": args.objective, "steps": res.steps, **res.metrics}
+    if args.json:
+        print(json.dumps(summary, default=float))
+    else:
+        print(f"Saved {out} after {res.steps} steps: " +
+              ", ".join(f"{k} {v:.4g}" for k, v in res.metrics.items() if isinstance(v, float)))
+    return 0
