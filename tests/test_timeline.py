@@ -17,7 +17,7 @@ from explorer.timeline import (ProbeDataset, TimelineParams, checkpoint_step, in
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_RUN = ROOT / "sample_data" / "checkpoints" / "run"
 SAMPLE_DIGITS = ROOT / "sample_data" / "digits"
-PROBE = 240
+PROBE = 150
 
 
 def _write_tiny_run(folder: Path, n: int = 3) -> Path:
