@@ -242,15 +242,7 @@ class CompareView(QtWidgets.QWidget):
         self.maps_box.setMinimumHeight(260)
         self.tabs.setMinimumHeight(180)
         self._split = split
-        self._sized = False
         lay.addWidget(split, 1)
-
-    def resizeEvent(self, ev):  # noqa: N802 (Qt API)
-        super().resizeEvent(ev)
-        if not self._sized and self.height() > 300:
-            h = self._split.height() or self.height()
-            self._split.setSizes([int(h * 0.6), int(h * 0.4)])
-            self._sized = True
 
     @property
     def maps(self) -> list[MapView]:
@@ -313,6 +305,9 @@ class CompareView(QtWidgets.QWidget):
         self.colour_combo.blockSignals(False)
         self._apply_colour()
         self._update_links()
+        # maps 60% of the height (set here, not in a resizeEvent override: TRAPS #1)
+        h = max(self._split.height(), self.height() - 40, 400)
+        self._split.setSizes([int(h * 0.6), int(h * 0.4)])
         self.overlap = None
         self._start_overlap()
         self._start_table()
