@@ -26,7 +26,6 @@ rm -f "$shot"
 
 export QT_QPA_PLATFORM=offscreen
 export EMBEDDING_EXPLORER_CACHE="$work/cache"   # a first start: empty caches, like a new user
-export EMBEDDING_EXPLORER_TIMING=1               # the app prints "first window after X s"
 
 calc() { awk "BEGIN { printf \"%.2f\", $1 }"; }   # arithmetic on seconds (no bc needed)
 
@@ -62,7 +61,9 @@ fi
 # 3. the demo opens and renders
 t0=$(date +%s.%N)   # launch time, compared with the epochs the launcher and app print
 set +e
-timeout "$timeout_s" "$exe" --demo --screenshot "$shot" >"$work/stdout.txt" 2>"$work/stderr.txt"
+# the launcher and the app print "launcher started at epoch T" / "first window after X s"
+EMBEDDING_EXPLORER_TIMING=1 timeout "$timeout_s" "$exe" --demo --screenshot "$shot" \
+    >"$work/stdout.txt" 2>"$work/stderr.txt"
 rc=$?
 set -e
 t1=$(date +%s.%N)
@@ -91,7 +92,9 @@ if [ "$rc" != 0 ]; then
     tail -25 "$work/stderr.txt"
 fi
 
-# 4. the picture is not blank: enough spread of grey levels and enough distinct colours
+# 4. the picture is not blank: enough spread of grey levels, enough distinct colours, and the
+#    map's class colours: saturated pixels in at least 5 of 16 hue bins (the demo colours 10
+#    classes; the window chrome is grey and an error banner or failed job bar adds only red)
 if [ -s "$shot" ]; then
     "$python" - "$shot" <<'PY' && rc=0 || rc=$?
 import sys
@@ -102,9 +105,12 @@ img = Image.open(sys.argv[1]).convert("RGB")
 a = np.asarray(img, dtype=np.float64)
 std = float(a.std())
 colours = len(np.unique(a.reshape(-1, 3).astype(np.uint8).view([("r", "u1"), ("g", "u1"), ("b", "u1")])))
-ok = img.width >= 400 and img.height >= 300 and std > 12.0 and colours > 64
+hsv = np.asarray(img.convert("HSV")).reshape(-1, 3).astype(int)
+vivid = (hsv[:, 1] > 100) & (hsv[:, 2] > 80)
+hues = int((np.bincount(hsv[vivid, 0] // 16, minlength=16) >= 100).sum())
+ok = img.width >= 400 and img.height >= 300 and std > 12.0 and colours > 64 and hues >= 5
 print(f"{'ok  ' if ok else 'FAIL'}  screenshot: {img.width}x{img.height} px, std {std:.1f} (> 12), "
-      f"{colours} distinct colours (> 64)")
+      f"{colours} distinct colours (> 64), {hues} of 16 hue bins with >= 100 vivid pixels (>= 5)")
 sys.exit(0 if ok else 1)
 PY
     [ "$rc" = 0 ] || fail=1
