@@ -32,6 +32,7 @@ from PySide6 import QtCore, QtWidgets
 
 from explorer.gui.gallery import Gallery
 from explorer.gui.mapview import MapView
+from explorer.gui.palette import colour_codes
 from explorer.state import Selection
 
 OVERLAP = "neighbourhood overlap"
@@ -41,22 +42,6 @@ TABLE_KEYS = (("linear_cka", "linear CKA"), ("debiased_cka", "debiased CKA"), ("
               ("mutual_knn", "mutual kNN"), ("procrustes_similarity", "Procrustes"), ("svcca", "SVCCA"),
               ("knn_jaccard_mean", "mean Jaccard"))
 DIAG_KEYS = (("rankme", "RankMe"), ("dims_99", "dims 99%"), ("sigreg", "SIGReg"))
-
-
-def colour_codes(column: np.ndarray, label_names: Sequence[str] = ()) -> tuple:
-    """("categorical", codes (N,) int32, names) or ("continuous", values (N,) float32, None) for a
-    dataset column, as the main window colours it."""
-    col = np.asarray(column)
-    if col.dtype.kind in "fiu" and len(np.unique(col[:5000])) > 24:
-        return "continuous", col.astype(np.float32), None
-    values = col.astype(str)
-    names, codes = np.unique(values, return_inverse=True)
-    if label_names:
-        order = {str(n): i for i, n in enumerate(label_names)}
-        ranked = sorted(names, key=lambda n: order.get(str(n), 1 << 30))
-        remap = np.array([ranked.index(n) for n in names])
-        codes, names = remap[codes], np.asarray(ranked)
-    return "categorical", codes.astype(np.int32), [str(n) for n in names]
 
 
 def _overlap_job(Za, Zb, k: int):

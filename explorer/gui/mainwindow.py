@@ -98,7 +98,8 @@ class MainWindow(QtWidgets.QMainWindow):
         v.addWidget(self.message)
         bar = QtWidgets.QHBoxLayout()
         self.model_combo = QtWidgets.QComboBox()
-        self.model_combo.setMinimumWidth(200)
+        self.model_combo.setMinimumWidth(170)
+        self.model_combo.setSizeAdjustPolicy(QtWidgets.QComboBox.AdjustToContents)
         self.model_combo.setToolTip("Which model's embedding the map shows")
         self.model_combo.currentTextChanged.connect(self._model_combo_changed)
         self.method_combo = QtWidgets.QComboBox()
@@ -112,6 +113,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.search = QtWidgets.QLineEdit()
         self.search.setPlaceholderText("Search metadata (e.g. 7, or label=3)…  Enter selects matches")
         self.search.setClearButtonEnabled(True)
+        self.search.setMinimumWidth(220)
         self.search.setToolTip("Greys out the points that do not match; Enter selects the matches")
         self.search.textChanged.connect(self._search_changed)
         self.search.returnPressed.connect(self._search_select)
@@ -125,8 +127,14 @@ class MainWindow(QtWidgets.QMainWindow):
         self.mapview = MapView()
         self.mapview.bind_selection(self.selection)
         self.mapview.set_hover_provider(self._hover)
+        self.center_tabs = QtWidgets.QTabWidget()
+        self.center_tabs.setDocumentMode(True)
+        self.center_tabs.setTabsClosable(True)
+        self.center_tabs.addTab(self.mapview, "Map")
+        self.center_tabs.tabBar().setTabButton(0, QtWidgets.QTabBar.RightSide, None)
+        self.center_tabs.tabCloseRequested.connect(self._close_tab)
         self.stack.addWidget(self.start_page)
-        self.stack.addWidget(self.mapview)
+        self.stack.addWidget(self.center_tabs)
         v.addWidget(self.stack, 1)
         self.setCentralWidget(central)
 
@@ -158,7 +166,8 @@ class MainWindow(QtWidgets.QMainWindow):
             self.tabs.addTab(self.diagpanel, "Diagnostics")
         except ImportError:
             self.diagpanel = None
-        self._dock("Details", self.tabs, QtCore.Qt.RightDockWidgetArea, "details")
+        details = self._dock("Details", self.tabs, QtCore.Qt.RightDockWidgetArea, "details")
+        self.resizeDocks([details], [420], QtCore.Qt.Horizontal)
         # bottom: jobs
         self.jobs_panel = JobsPanel(self.runner)
         self._dock("Jobs", self.jobs_panel, QtCore.Qt.BottomDockWidgetArea, "jobs")
@@ -266,6 +275,14 @@ class MainWindow(QtWidgets.QMainWindow):
         act(c, "&Recompute map", lambda: self.apply_projection(self.projpanel.settings()), "Ctrl+R", "Re-run the map with the settings panel's values", "map", True)
         act(c, "&Diagnose collapse", self.diagnose_current, "Ctrl+D", "Collapse diagnostics of the current model", "diagnose", True)
         act(c, "Cancel all jobs", self.runner.cancel_all, "Ctrl+.", "Cancel every running job", "cancel")
+        cmp_menu = mb.addMenu("Com&pare")
+        act(cmp_menu, "Compare models &side by side…", self.compare_dialog, "Ctrl+K",
+            "2-4 models in linked, aligned maps with neighbourhood overlap and CKA", "compare", True)
+        act(cmp_menu, "Open a checkpoint &run (timeline)…", self.timeline_dialog, "Ctrl+T",
+            "Embed every checkpoint of a training run on a probe set: metric curves and aligned maps")
+        self.finetune_action = act(cmp_menu, "&Fine-tune…", self.finetune_dialog, "Ctrl+F",
+                                   "Linear probe or fine-tune the current encoder, live, then compare before/after",
+                                   "finetune", True)
         vmenu = mb.addMenu("&View")
         act(vmenu, "&Reset view", lambda: self.mapview.reset_view(), "R", "Show all points", "reset_view", True)
         act(vmenu, "&Zoom to selection", lambda: self.mapview.zoom_to_selection(), "Z")
@@ -364,6 +381,8 @@ class MainWindow(QtWidgets.QMainWindow):
         n = len(self.runner.active())
         if n:
             self.statusBar().showMessage(f"{n} job{'s' if n > 1 else ''} running", 2500)
+        else:
+            self.statusBar().clearMessage()
 
     # ------------------------------------------------------------------ opening things
     def _remember_recent(self, path: str, kind: str) -> None:
@@ -537,6 +556,8 @@ class MainWindow(QtWidgets.QMainWindow):
                 ds = attach_metadata(ds, self._pending_metadata, id_column="path")
             return ds
 
+        self._demo_focus = True
+
         def done(ds):
             meta = self._pending_metadata
             self.session.set_dataset(ds, {"path": str(Path(meta).resolve()), "id_column": "path"} if meta else None)
@@ -559,6 +580,10 @@ class MainWindow(QtWidgets.QMainWindow):
         self.session.apply_embedding(model_id, key, vectors)
         self.compute_maps(model_id)
         self.diagnose(model_id)
+        if getattr(self, "_demo_focus", False) and model_id == self.session.current:
+            # the demo opens with one item inspected, so its neighbours show what the tool is for
+            self._demo_focus = False
+            self.selection.set_focus(min(42, len(vectors) - 1), source=self)
 
     def embed_current(self) -> None:
         if self.session.dataset is None:
@@ -617,7 +642,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
     # ------------------------------------------------------------------ session signals
     def _on_dataset_changed(self, ds) -> None:
-        self.stack.setCurrentWidget(self.mapview)
+        self.stack.setCurrentWidget(self.center_tabs)
         self._refresh_color_choices()
         self._refresh_browser()
         self.inspector.show_item(None, None)
@@ -727,7 +752,9 @@ class MainWindow(QtWidgets.QMainWindow):
                 self.statusBar().showMessage("Showing PCA until the UMAP is ready…", 4000)
         if coords is None:
             return
-        first = getattr(self, "_shown_n", None) != len(coords)
+        shown = (m.id, method if method in m.layouts else "pca", len(coords))
+        first = getattr(self, "_shown_key", None) != shown
+        self._shown_key = shown
         self.mapview.set_layout(coords, reset_view=first)
         self._shown_n = len(coords)
         self._apply_colors()
@@ -749,17 +776,12 @@ class MainWindow(QtWidgets.QMainWindow):
         cols = ds.columns()
         if name not in cols:
             return self.mapview.set_uniform()
-        col = cols[name]
-        if col.dtype.kind in "fiu" and (name != "label") and len(np.unique(col[: 5000])) > 24:
-            return self.mapview.set_continuous(col.astype(np.float32), "viridis", None, None)
-        values = col.astype(str)
-        names, codes = np.unique(values, return_inverse=True)
-        if name == "label" and ds.label_names:
-            order = {str(n): i for i, n in enumerate(ds.label_names)}
-            names = sorted(names, key=lambda n: order.get(n, 1 << 30))
-            lut = {n: i for i, n in enumerate(names)}
-            codes = np.array([lut[v] for v in values]) if len(values) < 200_000 else np.searchsorted(np.array(names), values)
-        self.mapview.set_categorical(codes.astype(np.int32), [str(n) for n in names])
+        from explorer.gui.palette import colour_codes
+
+        kind, values, names = colour_codes(cols[name], ds.label_names if name == "label" else ())
+        if kind == "continuous":
+            return self.mapview.set_continuous(values, "viridis", None, None)
+        self.mapview.set_categorical(values, names)
 
     def _color_changed(self, _name: str) -> None:
         self._apply_colors()
@@ -839,6 +861,94 @@ class MainWindow(QtWidgets.QMainWindow):
         m = self.session.model()
         self.diagpanel.show_metrics(m.id, m.diagnostics)
         self.diagpanel.show_all({mid: mm.diagnostics for mid, mm in self.session.models.items()})
+
+    # ------------------------------------------------------------------ compare, timeline, fine-tune
+    def _close_tab(self, index: int) -> None:
+        if index > 0:
+            w = self.center_tabs.widget(index)
+            self.center_tabs.removeTab(index)
+            w.deleteLater()
+
+    def add_tab(self, widget: QtWidgets.QWidget, title: str) -> None:
+        self.stack.setCurrentWidget(self.center_tabs)
+        self.center_tabs.addTab(widget, title)
+        self.center_tabs.setCurrentWidget(widget)
+
+    def compare_dialog(self) -> None:
+        ready = [mid for mid, m in self.session.models.items() if m.vectors is not None and m.layouts]
+        if len(ready) < 2:
+            return self.show_error("Comparing needs at least two embedded models with a map; open and embed another encoder.")
+        dlg = QtWidgets.QDialog(self)
+        dlg.setWindowTitle("Compare models")
+        lay = QtWidgets.QVBoxLayout(dlg)
+        lay.addWidget(QtWidgets.QLabel("Choose 2 to 4 models (the first is the reference for alignment):"))
+        lst = QtWidgets.QListWidget()
+        for i, mid in enumerate(ready):
+            it = QtWidgets.QListWidgetItem(mid)
+            it.setCheckState(QtCore.Qt.Checked if i < 2 or mid == self.session.current else QtCore.Qt.Unchecked)
+            lst.addItem(it)
+        lay.addWidget(lst)
+        bb = QtWidgets.QDialogButtonBox(QtWidgets.QDialogButtonBox.Ok | QtWidgets.QDialogButtonBox.Cancel)
+        bb.accepted.connect(dlg.accept)
+        bb.rejected.connect(dlg.reject)
+        lay.addWidget(bb)
+        if dlg.exec() != QtWidgets.QDialog.Accepted:
+            return
+        chosen = [lst.item(i).text() for i in range(lst.count()) if lst.item(i).checkState() == QtCore.Qt.Checked]
+        self.compare_models(chosen)
+
+    def compare_models(self, model_ids) -> Optional[QtWidgets.QWidget]:
+        """Open 2-4 models side by side in a new tab (linked, aligned, overlap, CKA table)."""
+        ids = list(model_ids)
+        if not 2 <= len(ids) <= 4:
+            self.show_error("Choose between 2 and 4 models to compare.")
+            return None
+        from explorer.gui.compare_view import CompareView
+
+        ms = [self.session.models[i] for i in ids]
+        method = self.method_combo.currentText()
+        view = CompareView(self.runner)
+        view.set_models(self.session.dataset,
+                        [(m.id, m.vectors, m.layouts.get(method, m.layouts.get("pca"))) for m in ms],
+                        self.selection, diagnostics=[m.diagnostics for m in ms])
+        self.add_tab(view, "Compare: " + " vs ".join(ids))
+        return view
+
+    def timeline_dialog(self) -> None:
+        if self.session.dataset is None:
+            return self.show_error("Open the dataset the run was trained on first; its probe set is a sample of it.")
+        folder = QtWidgets.QFileDialog.getExistingDirectory(self, "Folder of checkpoints from one run")
+        if folder:
+            self.open_timeline(folder)
+
+    def open_timeline(self, folder: str, probe_size: int = 5000, **params):
+        """Embed every checkpoint of a run on a fixed probe set; metric curves + aligned maps."""
+        from explorer.gui.timeline_view import TimelineView
+        from explorer.timeline import TimelineParams, timeline_job
+
+        if self.session.dataset is None:
+            return self.show_error("Open the dataset the run was trained on first.")
+        s = settings()
+        dev = str(s.value("device", "auto"))
+        p = TimelineParams(probe_size=probe_size, device=None if dev == "auto" else dev, **params)
+        tv = TimelineView()
+        ds, ws = self.session.dataset, self.session.workspace
+        self.add_tab(tv, f"Run: {Path(folder).name}")
+        self.submit(f"Timeline of {Path(folder).name}", lambda: timeline_job(folder, ds, p, ws),
+                    lambda res: tv.set_result(res, ds), exclusive="timeline")
+        return tv
+
+    def finetune_dialog(self) -> None:
+        try:
+            from explorer.gui.finetune_panel import FinetuneDialog, start_finetune
+        except ImportError:
+            return self.show_error("Fine-tuning is not available in this build.")
+        if self.session.dataset is None or self.session.current is None or self.session.model().encoder is None:
+            return self.show_error("Open a dataset and an encoder first; fine-tuning adapts the current encoder.")
+        dlg = FinetuneDialog(self, self.session.dataset, self.session.model())
+        if dlg.exec() == QtWidgets.QDialog.Accepted:
+            params, out = dlg.values()
+            self.guarded(lambda: start_finetune(self, self.session.current, params, out))
 
     # ------------------------------------------------------------------ keep
     def export_selection_dialog(self) -> None:
@@ -968,6 +1078,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.selection.focus_changed.connect(self._on_focus_changed)
         self.mapview.bind_selection(self.selection)
         self._shown_n = None
+        self._shown_key = None
 
     # ------------------------------------------------------------------ misc dialogs
     def settings_dialog(self) -> None:

@@ -46,3 +46,19 @@ def colormap_rgb(name: str, n: int = 256) -> np.ndarray:
         raise ValueError(f"unknown colormap {name!r}; try one of {', '.join(COLORMAPS)}") from exc
     lut = cmap.getLookupTable(0.0, 1.0, n, alpha=False)
     return np.asarray(lut[:, :3], np.uint32)
+
+
+def colour_codes(column: np.ndarray, label_names=()) -> tuple:
+    """("categorical", codes (N,) int32, names) or ("continuous", values (N,) float32, None) for a
+    dataset column, as the main window colours it."""
+    col = np.asarray(column)
+    if col.dtype.kind in "fiu" and len(np.unique(col[:5000])) > 24:
+        return "continuous", col.astype(np.float32), None
+    values = col.astype(str)
+    names, codes = np.unique(values, return_inverse=True)
+    if label_names:
+        order = {str(n): i for i, n in enumerate(label_names)}
+        ranked = sorted(names, key=lambda n: order.get(str(n), 1 << 30))
+        remap = np.array([ranked.index(n) for n in names])
+        codes, names = remap[codes], np.asarray(ranked)
+    return "categorical", codes.astype(np.int32), [str(n) for n in names]
