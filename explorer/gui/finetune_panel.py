@@ -21,7 +21,6 @@ import dataclasses
 import math
 import os
 import threading
-import time
 from pathlib import Path
 from typing import Any, Optional
 
@@ -426,8 +425,7 @@ class FinetunePanel(QtWidgets.QWidget):
         top = QtWidgets.QHBoxLayout()
         self.title = QtWidgets.QLabel(f"<b>{title}</b>")
         top.addWidget(self.title)
-        self.status = QtWidgets.QLabel("starting…")
-        top.addWidget(self.status, 1)
+        top.addStretch(1)
         self.bar = QtWidgets.QProgressBar()
         self.bar.setMaximumWidth(220)
         self.bar.setRange(0, 0)
@@ -442,6 +440,10 @@ class FinetunePanel(QtWidgets.QWidget):
         top.addWidget(self.pause_btn)
         top.addWidget(self.stop_btn)
         lay.addLayout(top)
+        self.status = QtWidgets.QLabel("starting…")
+        self.status.setWordWrap(True)
+        self.status.setSizePolicy(QtWidgets.QSizePolicy.Ignored, QtWidgets.QSizePolicy.Preferred)
+        lay.addWidget(self.status)
         # saving what a stopped / failed run left
         self.save_row = QtWidgets.QWidget()
         sr = QtWidgets.QHBoxLayout(self.save_row)
@@ -487,10 +489,11 @@ class FinetunePanel(QtWidgets.QWidget):
         self.rankme_curve = self.rankme_plot.plot([], [], pen=pg.mkPen("#1f78b4", width=2), symbolBrush="#1f78b4", **sym)
         self.std_curve = self.std_plot.plot([], [], pen=pg.mkPen("#33a02c", width=2), symbolBrush="#33a02c", **sym)
         self.sigreg_curve = self.sigreg_plot.plot([], [], pen=pg.mkPen("#e31a1c", width=2), symbolBrush="#e31a1c", **sym)
-        self.knn_curve = self.acc_plot.plot([], [], pen=pg.mkPen("#6a3d9a", width=2), symbolBrush="#6a3d9a",
-                                            name="kNN", **sym)
-        self.probe_acc_curve = self.acc_plot.plot([], [], pen=pg.mkPen("#ff7f00", width=2), symbolBrush="#ff7f00",
-                                                  name="held-out", **sym)
+        self.knn_curve = self.acc_plot.plot([], [], pen=pg.mkPen("#6a3d9a", width=2), symbolBrush="#6a3d9a", **sym)
+        self.probe_acc_curve = self.acc_plot.plot([], [], pen=pg.mkPen("#ff7f00", width=2), symbolBrush="#ff7f00", **sym)
+        self._acc_names = {id(self.knn_curve): "kNN (k=20)", id(self.probe_acc_curve): "held-out (head)"}
+        self._in_legend: set = set()
+        self._lr_scale = None
         for i, w in enumerate((self.loss_plot, self.lr_plot, self.rankme_plot, self.std_plot, self.sigreg_plot,
                                self.acc_plot)):
             grid.addWidget(w, i // 3, i % 3)
@@ -512,6 +515,8 @@ class FinetunePanel(QtWidgets.QWidget):
         split.addWidget(mapbox)
         split.setStretchFactor(0, 3)
         split.setStretchFactor(1, 2)
+        split.setSizes([900, 520])
+        self.map.setMinimumWidth(380)
         lay.addWidget(split, 1)
 
     # -- input
@@ -588,7 +593,13 @@ class FinetunePanel(QtWidgets.QWidget):
         if h:
             steps = np.array([r["step"] for r in h], float)
             self.loss_curve.setData(steps, np.array([r["loss"] for r in h], float))
-            self.lr_curve.setData(steps, np.array([r["lr"] for r in h], float))
+            lr = np.array([r["lr"] for r in h], float)
+            top_lr = float(np.nanmax(lr))
+            scale = 10.0 ** math.floor(math.log10(top_lr)) if top_lr > 0 else 1.0
+            if scale != self._lr_scale:  # axis in units of 10^k rather than 0.000100
+                self._lr_scale = scale
+                self.lr_plot.setTitle(f"Learning rate (× {scale:.0e})", size="9pt")
+            self.lr_curve.setData(steps, lr / (self._lr_scale or 1.0))
             parts = [k for k in h[-1] if k not in ("step", "epoch", "loss", "lr")]
             for i, k in enumerate(parts):
                 c = self.part_curves.get(k)
@@ -605,6 +616,10 @@ class FinetunePanel(QtWidgets.QWidget):
                 ys = np.array([r.get(key, np.nan) for r in pr], float)
                 if np.isfinite(ys).any():
                     curve.setData(s, ys, connect="finite")
+                    name = self._acc_names.get(id(curve))
+                    if name and id(curve) not in self._in_legend:
+                        self._in_legend.add(id(curve))
+                        self.acc_plot.getPlotItem().legend.addItem(curve, name)
         if self.dim:
             self.std_line.setValue(1.0 / math.sqrt(self.dim))
             self.std_line.show()
@@ -817,6 +832,10 @@ class FinetuneRun(QtCore.QObject):
         module, path = r
         self.saved_path = Path(path)
         self.saved.emit(str(path))
+        self.window.guarded(lambda: self._open_new(module, Path(path)))
+
+    def _open_new(self, module, path: Path) -> None:
+        """Add the saved weights to the session as a new model and embed the dataset with it."""
         enc = self.base.encoder
         if self.params.objective == "linear" and self.result.head is not None:
             from explorer.encoders.base import Encoder
@@ -856,6 +875,8 @@ class FinetuneRun(QtCore.QObject):
         """The before/after comparison (side-by-side aligned maps, overlap, CKA, diagnostics)."""
         try:
             self.compare_view = open_before_after(self.window, self.base_id, self.new_id)
+            self.panel.status.setText(self.panel.status.text().replace(
+                "the comparison opens once it is embedded", "the before/after comparison is open"))
             self.compare_opened.emit(self.compare_view)
         except Exception as exc:  # the run is saved either way
             import traceback
