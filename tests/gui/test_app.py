@@ -207,8 +207,7 @@ def test_jobs_panel_cancel_leaves_state_intact(window, qtbot):
 
     h = w.submit("slow job", slow, applied.append)
     qtbot.waitUntil(lambda: h.last_progress is not None, timeout=5000)
-    row = w.jobs_panel.job_rows()[0]
-    assert row.handle is h
+    row = next(r for r in w.jobs_panel.job_rows() if r.handle is h)
     row.cancel.click()
     qtbot.waitUntil(lambda: h.state == "cancelled", timeout=5000)
     assert applied == []
