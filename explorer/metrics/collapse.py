@@ -77,26 +77,52 @@ def _use_float64(n: int, d: int) -> bool:
     return n * d * d <= FLOAT64_BELOW
 
 
-def gram(X, center: bool = False):
-    """X^T X (d, d) in float64 for X (n, d), optionally of the column-centred X.
+def _syrk(b):
+    """b^T b (d, d) as float64 for one row block b (m, d). On the CPU numpy's matmul, which
+    calls BLAS syrk for ``a.T @ a`` (half the multiply-adds of a general product: 2.3 s vs
+    4.2 s for 25,600 x 2048 float32, measured); elsewhere torch."""
+    import torch
+
+    if b.device.type == "cpu":
+        a = np.ascontiguousarray(b.numpy())
+        return torch.from_numpy(a.T @ a).double()
+    return (b.T @ b).double()
+
+
+def unit_rows(b):
+    """Rows of b divided by max(||row||_2, 1e-12), computed in float64: (m, d) -> (m, d)."""
+    import torch
+
+    b64 = b.double()
+    return b64 / torch.linalg.vector_norm(b64, dim=1, keepdim=True).clamp_min(1e-12)
+
+
+def gram(X, center: bool = False, normalize: bool = False):
+    """X^T X (d, d) in float64 for X (n, d), optionally of the L2-normalised rows
+    (``normalize``, rows divided by their norm in float64) and/or of the column-centred rows.
 
     Small problems (n d^2 <= 2e9) are computed in float64; larger ones in float32 blocks of
-    ``GRAM_BLOCK`` rows whose products are summed in float64 (each block is centred in float64
-    before the cast when ``center``, so a large mean cancels nothing)."""
+    ``GRAM_BLOCK`` rows whose products (BLAS syrk on the CPU) are summed in float64; each block
+    is normalised and centred in float64 before the cast, so a large mean cancels nothing.
+    Never materialises a normalised or centred copy of the whole matrix."""
     import torch
 
     n, d = X.shape
-    mu = X.sum(0, dtype=torch.float64) / n if center else None
-    if _use_float64(n, d):
-        Xd = X.double()
-        if center:
-            Xd = Xd - mu
-        return Xd.T @ Xd
+    rows = (lambda b: unit_rows(b)) if normalize else (lambda b: b)
+    mu = None
+    if center:
+        mu = torch.zeros(d, dtype=torch.float64, device=X.device)
+        for i in range(0, n, GRAM_BLOCK):
+            mu += rows(X[i:i + GRAM_BLOCK]).sum(0, dtype=torch.float64)
+        mu /= n
+    small = _use_float64(n, d)
     G = torch.zeros(d, d, dtype=torch.float64, device=X.device)
     for i in range(0, n, GRAM_BLOCK):
-        b = X[i:i + GRAM_BLOCK]
-        b = (b.double() - mu).float() if center else b.float()
-        G += (b.T @ b).double()
+        b = rows(X[i:i + GRAM_BLOCK])
+        if center:
+            b = b.double() - mu
+        b = b.double() if small else b.float()
+        G += _syrk(b)
     return G
 
 
@@ -117,20 +143,21 @@ def _eigvalsh_desc(M) -> np.ndarray:
     return np.ascontiguousarray(w[::-1], dtype=np.float64)
 
 
-def _second_moment_eigenvalues(X, center: bool) -> np.ndarray:
-    """Eigenvalues (descending, float64, length d, clipped at 0) of X^T X, centred or not,
-    through the smaller of the (d, d) and (n, n) Gram matrices."""
+def _second_moment_eigenvalues(X, center: bool, normalize: bool = False) -> np.ndarray:
+    """Eigenvalues (descending, float64, length d, clipped at 0) of X^T X, of the L2-normalised
+    rows when ``normalize``, centred or not, through the smaller of the (d, d) and (n, n) Gram
+    matrices."""
     import torch
 
     n, d = X.shape
     if n < d:
-        Xd = X.double()
+        Xd = unit_rows(X) if normalize else X.double()
         if center:
             Xd = Xd - Xd.mean(0)
         w = _eigvalsh_desc(Xd @ Xd.T)
         w = np.concatenate([w, np.zeros(d - n)])
     else:
-        w = _eigvalsh_desc(gram(X, center=center))
+        w = _eigvalsh_desc(gram(X, center=center, normalize=normalize))
     return np.maximum(w, 0.0)
 
 
@@ -146,9 +173,7 @@ def covariance_eigenvalues(Z, device=None, normalize: bool = True) -> np.ndarray
 
     with torch.no_grad():
         X = as_tensor(Z, device)
-        if normalize:
-            X = l2_normalize(X)
-        return _second_moment_eigenvalues(X, center=True) / (X.shape[0] - 1)
+        return _second_moment_eigenvalues(X, center=True, normalize=normalize) / (X.shape[0] - 1)
 
 
 def dims_for_variance(eigenvalues: Sequence[float], fraction: float) -> int:
@@ -162,20 +187,126 @@ def dims_for_variance(eigenvalues: Sequence[float], fraction: float) -> int:
     return int(min(len(w), np.searchsorted(c, fraction - 1e-12) + 1))
 
 
+#: Size of the float64 blocks of the O(n d) passes, in elements (4 MB: stays in cache).
+ROW_BLOCK_ELEMENTS = 1 << 19
+#: Rows per block when re-reading the (n, M) SIGReg projections.
+ROW_BLOCK = 2048
+
+
+class _ShiftedMoments:
+    """Column mean and variance (ddof=1) from sums of shifted values: with K the first row seen,
+    s1 = sum (x - K), s2 = sum (x - K)^2 (float64) and var = (s2 - s1^2 / n) / (n - 1). The
+    shift by an actual data row keeps the cancellation small (exactly 0 for a constant column);
+    sums are taken as matrix-vector products of preallocated float64 blocks (torch.var_mean's
+    per-element Welford update was 10x slower on the CPU, measured)."""
+
+    def __init__(self):
+        self.n, self.K, self.s1, self.s2 = 0, None, None, None
+
+    def add(self, buf, ones) -> None:
+        """Add the rows of the float64 block ``buf`` (m, d) (modified: shifted and squared in
+        place); ``ones`` a float64 vector of at least m ones."""
+        if self.K is None:
+            self.K = buf[0].clone()
+            self.s1 = self.K.new_zeros(self.K.shape)
+            self.s2 = self.K.new_zeros(self.K.shape)
+        m = buf.shape[0]
+        buf -= self.K
+        self.s1 += ones[:m] @ buf
+        self.s2 += ones[:m] @ buf.mul_(buf)
+        self.n += m
+
+    def mean(self):
+        return self.K + self.s1 / self.n
+
+    def var(self):
+        return ((self.s2 - self.s1 * self.s1 / self.n) / max(self.n - 1, 1)).clamp_min_(0)
+
+
+def row_pass(X, block: Optional[int] = None, raw: bool = True, unit: bool = True,
+             directions=None, groups=None, n_groups: int = 0) -> dict:
+    """One blocked pass over the rows of X (n, d) computing the O(n d) statistics the
+    diagnostics need, each block copied to a preallocated float64 buffer (no temporary larger
+    than one block):
+
+    * ``raw``: ``mean`` (d,) and ``var`` (d,) (ddof=1) of the raw coordinates, ``magnitude``
+      max |z_ij|;
+    * ``unit``: the same (``unit_mean``, ``unit_var``) for the L2-normalised rows
+      u_i = z_i / max(||z_i||, 1e-12), and ``unit_sq`` = sum_i ||u_i||^2;
+    * ``groups`` (n,) int64 in [-1, n_groups): ``group_sums`` (n_groups, d) float64 sums of
+      u_i per group (rows with -1 skipped);
+    * ``directions`` = (A (d, M), (t_max, n_points)): ``projections`` X A (n, M) in X's dtype
+      and ``ecf`` = (C, S), their characteristic-function sums (see :class:`_EcfSums`).
+    """
+    import torch
+
+    n, d = X.shape
+    dev = X.device
+    B = block or int(min(8192, max(16, ROW_BLOCK_ELEMENTS // max(d, 1))))
+    B = min(B, n)
+    out: dict = {"n": n}
+    buf = torch.empty(B, d, dtype=torch.float64, device=dev)
+    tmp = torch.empty_like(buf)
+    ones = torch.ones(B, dtype=torch.float64, device=dev)
+    mr, mu = _ShiftedMoments(), _ShiftedMoments()
+    mag, usq = 0.0, 0.0
+    gs = None
+    if groups is not None and unit:
+        gs = torch.zeros(n_groups, d, dtype=torch.float64, device=dev)
+        groups = torch.as_tensor(groups, device=dev)
+    P = A = None
+    if directions is not None:
+        A, (t_max, n_points) = directions
+        A = A.to(device=dev, dtype=X.dtype)
+        P = torch.empty(n, A.shape[1], dtype=X.dtype, device=dev)
+    for i in range(0, n, B):
+        b = X[i:i + B]
+        m = b.shape[0]
+        if P is not None:
+            torch.matmul(b, A, out=P[i:i + m])
+        if not (raw or unit):
+            continue
+        x, t = buf[:m], tmp[:m]
+        x.copy_(b)
+        if raw:
+            lo, hi = torch.aminmax(b)
+            mag = max(mag, float(-lo), float(hi))
+        if unit:
+            sq = torch.mul(x, x, out=t).sum(1)
+            nrm = sq.sqrt().clamp_min_(1e-12)
+            usq += float((sq / (nrm * nrm)).sum())
+            torch.div(x, nrm[:, None], out=t)
+            if gs is not None:
+                g = groups[i:i + m]
+                keep = g >= 0
+                gs.index_add_(0, g[keep], t[keep])
+            mu.add(t, ones)
+        if raw:
+            mr.add(x, ones)
+    if raw:
+        out.update(mean=mr.mean(), var=mr.var(), magnitude=mag)
+    if unit:
+        out.update(unit_mean=mu.mean(), unit_var=mu.var(), unit_sq=usq)
+    if gs is not None:
+        out["group_sums"] = gs
+    if P is not None:
+        e = _EcfSums(P.shape[1], t_max, n_points, dev)
+        for i in range(0, n, ROW_BLOCK):
+            e.add(P[i:i + ROW_BLOCK])
+        out["projections"] = P
+        out["ecf"] = e.result(n)
+    return out
+
+
 def per_dim_std(Z, device=None, normalize: bool = False) -> np.ndarray:
     """Standard deviation (ddof=1) of each dimension: Z (n, d) -> (d,) float64, of the
-    L2-normalised rows when ``normalize``."""
+    L2-normalised rows when ``normalize`` (blocked float64 pass, see :func:`row_pass`)."""
     import torch
 
     with torch.no_grad():
         X = as_tensor(Z, device)
-        if normalize:
-            X = l2_normalize(X)
-        mu = X.sum(0, dtype=torch.float64) / X.shape[0]
-        var = torch.zeros_like(mu)
-        for i in range(0, X.shape[0], 65536):
-            var += ((X[i:i + 65536].double() - mu) ** 2).sum(0)
-        return (var / (X.shape[0] - 1)).sqrt().cpu().numpy()
+        r = row_pass(X, raw=not normalize, unit=normalize)
+        return (r["unit_var"] if normalize else r["var"]).sqrt().cpu().numpy()
 
 
 def dead_dims(Z=None, device=None, rel: float = 1e-6, stds: Optional[np.ndarray] = None,
@@ -186,7 +317,7 @@ def dead_dims(Z=None, device=None, rel: float = 1e-6, stds: Optional[np.ndarray]
     Give ``stds`` (d,) and ``magnitude`` to reuse computed values."""
     s = per_dim_std(Z, device) if stds is None else np.asarray(stds, np.float64)
     if magnitude is None:
-        magnitude = float(as_tensor(Z, device).abs().max()) if Z is not None else 0.0
+        magnitude = float(as_tensor(Z, device).abs().amax()) if Z is not None else 0.0
     floor = 1e-10 * magnitude
     m = s.max()
     if m <= floor:
@@ -293,32 +424,61 @@ def epps_pulley_weights(n_points: int = 17, t_max: float = 3.0):
     return t, trap * np.exp(-t ** 2 / 2)
 
 
+class _EcfSums:
+    """Running sums over rows of exp(i t_k x) for the columns of P (rows added block by block),
+    t_k = k h, h = t_max / (n_points - 1), k = 0 .. n_points - 1.
+
+    exp(i t_k x) = z^k with z = exp(i h x): one cos and one sin per entry and then complex
+    products, in P's precision (complex64 for float32), each power summed in float64. The
+    rounding error of z^k grows like k eps (the Chebyshev recurrence for cos(k h x) used before
+    grows like k^2 eps / (h x) near x = 0: 100x larger sums' error for float32, measured).
+    Blocks of about 2^18 entries stay in cache."""
+
+    def __init__(self, M: int, t_max: float, n_points: int, device):
+        import torch
+
+        self.h = t_max / (n_points - 1)
+        self.K = n_points
+        self.rows = max(1, (1 << 18) // max(M, 1))
+        self.Z = torch.zeros(n_points, M, dtype=torch.complex128, device=device)
+
+    def add(self, P) -> None:
+        import torch
+
+        for i in range(0, P.shape[0], self.rows):
+            x = P[i:i + self.rows]
+            hx = x * self.h
+            z1 = torch.complex(torch.cos(hx), torch.sin(hx))
+            z = z1.clone()
+            for k in range(1, self.K):
+                self.Z[k] += z.sum(0, dtype=torch.complex128)
+                if k + 1 < self.K:
+                    z.mul_(z1)
+
+    def result(self, n: int):
+        """(C, S): float64 (n_points, M) sums of cos(t_k x) and sin(t_k x) over all rows."""
+        self.Z[0] = n
+        return self.Z.real.clone(), self.Z.imag.clone()
+
+
 def _ecf_sums(P, t_max: float, n_points: int):
-    """Sums over rows of cos(t_k x) and sin(t_k x) for P (n, M) and the evenly spaced t_k,
-    by the Chebyshev recurrence c_{k+1} = 2 cos(h x) c_k - c_{k-1} (same for sin), which costs
-    one cos and one sin per entry instead of n_points of each. Returns float64 (n_points, M)
+    """Sums over rows of cos(t_k x) and sin(t_k x) for P (n, M) and the evenly spaced
+    t_k = k t_max / (n_points - 1) (see :class:`_EcfSums`). Returns float64 (n_points, M)
     tensors (C, S)."""
+    e = _EcfSums(P.shape[1], t_max, n_points, P.device)
+    e.add(P)
+    return e.result(P.shape[0])
+
+
+def _ep_from_sums(C, S, n: int, n_points: int, t_max: float) -> "torch.Tensor":
+    """Epps-Pulley statistic (M,) from the characteristic-function sums (n_points, M)."""
     import torch
 
-    n, M = P.shape
-    h = t_max / (n_points - 1)
-    C = torch.zeros(n_points, M, dtype=torch.float64, device=P.device)
-    S = torch.zeros_like(C)
-    C[0] = n
-    block = max(1, (1 << 20) // max(M, 1))
-    for i in range(0, n, block):
-        x = P[i:i + block]
-        c1, s1 = torch.cos(h * x), torch.sin(h * x)
-        two = 2 * c1
-        cp, sp = torch.ones_like(x), torch.zeros_like(x)
-        c, s = c1, s1
-        for k in range(1, n_points):
-            C[k] += c.sum(0, dtype=torch.float64)
-            S[k] += s.sum(0, dtype=torch.float64)
-            if k + 1 < n_points:
-                c, cp = torch.addcmul(-cp, two, c), c
-                s, sp = torch.addcmul(-sp, two, s), s
-    return C, S
+    t, w = epps_pulley_weights(n_points, t_max)
+    tt = torch.from_numpy(t).to(C.device)
+    ww = torch.from_numpy(w).to(C.device)
+    err = (C / n - torch.exp(-tt ** 2 / 2)[:, None]) ** 2 + (S / n) ** 2
+    return n * (ww[:, None] * err).sum(0)
 
 
 def epps_pulley(x, n_points: int = 17, t_max: float = 3.0) -> np.ndarray:
@@ -339,11 +499,7 @@ def epps_pulley(x, n_points: int = 17, t_max: float = 3.0) -> np.ndarray:
         X = X.reshape(X.shape[0], -1).double()
         N = X.shape[0]
         C, S = _ecf_sums(X, t_max, n_points)
-        t, w = epps_pulley_weights(n_points, t_max)
-        tt = torch.from_numpy(t).to(X.device)
-        ww = torch.from_numpy(w).to(X.device)
-        err = (C / N - torch.exp(-tt ** 2 / 2)[:, None]) ** 2 + (S / N) ** 2
-        T = (N * (ww[:, None] * err).sum(0)).cpu().numpy()
+        T = _ep_from_sums(C, S, N, n_points, t_max).cpu().numpy()
     return T[0] if one_d else T
 
 
@@ -360,33 +516,32 @@ def random_directions(d: int, num_directions: int = 256, seed: int = 0, device=N
 
 
 def _sigreg_both(Z, num_directions: int = 256, seed: int = 0, n_points: int = 17,
-                 t_max: float = 3.0, device=None, standardized: bool = True):
+                 t_max: float = 3.0, device=None, standardized: bool = True, stats=None):
+    """(raw SIGReg, standardised SIGReg or None). One blocked pass over Z computes the
+    projections Z A (stored, (n, M) in Z's dtype), their characteristic-function sums and the
+    column means/variances; the standardised statistic then reads only the stored projections
+    ((P - mu A) / s computed in float64 per block, then cast to Z's dtype, as before).
+    ``stats``: a :func:`row_pass` result that already has ``projections`` and ``ecf``."""
     import torch
 
     with torch.no_grad():
         X = as_tensor(Z, device)
         n, d = X.shape
         A = random_directions(d, num_directions, seed, X.device, X.dtype)
-        P = X @ A                                                       # (n, M)
-        t, w = epps_pulley_weights(n_points, t_max)
-        phi = torch.from_numpy(np.exp(-t ** 2 / 2)).to(X.device)[:, None]
-        ww = torch.from_numpy(w).to(X.device)
-
-        def stat(Pm):
-            C, S = _ecf_sums(Pm, t_max, n_points)
-            err = (C / n - phi) ** 2 + (S / n) ** 2
-            return float((n * (ww[:, None] * err).sum(0)).mean())
-
-        raw = stat(P)
+        r = stats if stats is not None else row_pass(X, raw=standardized, unit=False,
+                                                     directions=(A, (t_max, n_points)))
+        raw = float(_ep_from_sums(*r["ecf"], n, n_points, t_max).mean())
         if not standardized:
             return raw, None
-        mu = X.sum(0, dtype=torch.float64) / n
-        var = per_dim_std(X) ** 2
-        scale = math.sqrt(float(np.mean(var)))
+        scale = math.sqrt(float(r["var"].mean()))
         if scale <= 0:
             return raw, float("nan")
-        Ps = (P.double() - (mu @ A.double())) / scale                  # projections of (Z - mu) / scale
-        return raw, stat(Ps.to(P.dtype))
+        P = r["projections"]
+        shift = r["mean"] @ A.double()                                  # (M,)
+        e = _EcfSums(P.shape[1], t_max, n_points, X.device)
+        for i in range(0, n, ROW_BLOCK):
+            e.add(((P[i:i + ROW_BLOCK].double() - shift) / scale).to(P.dtype))
+        return raw, float(_ep_from_sums(*e.result(n), n, n_points, t_max).mean())
 
 
 def sigreg(Z, num_directions: int = 256, seed: int = 0, n_points: int = 17, t_max: float = 3.0,
@@ -439,6 +594,36 @@ def _pair_sample(n: int, max_points: Optional[int], seed: int) -> Optional[np.nd
     return np.sort(np.random.default_rng(seed).choice(n, size=int(max_points), replace=False))
 
 
+def pair_products(X) -> dict:
+    """Everything the pairwise statistics of a (sub)sample X (m, d) need, from ONE m x m
+    product: the Gram matrix ``Gc`` = Xc Xc^T of the column-centred rows (float64; computed in
+    float32 when m^2 d > 2e9, else float64), the centred rows ``Xc`` (m, d) float64 and their
+    squared norms ``sq`` (m,), and the cosine matrix ``cos`` (m, m) float64 of the raw rows,
+    rebuilt as (Gc_ij + a_i + a_j + ||mu||^2) / (max(||x_i||, 1e-12) max(||x_j||, 1e-12))
+    with a_i = xc_i . mu in float64 (the large terms of nearly collapsed data are added in
+    float64, so the float32 product loses nothing that matters)."""
+    import torch
+
+    m, d = X.shape
+    X64 = X.double()
+    mu = X64.mean(0)
+    Xc = X64 - mu
+    sq = (Xc * Xc).sum(1)
+    if m * m * d <= FLOAT64_BELOW:
+        Gc = Xc @ Xc.T
+    else:
+        x32 = Xc.float()
+        Gc = (x32 @ x32.T).double()
+    a = Xc @ mu
+    nr = torch.linalg.vector_norm(X64, dim=1).clamp_min(1e-12)
+    cos = Gc + a[:, None]
+    cos += a[None, :]
+    cos += float(mu @ mu)
+    cos /= nr[:, None]
+    cos /= nr[None, :]
+    return {"Gc": Gc, "Xc": Xc, "sq": sq, "cos": cos.clamp_(-1.0, 1.0)}
+
+
 def uniformity(Z, t: float = 2.0, max_points: Optional[int] = 4096, seed: int = 0,
                device=None) -> float:
     """Uniformity (Wang & Isola, "Understanding Contrastive Representation Learning through
@@ -453,8 +638,7 @@ def uniformity(Z, t: float = 2.0, max_points: Optional[int] = 4096, seed: int = 
         idx = _pair_sample(X.shape[0], max_points, seed)
         if idx is not None:
             X = X[torch.from_numpy(idx).to(X.device)]
-        Xn = l2_normalize(X.double())
-        return _uniformity_from_cos(Xn @ Xn.T, t)
+        return _uniformity_from_cos(pair_products(X)["cos"], t)
 
 
 def _uniformity_from_cos(Cos, t: float = 2.0) -> float:
@@ -462,8 +646,8 @@ def _uniformity_from_cos(Cos, t: float = 2.0) -> float:
 
     m = Cos.shape[0]
     iu = torch.triu_indices(m, m, 1, device=Cos.device)
-    sq = (2 - 2 * Cos[iu[0], iu[1]].double()).clamp_min(0)
-    v = -t * sq
+    v = (2 - 2 * Cos[iu[0], iu[1]].double()).clamp_min(0)
+    v *= -t
     return float(torch.logsumexp(v, 0) - math.log(v.numel()))
 
 
@@ -487,11 +671,15 @@ def mean_cosine(Z, device=None) -> float:
     import torch
 
     with torch.no_grad():
-        X = l2_normalize(as_tensor(Z, device))
-        n = X.shape[0]
-        s = X.double().sum(0)
-        sq = (X.double() ** 2).sum()
-        return float(((s @ s) - sq) / (n * (n - 1)))
+        r = row_pass(as_tensor(Z, device), raw=False)
+        return mean_cosine_from_stats(r)
+
+
+def mean_cosine_from_stats(r: dict) -> float:
+    """:func:`mean_cosine` from a :func:`row_pass` result with ``unit`` statistics."""
+    n = r["n"]
+    s = r["unit_mean"] * n
+    return float((float(s @ s) - r["unit_sq"]) / (n * (n - 1)))
 
 
 def cosine_histogram(Z, bins: int = 50, max_points: Optional[int] = 4096, seed: int = 0,
@@ -506,8 +694,7 @@ def cosine_histogram(Z, bins: int = 50, max_points: Optional[int] = 4096, seed: 
         idx = _pair_sample(X.shape[0], max_points, seed)
         if idx is not None:
             X = X[torch.from_numpy(idx).to(X.device)]
-        Xn = l2_normalize(X.double())
-        return _hist_from_cos(Xn @ Xn.T, bins)
+        return _hist_from_cos(pair_products(X)["cos"], bins)
 
 
 def _hist_from_cos(Cos, bins: int = 50) -> dict:

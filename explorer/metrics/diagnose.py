@@ -64,7 +64,7 @@ class DiagnoseParams:
 
     device: Optional[str] = None              # None/"auto": CUDA, MPS, CPU
     seed: int = 0
-    max_rows_covariance: Optional[int] = 32768
+    max_rows_covariance: Optional[int] = 25600    # Garrido et al. 2023 compute RankMe on 25,600 rows
     pair_points: int = 4096
     histogram_bins: int = 50
     sigreg_directions: int = 256
@@ -182,7 +182,7 @@ def diagnose(Z, labels=None, params: DiagnoseParams = DiagnoseParams(), positive
     p = params
     dev = resolve_device(p.device)
     has_labels = labels is not None
-    stages = 9 + (3 if has_labels else 0) + (positives is not None)
+    stages = 7 + (3 if has_labels else 0) + (positives is not None)
     step = [0]
     timings: dict = {}
     t_last = [time.perf_counter()]
@@ -204,35 +204,30 @@ def diagnose(Z, labels=None, params: DiagnoseParams = DiagnoseParams(), positive
         yield Progress(0, stages, "loading")
         t_last[0] = time.perf_counter()
 
-        # O(n d) statistics on all points
-        raw_std = C.per_dim_std(X)
-        Xn = C.l2_normalize(X)
-        norm_std = C.per_dim_std(Xn)
+        # O(n d) statistics and the SIGReg projections: one blocked pass over all points
+        groups, top = None, None
+        if has_labels:
+            counts = np.bincount(y, minlength=len(classes))
+            top = np.sort(np.argsort(-counts, kind="stable")[: p.per_class_max_classes])
+            pos = np.full(len(classes), -1, dtype=np.int64)
+            pos[top] = np.arange(top.size)
+            groups = torch.from_numpy(pos[y])
+        A = C.random_directions(d, p.sigreg_directions, p.seed, X.device, X.dtype)
+        st = C.row_pass(X, directions=(A, (p.sigreg_t_max, p.sigreg_points)), groups=groups,
+                        n_groups=0 if top is None else top.size)
+        raw_std = st["var"].sqrt().cpu().numpy()
+        norm_std = st["unit_var"].sqrt().cpu().numpy()
         out["std_l2_normalized"] = float(norm_std.mean())
         out["std_l2_reference"] = 1 / math.sqrt(d)
         out["per_dim_std"] = norm_std.tolist()
-        out["dead_dims"] = C.dead_dims(stds=raw_std, rel=p.dead_rel, magnitude=float(X.abs().max()))
-        out["mean_cosine"] = C.mean_cosine(Xn)
-        yield tick("moments", "per-dimension statistics")
+        out["dead_dims"] = C.dead_dims(stds=raw_std, rel=p.dead_rel, magnitude=st["magnitude"])
+        out["mean_cosine"] = C.mean_cosine_from_stats(st)
+        yield tick("moments", "per-dimension statistics and projections")
 
-        # d x d second moments on (a sample of) the rows
-        rows = None
-        if p.max_rows_covariance is not None and n > p.max_rows_covariance:
-            rows = torch.from_numpy(np.sort(rng.choice(n, p.max_rows_covariance, replace=False))).to(dev)
-        Xs = X if rows is None else X[rows]
-        Xns = Xn if rows is None else Xn[rows]
-        eig = C.covariance_eigenvalues(Xns, normalize=False)
-        out["spectrum"] = eig.tolist()
-        out["dims_90"] = C.dims_for_variance(eig, 0.90)
-        out["dims_99"] = C.dims_for_variance(eig, 0.99)
-        out["alpha_req"] = C.alpha_req_from_eigenvalues(eig, p.alpha_min_rank, p.alpha_max_rank)
-        yield tick("spectrum", "covariance spectrum")
-        out["rankme"] = C.rankme_from_singular_values(C.singular_values(Xs))
-        del Xs, Xns
-        yield tick("rankme", "RankMe")
-
-        # SIGReg on all points
-        raw, std = C._sigreg_both(X, p.sigreg_directions, p.seed, p.sigreg_points, p.sigreg_t_max)
+        # SIGReg on all points (raw from the pass above, standardised from the projections)
+        raw, std = C._sigreg_both(X, p.sigreg_directions, p.seed, p.sigreg_points, p.sigreg_t_max,
+                                  stats=st)
+        del st["projections"]
         out["sigreg"] = raw
         out["sigreg_standardized"] = std
         out["sigreg_gaussian_reference"] = C.sigreg_gaussian_reference(p.sigreg_points, p.sigreg_t_max)
@@ -240,19 +235,34 @@ def diagnose(Z, labels=None, params: DiagnoseParams = DiagnoseParams(), positive
             p.sigreg_points, p.sigreg_t_max, centered=True)
         yield tick("sigreg", "SIGReg")
 
-        # pairwise statistics on a sample of points
+        # d x d second moments on (a sample of) the rows
+        rows = None
+        if p.max_rows_covariance is not None and n > p.max_rows_covariance:
+            rows = torch.from_numpy(np.sort(rng.choice(n, p.max_rows_covariance, replace=False))).to(dev)
+        Xs = X if rows is None else X[rows]
+        eig = C.covariance_eigenvalues(Xs)
+        out["spectrum"] = eig.tolist()
+        out["dims_90"] = C.dims_for_variance(eig, 0.90)
+        out["dims_99"] = C.dims_for_variance(eig, 0.99)
+        out["alpha_req"] = C.alpha_req_from_eigenvalues(eig, p.alpha_min_rank, p.alpha_max_rank)
+        yield tick("spectrum", "covariance spectrum")
+        out["rankme"] = C.rankme_from_singular_values(C.singular_values(Xs))
+        del Xs
+        yield tick("rankme", "RankMe")
+
+        # pairwise statistics on a sample of points, from one m x m product
         pidx = C._pair_sample(n, p.pair_points, p.seed + 1)
         sel = None if pidx is None else torch.from_numpy(pidx).to(dev)
         Xp = X if sel is None else X[sel]
-        Unp = C.l2_normalize(Xp.double())
-        Cos = Unp @ Unp.T
-        out["uniformity"] = C._uniformity_from_cos(Cos)
-        out["cosine_histogram"] = C._hist_from_cos(Cos, p.histogram_bins)
-        del Cos, Unp
+        pp = C.pair_products(Xp)
+        out["uniformity"] = C._uniformity_from_cos(pp["cos"])
+        out["cosine_histogram"] = C._hist_from_cos(pp["cos"], p.histogram_bins)
+        del pp["cos"]
         yield tick("pairwise", "uniformity and cosine histogram")
 
         k_id = min(p.mle_k, Xp.shape[0] - 1)
-        dist = I.neighbor_distances(Xp, k_id)
+        dist = I.distances_from_products(pp, k_id)
+        del pp
         yield tick("neighbours", "nearest-neighbour distances")
         out["twonn_dimension"] = I.twonn_from_distances(dist)
         out["mle_dimension"] = I.mle_from_distances(dist, k_id) if k_id >= 2 else float("nan")
@@ -274,14 +284,17 @@ def diagnose(Z, labels=None, params: DiagnoseParams = DiagnoseParams(), positive
                 X, y, p.test_fraction, p.seed, p.probe_max_train, p.probe_max_test,
                 p.linear_weight_decay, p.linear_max_iter)
             yield tick("linear", "linear probe")
-            counts = np.bincount(y, minlength=len(classes))
-            top = np.sort(np.argsort(-counts, kind="stable")[: p.per_class_max_classes])
             keep = np.isin(y, top)
-            Xc = X[torch.from_numpy(np.flatnonzero(keep)).to(dev)]
+            if keep.all():
+                Xc, yc = X, classes[y]
+            else:
+                Xc, yc = X[torch.from_numpy(np.flatnonzero(keep)).to(dev)], classes[y[keep]]
             out["per_class_effective_rank"] = P.per_class_effective_rank(
-                Xc, classes[y[keep]], p.per_class_max_points, p.seed)
-            M, cls = P.class_centroid_cosine(Xc, classes[y[keep]])
-            out["class_centroid_cosine"] = {"classes": [str(c) for c in cls], "matrix": M.tolist()}
+                Xc, yc, p.per_class_max_points, p.seed)
+            del Xc
+            cent = C.l2_normalize(st["group_sums"])           # centroids of the L2-normalised rows
+            M = (cent @ cent.T).cpu().numpy()
+            out["class_centroid_cosine"] = {"classes": [str(c) for c in classes[top]], "matrix": M.tolist()}
             yield tick("classes", "per-class statistics")
 
     n_tr, n_te = None, None

@@ -15,38 +15,49 @@ from typing import Optional
 
 import numpy as np
 
-from explorer.metrics.collapse import as_tensor, _pair_sample
+from explorer.metrics.collapse import _pair_sample, as_tensor, pair_products
 
-__all__ = ["neighbor_distances", "twonn_from_distances", "twonn_dimension",
+__all__ = ["neighbor_distances", "distances_from_products", "twonn_from_distances", "twonn_dimension",
            "mle_from_distances", "mle_dimension"]
 
 
 def neighbor_distances(Z, k: int, device=None, block: int = 2048, extra: int = 8) -> np.ndarray:
     """Sorted Euclidean distances (float64) of every row of Z (m, d) to its k nearest other
-    rows: (m, k). Exact up to ties: ``k + extra`` candidates per row are selected in float32 and
-    their distances recomputed in float64."""
+    rows: (m, k). Exact up to ties: ``k + extra`` candidates per row are selected from the
+    Gram matrix of the centred rows (float32 for large m^2 d, see
+    :func:`explorer.metrics.collapse.pair_products`) and their distances recomputed in
+    float64 from the coordinates."""
     import torch
 
     with torch.no_grad():
         X = as_tensor(Z, device)
-        m = X.shape[0]
-        if k >= m:
-            raise ValueError(f"k={k} neighbours need more than {m} points")
-        mu = X.sum(0, dtype=torch.float64) / m
-        Xc64 = X.double() - mu
-        Xc = Xc64.float()
-        sq = (Xc64 ** 2).sum(1)
-        kk = min(m - 1, k + extra)
-        out = np.empty((m, k), dtype=np.float64)
-        for i in range(0, m, block):
-            j = min(m, i + block)
-            D2 = sq[i:j, None].float() + sq[None, :].float() - 2 * (Xc[i:j] @ Xc.T)
-            ar = torch.arange(i, j, device=X.device)
-            D2[ar - i, ar] = float("inf")
-            _, cand = D2.topk(kk, dim=1, largest=False)
-            exact = ((Xc64[i:j, None, :] - Xc64[cand]) ** 2).sum(-1).sqrt()
-            out[i:j] = exact.sort(dim=1).values[:, :k].cpu().numpy()
-        return out
+        if k >= X.shape[0]:
+            raise ValueError(f"k={k} neighbours need more than {X.shape[0]} points")
+        return distances_from_products(pair_products(X), k, block, extra)
+
+
+def distances_from_products(pp: dict, k: int, block: int = 1024, extra: int = 8) -> np.ndarray:
+    """:func:`neighbor_distances` from a :func:`~explorer.metrics.collapse.pair_products`
+    result (reuses its Gram matrix)."""
+    import torch
+
+    Xc, Gc, sq = pp["Xc"], pp["Gc"], pp["sq"]
+    m = Xc.shape[0]
+    if k >= m:
+        raise ValueError(f"k={k} neighbours need more than {m} points")
+    kk = min(m - 1, k + extra)
+    out = np.empty((m, k), dtype=np.float64)
+    for i in range(0, m, block):
+        j = min(m, i + block)
+        D2 = sq[i:j, None] + sq[None, :] - 2 * Gc[i:j]
+        ar = torch.arange(i, j, device=Xc.device)
+        D2[ar - i, ar] = float("inf")
+        _, cand = D2.topk(kk, dim=1, largest=False)
+        exact = torch.empty(j - i, kk, dtype=torch.float64, device=Xc.device)
+        for c in range(kk):                                  # one (block, d) difference at a time
+            exact[:, c] = torch.linalg.vector_norm(Xc[i:j] - Xc[cand[:, c]], dim=1)
+        out[i:j] = exact.sort(dim=1).values[:, :k].cpu().numpy()
+    return out
 
 
 def twonn_from_distances(dist: np.ndarray, discard_fraction: float = 0.1) -> float:
