@@ -46,7 +46,15 @@ def _fmt(fmt: str, v) -> str:
 class DiagnosticsPanel(QtWidgets.QWidget):
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
-        lay = QtWidgets.QVBoxLayout(self)
+        outer = QtWidgets.QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        scroll = QtWidgets.QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QtWidgets.QFrame.NoFrame)
+        outer.addWidget(scroll)
+        inner = QtWidgets.QWidget()
+        scroll.setWidget(inner)
+        lay = QtWidgets.QVBoxLayout(inner)
         self.verdict = QtWidgets.QLabel("Embed a model to see its collapse diagnostics.")
         self.verdict.setWordWrap(True)
         self.verdict.setTextFormat(QtCore.Qt.RichText)
@@ -55,7 +63,7 @@ class DiagnosticsPanel(QtWidgets.QWidget):
         lay.addWidget(self.verdict)
         lay.addWidget(self.evidence)
         self.plots = pg.GraphicsLayoutWidget()
-        self.plots.setMinimumHeight(360)
+        self.plots.setMinimumHeight(480)
         self.p_spec = self.plots.addPlot(row=0, col=0, title="Spectrum (log)")
         self.p_spec.setLogMode(y=True)
         self.p_spec.setLabel("bottom", "component")
@@ -70,14 +78,16 @@ class DiagnosticsPanel(QtWidgets.QWidget):
         self.table.horizontalHeader().setSectionResizeMode(1, QtWidgets.QHeaderView.ResizeToContents)
         self.table.verticalHeader().hide()
         self.table.setEditTriggers(QtWidgets.QAbstractItemView.NoEditTriggers)
-        lay.addWidget(self.table, 1)
+        self.table.setMinimumHeight(24 * len(ROWS) + 30)
+        lay.addWidget(self.table)
         self.side_title = QtWidgets.QLabel("<b>Side by side</b> (every open model and layer)")
         lay.addWidget(self.side_title)
         self.side = QtWidgets.QTableWidget(0, 0)
         self.side.verticalHeader().setSectionResizeMode(QtWidgets.QHeaderView.ResizeToContents)
         self.side.setEditTriggers(QtWidgets.QAbstractItemView.NoEditTriggers)
         self.side.setToolTip("The same metrics for every model/layer, to compare e.g. backbone and projector")
-        lay.addWidget(self.side, 1)
+        self.side.setMinimumHeight(24 * (len(ROWS) + 1) + 40)
+        lay.addWidget(self.side)
         self.metrics: Optional[dict] = None
 
     def show_all(self, models: dict) -> None:
@@ -123,10 +133,10 @@ class DiagnosticsPanel(QtWidgets.QWidget):
             spec = np.maximum(spec, 1e-12)
             x = np.arange(1, spec.size + 1)
             self.p_spec.plot(x, spec, pen=pg.mkPen("#3366cc", width=2))
-            for key, col in (("dims_90", "#a15c00"), ("dims_99", "#b3261e")):
+            for key, col, ypos in (("dims_90", "#a15c00", 0.35), ("dims_99", "#b3261e", 0.85)):
                 if m.get(key):
                     line = pg.InfiniteLine(pos=m[key], angle=90, pen=pg.mkPen(col, style=QtCore.Qt.DashLine),
-                                           label=f"{key[5:]}%: {m[key]}", labelOpts={"position": 0.85, "color": col})
+                                           label=f"{key[5:]}%: {m[key]}", labelOpts={"position": ypos, "color": col})
                     self.p_spec.addItem(line)
         std = m.get("per_dim_std")
         if std:

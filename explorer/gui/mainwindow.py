@@ -469,6 +469,8 @@ class MainWindow(QtWidgets.QMainWindow):
 
         def done(enc):
             m = self.session.add_model(enc, options={k: v for k, v in options.items() if v is not None})
+            if getattr(self, "_demo_current", None) == Path(path).name:
+                self.session.set_current(m.id)
             self._remember_recent(str(path), "encoder")
             if self.session.dataset is not None:
                 self.embed(m.id)
@@ -573,6 +575,7 @@ class MainWindow(QtWidgets.QMainWindow):
             return ds
 
         self._demo_focus = True
+        self._demo_current = "healthy.pt"  # the demo opens on the healthy model, the others beside it
 
         def done(ds):
             meta = self._pending_metadata
