@@ -84,23 +84,61 @@ def test_single_queries_exact(Z, metric, half):
     np.testing.assert_array_equal(idx, [j for j in bi[0] if j != 3][:6])
 
 
-def test_half_filter_keeps_near_ties_exact():
-    # many near-duplicates around the k-th place: the float16 ranking alone would mis-order them
+@pytest.mark.parametrize("metric", METRICS)
+def test_compressed_prefilter_keeps_near_ties_exact(metric):
+    # many near-duplicates around the k-th place: the int8 ranking alone mis-orders them
     rng = np.random.default_rng(2)
     base = rng.normal(size=64).astype(np.float32)
-    # 1 - cos of the near-duplicates ~ 5e-4 with gaps ~ 1e-6: far below float16's resolution
-    # (~1e-3), far above float32's (~1e-7)
+    # 1 - cos of the near-duplicates ~ 5e-4 with gaps ~ 1e-6: far below int8's resolution
+    # (~1e-2), far above float32's (~1e-7)
     X = np.concatenate([base + 3e-2 * rng.normal(size=(40, 64)), rng.normal(size=(500, 64))]).astype(np.float32)
-    vi = VectorIndex(X, "cosine", half=True)
-    idx, _ = vi.query(base, k=20)
-    bi, _ = brute(X, base[None], 20, "cosine")
+    vi = VectorIndex(X, metric, half=True)
+    assert vi.compressed
+    idx, sc = vi.query(base, k=20)
+    bi, bs = brute(X, base[None], 20, metric)
     np.testing.assert_array_equal(idx, bi[0])
-    # the float16 scores alone do not order them (so the exact rescoring is what is tested)
-    Xn = (X / np.linalg.norm(X, axis=1, keepdims=True)).astype(np.float16)
-    s16 = Xn @ (base / np.linalg.norm(base)).astype(np.float16)
-    assert not np.array_equal(np.argsort(-s16.astype(np.float64), kind="stable")[:20], bi[0])
-    idx2, _ = query(X, base, k=20)
+    np.testing.assert_allclose(sc, bs[0], rtol=1e-5, atol=1e-5)
+    # the int8 scores alone (per-row max-abs scaling, written here) do not order them, so the
+    # exact rescoring is what is tested
+    R = X.astype(np.float64)
+    if metric == "cosine":
+        R = R / np.linalg.norm(R, axis=1, keepdims=True)
+    scale = np.abs(R).max(1, keepdims=True) / 127
+    approx = (np.rint(R / scale) * scale) @ base.astype(np.float64)
+    if metric == "euclidean":
+        approx = approx - 0.5 * (R * R).sum(1)
+    assert not np.array_equal(np.argsort(-approx, kind="stable")[:20], bi[0])
+    idx2, _ = query(X, base, k=20, metric=metric)
     np.testing.assert_array_equal(idx2, bi[0])
+
+
+@pytest.mark.parametrize("metric", METRICS)
+def test_compressed_intervals_contain_exact_scores(metric):
+    # the proof obligation of the pre-ranking: lo_i <= exact score_i <= hi_i for every point,
+    # checked in float64 on heavy-tailed rows (a large max-abs entry makes int8 coarse)
+    rng = np.random.default_rng(4)
+    X = (rng.standard_t(2, size=(3000, 48)) * rng.uniform(0.1, 10, size=(3000, 1))).astype(np.float32)
+    vi = VectorIndex(X, metric, half=True)
+    R = X.astype(np.float64)
+    if metric == "cosine":
+        R = R / np.linalg.norm(R, axis=1, keepdims=True)
+    for q in rng.standard_t(2, size=(5, 48)).astype(np.float32):
+        qp = q / np.linalg.norm(q) if metric == "cosine" else q
+        qp = qp.astype(np.float32)
+        lo, hi = vi._intervals(qp, float(np.linalg.norm(qp.astype(np.float64))) * (1 + 1e-6))
+        exact = R @ qp.astype(np.float64)
+        if metric == "euclidean":
+            exact = exact - 0.5 * (R * R).sum(1)
+            # the float32 bias (||z||^2 / 2) itself is rounded: allow its rounding
+            slack = 1e-6 * (R * R).sum(1)
+        else:
+            slack = 0.0
+        assert (lo <= exact + slack).all() and (exact - slack <= hi).all()
+        # and the bound is useful: the interval is a small fraction of the Cauchy-Schwarz range
+        cs = np.linalg.norm(qp.astype(np.float64)) * np.linalg.norm(R, axis=1)
+        assert np.median((hi - lo) / cs) < 0.1
+        idx, _ = vi.query(q, k=15)
+        np.testing.assert_array_equal(idx, brute(X, q[None], 15, metric)[0][0])
 
 
 def test_bad_input_is_one_sentence():
