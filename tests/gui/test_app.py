@@ -99,6 +99,17 @@ def test_whole_workflow(window, tmp_path, qtbot):
     picked = w.mapview.pick(px, py)
     assert picked is not None and np.allclose(coords[picked], coords[i], atol=1e-3) or picked == i
     vp = w.mapview.graphics.viewport() if hasattr(w.mapview.graphics, "viewport") else w.mapview.graphics
+    # hovering shows the item's thumbnail, label and metadata
+    hovered = []
+    w.mapview.hovered.connect(hovered.append)
+    QTest.mouseMove(vp, QtCore.QPoint(int(round(px)), int(round(py))))
+    qtbot.waitUntil(lambda: bool(hovered) and hovered[-1] >= 0, timeout=5000)
+    h = hovered[-1]
+    card = w.mapview.hover_card
+    assert card.isVisible()
+    assert f"#{h}" in card.text.text() and str(ds.ids[h]) in card.text.text()
+    assert ds.label_of(h) in card.text.text()
+    assert card.image.pixmap() is not None and not card.image.pixmap().isNull()
     QTest.mouseClick(vp, QtCore.Qt.LeftButton, QtCore.Qt.NoModifier, QtCore.QPoint(int(round(px)), int(round(py))))
     qtbot.waitUntil(lambda: w.selection.focus is not None, timeout=5000)
     f = w.selection.focus
