@@ -162,6 +162,31 @@ class Session:
             vi = m.indexes[metric] = VectorIndex(m.vectors, metric)
         return vi.query(k=k, index=int(index))
 
+    def query_new(self, model_id: Optional[str], items, k: int = 10, metric: str = "cosine", kind=None):
+        """Embed new inputs (image files or texts) with the model's encoder, then search its
+        original space exactly -> list of (indices (k,), scores (k,)), one per item. Small and
+        quick: meant for one file or sentence at a time."""
+        from explorer.data import query_items
+        from explorer.embed import EmbedParams, embed
+        from explorer.jobs import drain
+        from explorer.neighbors import VectorIndex
+
+        m = self.model(model_id)
+        if m.vectors is None:
+            raise InputError(f"{m.id} has no embedding yet; embed the dataset first.")
+        if m.encoder is None:
+            raise InputError(f"{m.id} holds precomputed vectors; new inputs need an encoder to be embedded.")
+        q = query_items(items, kind)
+        if q.kind != m.encoder.preprocess.kind:
+            raise InputError(f"{m.id} embeds {m.encoder.preprocess.kind} inputs, not {q.kind}s.")
+        res = drain(embed(q, m.encoder, EmbedParams(num_workers=0, batch_size=32)))
+        if res.skipped:
+            raise InputError(f"{res.skipped[0][0]} could not be read: {res.skipped[0][1]}.")
+        vi = m.indexes.get(metric)
+        if vi is None:
+            vi = m.indexes[metric] = VectorIndex(m.vectors, metric)
+        return [vi.query(q=v, k=k) for v in res.vectors]
+
     def apply_layout(self, model_id: str, method: str, coords: np.ndarray, info: Optional[dict] = None) -> None:
         m = self.models[model_id]
         m.layouts[method] = np.asarray(coords, dtype=np.float32)

@@ -30,6 +30,13 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--metric", choices=("cosine", "euclidean", "dot"), default="cosine")
     p.add_argument("--query-index", type=int, action="append", metavar="I",
                    help="row to query (repeatable); default: all points")
+    p.add_argument("--query-file", action="append", metavar="IMAGE",
+                   help="a new image to embed with --encoder and search with (repeatable)")
+    p.add_argument("--query-text", action="append", metavar="TEXT",
+                   help="a new text to embed with --encoder and search with (repeatable)")
+    p.add_argument("--encoder", help="encoder for --query-file/--query-text (the one that made the vectors)")
+    p.add_argument("--arch", help="architecture of a weights-only --encoder")
+    p.add_argument("--factory", help="FILE.py:FUNCTION building the --encoder's architecture")
     p.add_argument("--method", choices=("auto", "exact", "approx"), default="auto",
                    help="for all points: exact, approximate (recall measured) or auto by size")
     p.add_argument("--device", default=None, help="auto, cpu, cuda, cuda:N or mps")
@@ -49,7 +56,9 @@ def run(args) -> int:
     if not 1 <= args.k < n:
         raise InputError(f"-k must be between 1 and N-1 = {n - 1}, got {args.k}.")
     out = {"metric": args.metric, "k": args.k, "n": int(n), "embedding_key": key, "queries": []}
-    if args.query_index and not args.out:
+    if args.query_file or args.query_text:
+        _query_new(args, Z, out)
+    elif args.query_index and not args.out:
         vi = VectorIndex(Z, args.metric)
         for qi in args.query_index:
             if not 0 <= qi < n:
@@ -82,8 +91,35 @@ def run(args) -> int:
         print(json.dumps(out))
     else:
         for q in out["queries"]:
+            if "query" in q:
+                pairs = ", ".join(f"{i} ({s:.4f})" for i, s in zip(q["neighbors"], q["similarities"]))
+                print(f"{q['query']}: {pairs}")
+                continue
             pairs = ", ".join(f"{i} ({s:.4f})" for i, s in zip(q["neighbors"], q["similarities"]))
             print(f"{q['index']}: {pairs}")
         if args.out:
             print(f"{out['method']} {args.k}-NN of {n} points (recall {out.get('recall', 1.0):.3f}); wrote {args.out}")
     return 0
+
+
+def _query_new(args, Z, out: dict) -> None:
+    """Embed new inputs with --encoder and search ``Z`` exactly."""
+    from explorer.data import query_items
+    from explorer.embed import EmbedParams, embed
+    from explorer.encoders import open_encoder
+    from explorer.jobs import drain
+    from explorer.neighbors import VectorIndex
+
+    if not args.encoder:
+        raise InputError("--query-file/--query-text need --encoder: the model that made the vectors.")
+    items, kind = (args.query_file, "image") if args.query_file else (args.query_text, "text")
+    enc = open_encoder(args.encoder, arch=args.arch, factory=args.factory)
+    res = drain(embed(query_items(items, kind), enc, EmbedParams(device=args.device or "auto", num_workers=0)))
+    if res.vectors.shape[1] != Z.shape[1]:
+        raise InputError(f"{args.encoder} gives {res.vectors.shape[1]}-d vectors but the searched ones are "
+                         f"{Z.shape[1]}-d; use the encoder (and layer) that made them.")
+    vi = VectorIndex(Z, args.metric)
+    for item, v in zip(items, res.vectors):
+        idx, sc = vi.query(q=v, k=args.k)
+        out["queries"].append({"query": item, "neighbors": idx.tolist(), "similarities": [float(s) for s in sc]})
+    out["method"] = "exact"

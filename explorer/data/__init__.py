@@ -26,7 +26,7 @@ from explorer.data import text as _text  # noqa: E402,F401
 from explorer.data.metadata import attach_metadata  # noqa: E402
 from explorer.errors import InputError
 
-__all__ = ["Dataset", "KINDS", "DATASETS", "open_dataset", "attach_metadata", "formats"]
+__all__ = ["Dataset", "KINDS", "DATASETS", "open_dataset", "attach_metadata", "formats", "query_items"]
 
 
 def open_dataset(path, fmt: Optional[str] = None, **options) -> Dataset:
@@ -64,3 +64,37 @@ def formats() -> list[dict]:
     return [{"name": e.name, "label": e.label, "extensions": list(e.extensions),
              "directory": e.directory, "description": e.description}
             for e in DATASETS.entries()]
+
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
+
+
+def query_items(items, kind: Optional[str] = None) -> Dataset:
+    """A small dataset of new inputs to embed on the fly as neighbour queries: image files
+    (``kind="image"``, or inferred from the suffixes) or texts (``kind="text"``)."""
+    from explorer.data.images import ImageFolderDataset
+    from explorer.data.text import TextDataset
+
+    items = [str(i) for i in items]
+    if not items:
+        raise InputError("Give at least one image file or text to search with.")
+    if kind is None:
+        kind = "image" if all(i.lower().endswith(IMAGE_SUFFIXES) for i in items) else "text"
+    if kind == "image":
+        paths = [Path(i).expanduser().resolve() for i in items]
+        for p in paths:
+            if not p.is_file():
+                raise InputError(f"{p}: no such image file.")
+        import os
+
+        common = Path(os.path.commonpath([str(p.parent) for p in paths]))
+        ds = ImageFolderDataset(common, [str(p.relative_to(common)) for p in paths])
+        ds.labels, ds.label_names = None, []
+        ds.name = "query"
+        return ds
+    if kind == "text":
+        import numpy as np
+
+        return TextDataset(Path("query"), "query", items, np.array([f"query {i}" for i in range(len(items))], dtype=object),
+                           None, [], {}, {})
+    raise InputError(f"Query items must be images or texts, not {kind!r}.")

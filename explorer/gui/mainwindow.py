@@ -270,6 +270,8 @@ class MainWindow(QtWidgets.QMainWindow):
         f.addSeparator()
         act(f, "Se&ttings…", self.settings_dialog, "Ctrl+,")
         act(f, "&Quit", self.close, "Ctrl+Q")
+        act(f, "&Find similar to a file or text…", self.find_similar_dialog, "Ctrl+Shift+F",
+            "Embed a new image or sentence with the current encoder and list its nearest items")
         c = mb.addMenu("&Compute")
         tb.addSeparator()
         act(c, "&Embed", self.embed_current, "Ctrl+Return", "Embed the dataset with the current model", "embed", True)
@@ -518,6 +520,41 @@ class MainWindow(QtWidgets.QMainWindow):
                 self.embed(new.id)
 
         self.guarded(run)
+
+    def find_similar_dialog(self) -> None:
+        if self.session.current is None or self.session.model().encoder is None:
+            return self.show_error("Open and embed an encoder first; a new input is embedded with it.")
+        if self.session.model().encoder.preprocess.kind == "image":
+            path, _ = QtWidgets.QFileDialog.getOpenFileName(self, "Find similar to an image", "",
+                                                            "Images (*.png *.jpg *.jpeg *.webp *.bmp);;All files (*)")
+            if path:
+                self.find_similar([path])
+        else:
+            text, ok = QtWidgets.QInputDialog.getMultiLineText(self, "Find similar", "Text to search with:")
+            if ok and text.strip():
+                self.find_similar([text.strip()], kind="text")
+
+    def find_similar(self, items, kind=None) -> None:
+        """Embed a new input in a worker and show its exact neighbours in the inspector."""
+        m = self.session.model()
+        k, metric = self.inspector.k.value(), self.inspector.metric.currentText()
+
+        def job():
+            from explorer.jobs import Progress
+
+            yield Progress(0, 1, "embedding the query")
+            return self.session.query_new(m.id, items, k=k, metric=metric, kind=kind)
+
+        def done(results):
+            idx, scores = results[0]
+            ds = self.session.dataset
+            self.inspector.show_item(None, None)
+            self.inspector.title.setText(f"Query: {Path(str(items[0])).name if kind != 'text' else str(items[0])[:60]}")
+            self.inspector.show_neighbors(ds, idx, scores, metric)
+            self.tabs.setCurrentWidget(self.inspector)
+            self.selection.select(idx, source=self)
+
+        self.submit("Find similar", job, done)
 
     def attach_metadata_dialog(self) -> None:
         if self.session.dataset is None:
