@@ -142,6 +142,13 @@ def test_whole_workflow(window, tmp_path, qtbot):
     w.export_selection(str(tmp_path / "sel.npy"))
     np.testing.assert_array_equal(np.load(tmp_path / "sel.npy"), m.vectors[expected])
 
+    # the copied Python snippet reproduces the map from the workspace, outside the app
+    code = w.copy_snippet()
+    assert QtWidgets.QApplication.clipboard().text() == code
+    ns: dict = {}
+    exec(compile(code, "<snippet>", "exec"), ns)
+    np.testing.assert_allclose(ns["coords"], coords, atol=1e-5)
+
     # save the session, reopen it in a fresh window, find the same state
     w.color_combo.setCurrentText("label")
     sess = tmp_path / "s.eesession"
