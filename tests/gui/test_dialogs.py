@@ -1,0 +1,67 @@
+"""Dialogs: settings are remembered; dataset and encoder previews load in a worker and show
+what the file holds."""
+
+import pytest
+
+pytest.importorskip("PySide6")
+
+from explorer.resources import sample_data_dir  # noqa: E402
+
+SAMPLE = sample_data_dir()
+HEALTHY = SAMPLE / "checkpoints" / "healthy.pt"
+
+
+@pytest.fixture
+def window(qtbot, tmp_path):
+    from explorer.gui.app import make_app
+    from explorer.gui.mainwindow import MainWindow
+
+    make_app()
+    w = MainWindow(workspace=str(tmp_path / "ws.h5"))
+    qtbot.addWidget(w)
+    yield w
+    w.runner.cancel_all()
+    w.runner.wait(10000)
+
+
+def test_settings_are_remembered(window):
+    from explorer.gui.dialogs import SettingsDialog
+
+    d = SettingsDialog(window)
+    d.batch.setValue(64)
+    d.precision.setCurrentText("bf16")
+    d.workers.setValue(0)
+    d.save()
+    p = window.embed_params()
+    assert (p.batch_size, p.precision, p.num_workers) == (64, "bf16", 0)
+    again = SettingsDialog(window)
+    assert again.batch.value() == 64 and again.precision.currentText() == "bf16"
+    again.batch.setValue(256)
+    again.precision.setCurrentText("fp32")
+    again.workers.setValue(-1)
+    again.save()
+    assert window.embed_params().num_workers is None
+
+
+@pytest.mark.skipif(not HEALTHY.exists(), reason="sample checkpoints not generated")
+def test_encoder_preview_lists_layers(window, qtbot):
+    from explorer.gui.dialogs import EncoderDialog
+
+    d = EncoderDialog(window, str(HEALTHY))
+    d.do_preview()
+    qtbot.waitUntil(lambda: "parameters" in d.preview.text(), timeout=20000)
+    layers = [d.layer.itemText(i) for i in range(d.layer.count())]
+    assert "embed" in layers and "projector" in " ".join(layers)
+    d.layer.setCurrentText("embed")
+    path, opts = d.result_values()
+    assert path == str(HEALTHY) and opts["layer"] == "embed" and "trust" not in opts
+
+
+def test_dataset_preview(window, qtbot):
+    from explorer.gui.dialogs import DatasetDialog
+
+    d = DatasetDialog(window, str(SAMPLE / "digits"))
+    d.do_preview()
+    qtbot.waitUntil(lambda: "items" in d.preview.text(), timeout=20000)
+    assert "1,797 image items" in d.preview.text() and "10 classes" in d.preview.text()
+    assert d.thumbs.count() == 8
