@@ -99,32 +99,57 @@ def unit_rows(b):
     return b64 / torch.linalg.vector_norm(b64, dim=1, keepdim=True).clamp_min(1e-12)
 
 
+#: Rows converted to float64 at a time inside a Gram block (keeps temporaries in cache).
+_SUB_BLOCK = 1024
+
+
 def gram(X, center: bool = False, normalize: bool = False):
     """X^T X (d, d) in float64 for X (n, d), optionally of the L2-normalised rows
-    (``normalize``, rows divided by their norm in float64) and/or of the column-centred rows.
+    (``normalize``: rows divided by max(||x_i||, 1e-12) in float64) and/or of the column-centred
+    rows.
 
     Small problems (n d^2 <= 2e9) are computed in float64; larger ones in float32 blocks of
-    ``GRAM_BLOCK`` rows whose products (BLAS syrk on the CPU) are summed in float64; each block
-    is normalised and centred in float64 before the cast, so a large mean cancels nothing.
-    Never materialises a normalised or centred copy of the whole matrix."""
+    ``GRAM_BLOCK`` rows whose products (BLAS syrk on the CPU) are summed in float64; each row is
+    normalised and centred in float64 before the cast, so a large mean cancels nothing. Never
+    materialises a normalised or centred copy of the whole matrix: rows go through a float64
+    buffer of ``_SUB_BLOCK`` rows into a preallocated block buffer."""
     import torch
 
     n, d = X.shape
-    rows = (lambda b: unit_rows(b)) if normalize else (lambda b: b)
-    mu = None
-    if center:
-        mu = torch.zeros(d, dtype=torch.float64, device=X.device)
-        for i in range(0, n, GRAM_BLOCK):
-            mu += rows(X[i:i + GRAM_BLOCK]).sum(0, dtype=torch.float64)
-        mu /= n
+    dev = X.device
     small = _use_float64(n, d)
-    G = torch.zeros(d, d, dtype=torch.float64, device=X.device)
-    for i in range(0, n, GRAM_BLOCK):
-        b = rows(X[i:i + GRAM_BLOCK])
-        if center:
-            b = b.double() - mu
-        b = b.double() if small else b.float()
-        G += _syrk(b)
+    S = min(n, _SUB_BLOCK)
+    t64 = torch.empty(S, d, dtype=torch.float64, device=dev)
+    w = mu = None
+    if normalize or center:
+        w = torch.empty(n, dtype=torch.float64, device=dev)
+        s1 = torch.zeros(d, dtype=torch.float64, device=dev)
+        for i in range(0, n, S):
+            t = t64[:min(S, n - i)]
+            t.copy_(X[i:i + S])
+            if normalize:
+                w[i:i + t.shape[0]] = 1.0 / torch.linalg.vector_norm(t, dim=1).clamp_min_(1e-12)
+            else:
+                w[i:i + t.shape[0]] = 1.0
+            s1 += w[i:i + t.shape[0]] @ t
+        mu = s1 / n if center else None
+    R = min(n, GRAM_BLOCK)
+    blk = torch.empty(R, d, dtype=torch.float64 if small else torch.float32, device=dev)
+    G = torch.zeros(d, d, dtype=torch.float64, device=dev)
+    for i in range(0, n, R):
+        m = min(R, n - i)
+        if not (normalize or center) and not small:
+            G += _syrk(X[i:i + m].float())
+            continue
+        for j in range(0, m, S):
+            t = t64[:min(S, m - j)]
+            t.copy_(X[i + j:i + j + t.shape[0]])
+            if normalize:
+                t *= w[i + j:i + j + t.shape[0], None]
+            if center:
+                t -= mu
+            blk[j:j + t.shape[0]].copy_(t)
+        G += _syrk(blk[:m])
     return G
 
 

