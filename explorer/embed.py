@@ -20,6 +20,7 @@ at the next batch and shuts the loader's workers down; nothing is written to a w
 from __future__ import annotations
 
 import os
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -143,6 +144,42 @@ class _Batches:
             v = np.ascontiguousarray(self.dataset.vectors(idx), dtype=np.float32)
             return start, torch.from_numpy(v.reshape(len(idx), -1)), None
         return start, list(self.dataset.texts(idx)), None
+
+
+class _ThreadedBatches:
+    """Reads batches of a :class:`_Batches` ahead in a small thread pool, in order.
+
+    Used instead of DataLoader worker *processes* when the engine runs off the main thread
+    (the GUI's workers): forking a process that has other threads running can deadlock the
+    child on a lock another thread held at fork time (seen: the demo hung in a forked loader
+    worker). Image decoding and resizing in Pillow release the GIL, so threads still overlap
+    reading with the forward pass. ``close()`` stops it."""
+
+    def __init__(self, batches: "_Batches", workers: int) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.batches = batches
+        self.pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="embed-read")
+        self.ahead = 2 * max(1, workers)
+
+    def __iter__(self):
+        from collections import deque
+
+        pending: deque = deque()
+        nb = len(self.batches)
+        nxt = 0
+        try:
+            while nxt < nb or pending:
+                while nxt < nb and len(pending) < self.ahead:
+                    pending.append(self.pool.submit(self.batches.__getitem__, nxt))
+                    nxt += 1
+                yield pending.popleft().result()
+        finally:
+            for f in pending:
+                f.cancel()
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _read_images(dataset, idx: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -287,10 +324,13 @@ def embed(dataset, encoder, params: EmbedParams = EmbedParams()) -> Job:
         enc = {k: v.to(device) for k, v in dict(enc).items()}
         return enc, enc.get("attention_mask")
 
-    loader = torch.utils.data.DataLoader(
-        _Batches(dataset, kind, n, bs, int(pp.size)), batch_size=None, shuffle=False,
-        num_workers=workers, pin_memory=pin, collate_fn=_identity,
-        persistent_workers=False, prefetch_factor=2 if workers else None)
+    batches = _Batches(dataset, kind, n, bs, int(pp.size))
+    if workers > 0 and threading.current_thread() is not threading.main_thread():
+        loader = _ThreadedBatches(batches, workers)  # no fork from a multi-threaded process
+    else:
+        loader = torch.utils.data.DataLoader(
+            batches, batch_size=None, shuffle=False, num_workers=workers, pin_memory=pin,
+            collate_fn=_identity, persistent_workers=False, prefetch_factor=2 if workers else None)
     out: Optional[np.ndarray] = None
     bad: list[int] = []
     messages: list[str] = []
@@ -342,6 +382,10 @@ def embed(dataset, encoder, params: EmbedParams = EmbedParams()) -> Job:
         runner.close()
         if it is not None and hasattr(it, "_shutdown_workers"):
             it._shutdown_workers()
+        if it is not None and hasattr(it, "close"):
+            it.close()
+        if isinstance(loader, _ThreadedBatches):
+            loader.close()
         del it
     if out is None:
         out = np.zeros((0, 0), dtype=np.float32)

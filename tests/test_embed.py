@@ -418,3 +418,42 @@ def test_text_with_tokenizer_and_masked_mean_pooling():
     table = m.emb.weight.detach().double().numpy()
     ref = np.stack([table[[1 + (ord(c) % 50) for c in t][:8]].mean(0) for t in lines])
     np.testing.assert_allclose(res.vectors, ref, rtol=1e-5, atol=1e-6)
+
+
+def test_off_main_thread_workers_use_threads_and_match(tmp_path):
+    """Run from a worker thread (as the GUI does), the engine reads with threads, never forks,
+    and gives the same vectors as the single-process path."""
+    import threading
+
+    from PIL import Image
+
+    from explorer.data import open_dataset
+    from explorer.embed import EmbedParams, embed
+    from explorer.encoders.base import Encoder, Preprocess
+    from explorer.jobs import drain
+
+    rng = np.random.default_rng(0)
+    for c in ("a", "b"):
+        (tmp_path / c).mkdir()
+        for i in range(40):
+            Image.fromarray(rng.integers(0, 255, (20 + i % 5, 24, 3), dtype=np.uint8)).save(tmp_path / c / f"{i}.png")
+    ds = open_dataset(tmp_path)
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten()).eval()
+    enc = Encoder("t", tmp_path, "test", net, Preprocess(kind="image", size=16))
+    ref = drain(embed(ds, enc, EmbedParams(num_workers=0, batch_size=16))).vectors
+    box = {}
+    import multiprocessing
+
+    before = len(multiprocessing.active_children())
+
+    def work():
+        box["r"] = drain(embed(ds, enc, EmbedParams(num_workers=2, batch_size=16)))
+        box["children"] = len(multiprocessing.active_children())
+
+    t = threading.Thread(target=work)
+    t.start()
+    t.join(60)
+    assert not t.is_alive()
+    np.testing.assert_allclose(box["r"].vectors, ref, rtol=1e-5, atol=1e-6)
+    assert box["children"] == before

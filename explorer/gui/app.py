@@ -21,8 +21,8 @@ def apply_theme(app, theme: str) -> None:
     app.setStyleSheet(qss.read_text(encoding="utf-8") if qss.exists() else "")
     import pyqtgraph as pg
 
-    pg.setConfigOptions(background="#1e1f22" if theme == "dark" else "w",
-                        foreground="#d0d0d0" if theme == "dark" else "#303030", antialias=False)
+    pg.setConfigOptions(background="#1a1c20" if theme == "dark" else "w",
+                        foreground="#c9d0da" if theme == "dark" else "#3c4656", antialias=False)
 
 
 def make_app(argv=None):
@@ -41,11 +41,11 @@ def make_app(argv=None):
     app.setApplicationName("Embedding Explorer")
     app.setOrganizationName("embedding-explorer")
     app.setDesktopFileName("embedding-explorer")
-    ico = assets_dir() / "icons" / "app" / "icon_256.png"
-    if not ico.exists():
-        ico = next(iter(sorted(assets_dir().rglob("*256*.png"))), None)
-    if ico is not None:
-        app.setWindowIcon(QtGui.QIcon(str(ico)))
+    icon = QtGui.QIcon()
+    for png in sorted((assets_dir() / "icons" / "app").glob("icon_*.png")):
+        icon.addFile(str(png))
+    if not icon.isNull():
+        app.setWindowIcon(icon)
     from explorer.gui.mainwindow import settings
 
     apply_theme(app, str(settings().value("theme", "light")))
