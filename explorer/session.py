@@ -67,6 +67,7 @@ class Session:
         self.models_changed = Signal()
         self.model_updated = Signal()  # model id
         self.current_changed = Signal()  # model id
+        self.columns_changed = Signal()  # column name
 
     # -- dataset and models ---------------------------------------------------------------
     def set_dataset(self, dataset, metadata_source: Optional[dict] = None) -> None:
@@ -186,6 +187,16 @@ class Session:
         if vi is None:
             vi = m.indexes[metric] = VectorIndex(m.vectors, metric)
         return [vi.query(q=v, k=k) for v in res.vectors]
+
+    def add_column(self, name: str, values) -> None:
+        """A per-item column computed in the app (e.g. a probe's correct/incorrect) that the
+        map can colour, filter and search by, like the dataset's own metadata."""
+        ds = self._need_dataset()
+        values = np.asarray(values)
+        if values.shape != (len(ds),):
+            raise InputError(f"Column {name!r} has {values.shape[0] if values.ndim else 0} values for {len(ds)} items.")
+        ds.metadata[name] = values
+        self.columns_changed.emit(name)
 
     def apply_layout(self, model_id: str, method: str, coords: np.ndarray, info: Optional[dict] = None) -> None:
         m = self.models[model_id]

@@ -63,6 +63,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.session.models_changed.connect(self._refresh_browser)
         self.session.model_updated.connect(self._on_model_updated)
         self.session.current_changed.connect(self._on_current_changed)
+        self.session.columns_changed.connect(lambda _name: self._refresh_color_choices())
         self.selection = self.session.selection
         self.selection.changed.connect(self._on_selection_changed)
         self.selection.focus_changed.connect(self._on_focus_changed)
@@ -634,12 +635,28 @@ class MainWindow(QtWidgets.QMainWindow):
     def _embedded(self, model_id: str, result) -> None:
         key, vectors = result
         self.session.apply_embedding(model_id, key, vectors)
+        self._probe_correctness(model_id)
         self.compute_maps(model_id)
         self.diagnose(model_id)
         if getattr(self, "_demo_focus", False) and model_id == self.session.current:
             # the demo opens with one item inspected, so its neighbours show what the tool is for
             self._demo_focus = False
             self.selection.set_focus(min(42, len(vectors) - 1), source=self)
+
+    def _probe_correctness(self, model_id: str) -> None:
+        """For a linear probe's logits: a "correct/incorrect" column to colour the map by."""
+        m = self.session.models[model_id]
+        ds = self.session.dataset
+        if (m.encoder is None or m.encoder.info.get("output") != "linear probe logits" or ds is None
+                or ds.labels is None or m.vectors.shape[1] != len(ds.label_names)):
+            return
+        pred = np.argmax(m.vectors, axis=1)
+        col = np.where(pred == ds.labels, "correct", "incorrect").astype(object)
+        col[ds.labels < 0] = "unlabelled"
+        name = f"probe correct ({model_id})"
+        self.session.add_column(name, col)
+        acc = float(np.mean(pred[ds.labels >= 0] == ds.labels[ds.labels >= 0]))
+        self.show_info(f"{model_id}: {acc:.1%} of labelled items correct; colour by “{name}” to see where it errs.")
 
     def embed_current(self) -> None:
         if self.session.dataset is None:
@@ -1129,6 +1146,7 @@ class MainWindow(QtWidgets.QMainWindow):
         new.models_changed.connect(self._refresh_browser)
         new.model_updated.connect(self._on_model_updated)
         new.current_changed.connect(self._on_current_changed)
+        new.columns_changed.connect(lambda _name: self._refresh_color_choices())
         self.selection = new.selection
         self.selection.changed.connect(self._on_selection_changed)
         self.selection.focus_changed.connect(self._on_focus_changed)

@@ -151,6 +151,10 @@ def test_linear_probe_end_to_end(window, qtbot):
     y = w.session.dataset.labels
     acc = float((logits[te].argmax(1) == y[te]).mean())
     assert side["metrics"]["probe_accuracy"] == pytest.approx(acc, abs=1e-6)
+    # the map can be coloured by whether the probe is right, item by item
+    col = w.session.dataset.metadata[f"probe correct ({run.new_id})"]
+    np.testing.assert_array_equal(col == "correct", logits.argmax(1) == y)
+    assert w.color_combo.findText(f"probe correct ({run.new_id})") >= 0
     # the before/after comparison opened with both models
     assert run.compare_view.names == [base, run.new_id]
     assert w.message.level != "error" or not w.message.text(), w.message.text()
