@@ -302,7 +302,9 @@ def compare(Za, Zb, params: CompareParams = CompareParams()) -> Job:
     Returns {"linear_cka", "debiased_cka", "rbf_cka", "mutual_knn", "procrustes_similarity",
     "svcca", "knn_jaccard_mean": floats; "knn_jaccard": (n,) float32 per-point Jaccard (NaN for
     points not among the sampled queries); "knn_rows": (q,) int64 the points computed;
-    "sampling": what was sampled; "timings"; "n", "dims"}."""
+    "sampling": what was sampled, with the standard errors ``knn_jaccard_mean_se`` and
+    ``mutual_knn_se`` of the two sampled means (0 when every point is used); "timings";
+    "n", "dims"}."""
     import torch
 
     from explorer.device import resolve_device
@@ -352,8 +354,15 @@ def compare(Za, Zb, params: CompareParams = CompareParams()) -> Job:
     per_point[knn_rows] = jac
     out["knn_jaccard"] = per_point
     out["knn_rows"] = knn_rows.astype(np.int64)
-    out["sampling"] = {"knn_points": int(knn_rows.size), "rbf_points": int(min(n, p.rbf_max_points or n)),
-                       "knn_method": "exact" if rows is not None else p.knn_method}
+    mutual = overlap_count(ia[:, :p.mutual_k], ib[:, :p.mutual_k]) / p.mutual_k
+    q = int(knn_rows.size)
+
+    def se(v):  # standard error of a mean over q sampled points (0 when every point is used)
+        return 0.0 if rows is None or q < 2 else float(np.std(v, ddof=1) / math.sqrt(q))
+
+    out["sampling"] = {"knn_points": q, "rbf_points": int(min(n, p.rbf_max_points or n)),
+                       "knn_method": "exact" if rows is not None else p.knn_method,
+                       "knn_jaccard_mean_se": se(jac), "mutual_knn_se": se(mutual)}
     lap("overlap")
     out["device"] = str(dev)
     out["timings"] = timings

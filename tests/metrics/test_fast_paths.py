@@ -162,3 +162,18 @@ def test_finiteness_check():
         Z[2, 1] = bad
         with pytest.raises(InputError):
             C.as_tensor(Z)
+
+
+def test_compare_sampled_means_report_standard_errors():
+    r = rng(10)
+    X = r.standard_normal((1200, 12)).astype(np.float32)
+    Y = (X + 0.7 * r.standard_normal((1200, 12))).astype(np.float32)
+    full = drain(M.compare(X, Y, M.CompareParams(knn_points=None)))
+    part = drain(M.compare(X, Y, M.CompareParams(knn_points=300)))
+    rows = part["knn_rows"]
+    jac = full["knn_jaccard"][rows].astype(np.float64)      # per-point values are exact
+    np.testing.assert_allclose(part["knn_jaccard"][rows], jac, rtol=1e-6)
+    assert part["sampling"]["knn_jaccard_mean_se"] == pytest.approx(jac.std(ddof=1) / math.sqrt(300), rel=1e-5)
+    assert full["sampling"]["knn_jaccard_mean_se"] == 0.0
+    assert abs(part["knn_jaccard_mean"] - full["knn_jaccard_mean"]) < 4 * part["sampling"]["knn_jaccard_mean_se"]
+    assert abs(part["mutual_knn"] - full["mutual_knn"]) < 4 * part["sampling"]["mutual_knn_se"] + 1e-9
