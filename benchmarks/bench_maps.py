@@ -29,10 +29,16 @@ import time
 import numpy as np
 
 
-def data(n, d, seed=0, n_clusters=30):
+def data(n, d, seed=0, n_clusters=30, latent=4):
+    """Clustered data with structure inside each cluster: point = centre + a random linear image
+    of a 4-D Gaussian latent + small isotropic noise. (Isotropic blobs have no local structure,
+    so 10-NN preservation is at chance level for any layout and cannot tell layouts apart.)"""
     rng = np.random.default_rng(seed)
-    centers = rng.normal(size=(n_clusters, d)) * 2.0
-    X = centers[rng.integers(0, n_clusters, n)] + rng.normal(size=(n, d))
+    centers = rng.normal(size=(n_clusters, d)) * 4.0
+    A = rng.normal(size=(n_clusters, latent, d)) / np.sqrt(latent)
+    c = rng.integers(0, n_clusters, n)
+    L = rng.normal(size=(n, latent))
+    X = centers[c] + np.einsum("nl,nld->nd", L, A[c]) + 0.1 * rng.normal(size=(n, d))
     return X.astype(np.float32)
 
 
@@ -81,6 +87,8 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--warm-n", type=int, default=20_000)
     ap.add_argument("--skip", default="")
+    ap.add_argument("--seeded", action="store_true", help="also compare seed=0 runs (serial epochs)")
+    ap.add_argument("--epochs", default="", help="comma list of extra n_epochs variants of ours")
     a = ap.parse_args()
     skip = set(a.skip.split(","))
     from explorer.resources import setup_numba_cache
@@ -95,44 +103,51 @@ def main() -> None:
         from explorer.neighbors import KnnParams, knn_graph
 
         X = data(a.n, a.dim)
-        print(f"== UMAP of {a.n} x {a.dim} clustered float32 (umap-learn {umap.__version__})")
+        print(f"== UMAP of {a.n} x {a.dim} clustered float32 (umap-learn {umap.__version__}), "
+              f"load average {os.getloadavg()}")
         drain(warmup())
         umap.UMAP(n_epochs=5).fit(X[:5000])  # compile umap-learn's own kernels + pynndescent
         exact = drain(knn_graph(X, KnnParams(k=10, metric="euclidean", method="exact")))
+        sub = np.random.default_rng(1).choice(a.n, 5000, replace=False)
 
-        def default():
-            return umap.UMAP().fit_transform(X)
+        def quality(Y):
+            return (trustworthiness(X[sub], Y[sub], n_neighbors=10),
+                    float(projection_trust(exact.indices, Y, 10).mean()))
 
-        def ours():
-            lay = drain(make_layout(X, MapParams(metric="euclidean", seed=None)))
-            return lay
-
-        runs = {"umap-learn defaults": [], "ours (graph + layout)": []}
-        outs = {}
-        for _ in range(a.repeats):
-            for name, fn in (("umap-learn defaults", default), ("ours (graph + layout)", ours)):
+        variants = {"umap-learn defaults": lambda: umap.UMAP().fit_transform(X),
+                    "ours (graph + layout)": lambda: drain(make_layout(X, MapParams(metric="euclidean", seed=None)))}
+        if a.seeded:
+            variants["umap-learn seed=0"] = lambda: umap.UMAP(random_state=0).fit_transform(X)
+            variants["ours seed=0"] = lambda: drain(make_layout(X, MapParams(metric="euclidean", seed=0)))
+        for ep in [int(e) for e in a.epochs.split(",") if e]:
+            variants[f"ours n_epochs={ep}"] = (lambda ep=ep: drain(make_layout(
+                X, MapParams(metric="euclidean", seed=None, n_epochs=ep))))
+        runs = {k: [] for k in variants}
+        outs, loads = {}, []
+        for _ in range(a.repeats):  # interleaved, so load changes hit every variant alike
+            for name, fn in variants.items():
                 t0 = time.perf_counter()
                 outs[name] = fn()
                 runs[name].append(time.perf_counter() - t0)
-        lay = outs["ours (graph + layout)"]
-        Yd, Yo = outs["umap-learn defaults"], lay.coords
-        sub = np.random.default_rng(1).choice(a.n, 5000, replace=False)
+                loads.append(os.getloadavg()[0])
         med = {k: statistics.median(v) for k, v in runs.items()}
-        for name in runs:
-            Y = Yd if name.startswith("umap") else Yo
-            tw = trustworthiness(X[sub], Y[sub], n_neighbors=10)
-            pres = float(projection_trust(exact.indices, Y, 10).mean())
-            print(f"{name:24s} median {med[name]:6.2f} s (runs {', '.join(f'{t:.2f}' for t in runs[name])}); "
-                  f"trustworthiness@10 {tw:.4f}; 10-NN preservation {pres:.4f}")
-        print(f"speed-up ours vs defaults: {med['umap-learn defaults'] / med['ours (graph + layout)']:.2f}x")
-        from scipy.spatial import cKDTree
-
-        _, nd = cKDTree(Yd).query(Yd, 11)
-        _, no = cKDTree(Yo).query(Yo, 11)
-        ov = np.mean([len(set(p[1:]) & set(q[1:])) / 10 for p, q in zip(nd[sub], no[sub])])
-        print(f"10-NN overlap between the two maps (5000 points): {ov:.4f}")
-        print(f"our stages: {json.dumps(lay.info.get('seconds'))}, graph {lay.info['graph_method']} "
-              f"recall {lay.info['graph_recall']:.4f}")
+        base = med["umap-learn defaults"]
+        rows = []
+        for name in variants:
+            out = outs[name]
+            Y = out if isinstance(out, np.ndarray) else out.coords
+            tw, pres = quality(Y)
+            stages = "" if isinstance(out, np.ndarray) else (
+                f" graph {out.info['graph_method']} ({out.info.get('graph_seconds', float('nan')):.1f} s, "
+                f"recall {out.info['graph_recall']:.4f}), layout {json.dumps({k: round(v, 2) for k, v in out.info['seconds'].items()})}")
+            rows.append((name, med[name], base / med[name], tw, pres))
+            print(f"{name:24s} median {med[name]:6.2f} s (runs {', '.join(f'{t:.2f}' for t in runs[name])});{stages}")
+        print(f"load average (1 min) during the runs: min {min(loads):.1f}, max {max(loads):.1f}")
+        print(f"\n{'variant':24s} {'median s':>9s} {'speed-up':>9s} {'trust@10':>9s} {'10-NN pres':>11s}")
+        for name, m, sp, tw, pres in rows:
+            print(f"{name:24s} {m:9.2f} {sp:8.2f}x {tw:9.4f} {pres:11.4f}")
+        print("(speed-up = umap-learn defaults median / variant median; trust@10 = sklearn trustworthiness on "
+              "5000 points; 10-NN pres = mean fraction of each point's exact 10-NN kept among its 10-NN in the map)")
     if "warmup" not in skip:
         print(f"\n== numba compile cost: first UMAP of {a.warm_n} points in a fresh process")
         for which in ("umap-learn", "ours"):

@@ -481,11 +481,17 @@ def make_layout(Z: np.ndarray, params: MapParams = MapParams(), knn: Optional[Kn
     _validate(params, Z.shape[0])
     if params.method == "pca":
         return (yield from pca_job(Z, params))
+    graph_seconds = None
     if knn is None:
+        t0 = time.perf_counter()
         knn = yield from knn_graph(Z, KnnParams(k=params.n_neighbors - 1, metric=params.metric,
                                                 method=params.knn_method, device=params.device))
+        graph_seconds = time.perf_counter() - t0
         STATS["knn"] += 1
-    return (yield from umap_layout(Z, knn, params))
+    lay = yield from umap_layout(Z, knn, params)
+    if graph_seconds is not None:
+        lay.info["graph_seconds"] = graph_seconds
+    return lay
 
 
 # --------------------------------------------------------------------------- alignment, trust

@@ -177,3 +177,16 @@ def test_cli_json_matches_brute_force(tmp_path, Z, capsys):
     np.testing.assert_array_equal(np.load(out_path), bi)
     assert main(["neighbors", "--vectors", str(path), "-k", "3", "--query-index", "9999"]) == 2
     assert "outside" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("metric", METRICS)
+def test_symmetric_tiles_narrower_than_k(Z, metric):
+    # tiles of 3 rows (< k) over 53 points: both the row and the transposed-tile updates run,
+    # and the last tile is ragged
+    from explorer.neighbors import knn_graph_exact
+
+    X = Z[:53]
+    idx, sc = drain(knn_graph_exact(X, 7, metric, tile=3))
+    bi, bs = brute(X, X, 7, metric, self_rows=np.arange(len(X)))
+    np.testing.assert_array_equal(idx, bi)
+    np.testing.assert_allclose(sc, bs, rtol=1e-5, atol=1e-5)
