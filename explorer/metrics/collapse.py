@@ -443,12 +443,15 @@ def std_l2_normalized(Z, device=None) -> float:
 def epps_pulley_weights(n_points: int = 17, t_max: float = 3.0):
     """Nodes t_k = k t_max / (n_points - 1) and the weights w_k of LeJEPA's Epps-Pulley
     quadrature: trapezoid weights on [0, t_max] doubled (integral over [-t_max, t_max] of an
-    even integrand) times the Gaussian window exp(-t^2/2). Returns float64 numpy (t, w)."""
-    t = np.linspace(0.0, t_max, n_points)
-    dt = t_max / (n_points - 1)
-    trap = np.full(n_points, 2.0 * dt)
-    trap[[0, -1]] = dt
-    return t, trap * np.exp(-t ** 2 / 2)
+    even integrand) times the Gaussian window exp(-t^2/2). Returns float64 numpy (t, w).
+    One definition: :func:`explorer.metrics.sigreg.trapezoid_nodes` (the differentiable
+    training version), so both SIGReg implementations integrate on the same nodes."""
+    import torch
+
+    from explorer.metrics.sigreg import trapezoid_nodes
+
+    t, w = trapezoid_nodes(n_points, t_max, dtype=torch.float64)
+    return t.numpy(), w.numpy()
 
 
 class _EcfSums:
@@ -532,14 +535,15 @@ def epps_pulley(x, n_points: int = 17, t_max: float = 3.0) -> np.ndarray:
 
 def random_directions(d: int, num_directions: int = 256, seed: int = 0, device=None,
                       dtype=None):
-    """(d, M) matrix of M random unit directions (Gaussian columns normalised), drawn on the CPU
-    with ``torch.Generator().manual_seed(seed)`` so they are the same on every device."""
+    """(d, M) matrix of M random unit directions (Gaussian columns drawn in float64 on the CPU
+    with ``torch.Generator().manual_seed(seed)``, normalised), the same on every device. One
+    definition: :func:`explorer.metrics.sigreg.sigreg_directions`, so the diagnostic and the
+    training regulariser use the same directions for the same seed."""
     import torch
 
-    g = torch.Generator().manual_seed(int(seed))
-    A = torch.randn(d, num_directions, generator=g, dtype=torch.float64)
-    A /= A.norm(dim=0, keepdim=True)
-    return A.to(device=device, dtype=dtype or torch.float32)
+    from explorer.metrics.sigreg import sigreg_directions
+
+    return sigreg_directions(d, num_directions, seed, dtype=dtype or torch.float32, device=device)
 
 
 def _sigreg_both(Z, num_directions: int = 256, seed: int = 0, n_points: int = 17,

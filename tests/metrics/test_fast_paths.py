@@ -177,3 +177,21 @@ def test_compare_sampled_means_report_standard_errors():
     assert full["sampling"]["knn_jaccard_mean_se"] == 0.0
     assert abs(part["knn_jaccard_mean"] - full["knn_jaccard_mean"]) < 4 * part["sampling"]["knn_jaccard_mean_se"]
     assert abs(part["mutual_knn"] - full["mutual_knn"]) < 4 * part["sampling"]["mutual_knn_se"] + 1e-9
+
+
+def test_one_sigreg_definition_for_diagnostic_and_training():
+    """collapse.py (chunked, float64 sums) and sigreg.py (differentiable) share the nodes,
+    weights and random directions: the same seed gives the same directions and the same value."""
+    from explorer.metrics import sigreg as SR
+
+    for seed in (0, 7):
+        np.testing.assert_array_equal(C.random_directions(20, 16, seed=seed, dtype=torch.float64).numpy(),
+                                      SR.sigreg_directions(20, 16, seed=seed, dtype=torch.float64).numpy())
+    t, w = C.epps_pulley_weights()
+    np.testing.assert_allclose(t, np.linspace(0, 3, 17), rtol=0, atol=1e-15)
+    trap = np.full(17, 3 / 16)
+    trap[[0, -1]] = 3 / 32
+    np.testing.assert_allclose(w, 2 * trap * np.exp(-t ** 2 / 2), rtol=1e-14)
+    Z = torch.from_numpy(rng(11).standard_normal((700, 20)) * 1.3 + 0.1)
+    assert C.sigreg(Z, num_directions=16, seed=7) == pytest.approx(
+        float(SR.sigreg(Z, num_directions=16, seed=7)), rel=1e-10)
