@@ -71,7 +71,7 @@ def run_app(args) -> int:
         win.open_encoder(enc)
     if not getattr(args, "screenshot", None) and not getattr(args, "demo", False):
         # compile UMAP's numba kernels in the background so the first map is quick (TRAPS #2)
-        QtCore.QTimer.singleShot(1500, win.warmup)
+        QtCore.QTimer.singleShot(1500, win, win.warmup)
     if getattr(args, "screenshot", None):
         out = Path(args.screenshot)
         QtCore.QTimer.singleShot(0, lambda: _screenshot_and_quit(app, win, out))

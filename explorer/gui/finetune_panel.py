@@ -869,7 +869,7 @@ class FinetuneRun(QtCore.QObject):
         if a.vectors is None or b.vectors is None or "pca" not in a.layouts or "pca" not in b.layouts:
             return
         self.session.model_updated.disconnect(self._maybe_compare)
-        QtCore.QTimer.singleShot(0, self.open_compare)
+        QtCore.QTimer.singleShot(0, self, self.open_compare)
 
     def open_compare(self) -> None:
         """The before/after comparison (side-by-side aligned maps, overlap, CKA, diagnostics)."""

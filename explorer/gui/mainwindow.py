@@ -75,8 +75,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self._restore_settings()
         self._update_status()
         # heavy imports (numba kernels, torch) start once the window is up, in workers
-        QtCore.QTimer.singleShot(300, self._warm_renderer)
-        QtCore.QTimer.singleShot(1500, self._probe_device)
+        QtCore.QTimer.singleShot(300, self, self._warm_renderer)
+        QtCore.QTimer.singleShot(1500, self, self._probe_device)
 
     def _warm_renderer(self) -> None:
         """Load (or compile) the map renderer's numba kernels in a worker, before the first map."""
@@ -377,7 +377,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _job_done(self) -> None:
         self._update_status()
-        QtCore.QTimer.singleShot(0, self._check_idle)
+        QtCore.QTimer.singleShot(0, self, self._check_idle)
 
     def _check_idle(self) -> None:
         if not self.runner.active():
