@@ -4,7 +4,10 @@
         --objective sigreg --epochs 3 --out fixed.pt --json
 
 Writes NEW.pt (weights-only state_dict) and NEW.pt.json (base checkpoint, objective,
-hyper-parameters, steps, metrics); for ``linear`` also NEW.head.pt (the probe). ``--json``
+hyper-parameters, steps, metrics); for ``linear`` also NEW.head.pt (the probe). Text datasets
+(.txt/.csv/.tsv/.jsonl) are tokenised with the encoder's tokenizer; the self-supervised objectives
+then use SimCSE views (the same batch twice, different dropout) and need dropout in the encoder.
+``--json``
 prints the final metrics (for ``linear`` and ``ce`` the held-out ``probe_accuracy``).
 """
 
@@ -22,7 +25,8 @@ OBJECTIVE_NAMES = ("linear", "ce", "simclr", "vicreg", "sigreg", "invariance")
 def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser("finetune", help="fine-tune an encoder and save it as a new checkpoint",
                               description=__doc__.split("\n")[0])
-    p.add_argument("--data", required=True, metavar="PATH", help="image or vector dataset")
+    p.add_argument("--data", required=True, metavar="PATH",
+                   help="image, vector or text dataset (text: SimCSE dropout views for the SSL objectives)")
     p.add_argument("--labels", metavar="PATH", help=".npy labels (one per item) overriding the dataset's")
     p.add_argument("--data-format", metavar="F", help="dataset format name (default: detected)")
     p.add_argument("--encoder", required=True, metavar="PATH", help="checkpoint to start from")

@@ -8,9 +8,21 @@
 ``encoder`` is an :class:`explorer.encoders.base.Encoder` (its ``layer`` and ``pooling`` give the
 embedding that is trained and probed) or a bare ``torch.nn.Module`` (its output, pooled like the
 engine does). The module is deep-copied (``copy=True``) so the original stays as it was for the
-before/after comparison. ``data``: a :class:`explorer.data.base.Dataset` (image or vector kind),
-a tensor / array of images (N, C, H, W) or (N, H, W, C) (uint8 or float in [0, 1]) or of
-vectors (N, D), or a tuple (X, labels).
+before/after comparison. ``data``: a :class:`explorer.data.base.Dataset` (image, vector or text
+kind), a tensor / array of images (N, C, H, W) or (N, H, W, C) (uint8 or float in [0, 1]) or of
+vectors (N, D), a list of strings, or a tuple (X, labels).
+
+Text (SimCSE, Gao, Yao & Chen, "SimCSE: Simple Contrastive Learning of Sentence Embeddings",
+EMNLP 2021, unsupervised): each batch is tokenised once with ``encoder.tokenizer``
+(``tok(texts, padding=True, truncation=True, max_length=preprocess.max_length,
+return_tensors="pt")``, as the embedding engine does) and the two views are that same batch
+fed twice through the encoder in train mode, so only the dropout masks differ (as in the
+official code, the batch is duplicated and run as one forward of 2B rows). Pooling uses the
+attention mask (masked mean). The self-supervised objectives (simclr = SimCSE's InfoNCE,
+vicreg, sigreg, invariance) need a dropout module with p > 0 in the part of the encoder that
+trains, else the views would be identical and the job refuses with an InputError; "ce" and
+"linear" train on text with labels and no augmentation. Without a tokenizer the model gets the
+list of strings itself.
 
 Stopping (``gen.close()``), failing or finishing all leave the latest state in ``result``:
 ``result.module`` (last weights, eval mode, CPU), ``result.best_state`` (weights at the best
@@ -146,7 +158,8 @@ def _as_tensor(x):
 
 
 def _load_data(data, labels, preprocess):
-    """-> (X cpu tensor: uint8/float images (N,C,H,W) or float32 vectors (N,D), y int64 (N,) or None, kind)."""
+    """-> (X: cpu tensor of uint8/float images (N,C,H,W) or float32 vectors (N,D), or a list of
+    N strings; y int64 (N,) or None; kind "image" / "vector" / "text")."""
     import torch
 
     from explorer.data.base import Dataset
@@ -165,8 +178,14 @@ def _load_data(data, labels, preprocess):
         elif ds.kind == "vector":
             X = torch.from_numpy(np.asarray(ds.vectors(), np.float32))
             kind = "vector"
+        elif ds.kind == "text":
+            X = [str(t) for t in ds.texts(range(ds.n))]
+            kind = "text"
         else:
-            raise InputError(f"{ds.source}: fine-tuning works on image and vector datasets, not {ds.kind}.")
+            raise InputError(f"{ds.source}: fine-tuning works on image, vector and text datasets, not {ds.kind}.")
+    elif isinstance(data, (list, tuple)) and data and all(isinstance(t, str) for t in data):
+        X = list(data)
+        kind = "text"
     else:
         X = _as_tensor(data)
         if X.dim() == 4:
@@ -284,21 +303,28 @@ def _run(encoder, data, params, labels, preprocess, res):  # noqa: C901  (one tr
     if isinstance(pre, dict):
         pre = Preprocess.from_dict(pre)
     res.module, res.encoder = module, (enc if is_enc else None)
-    module.to(dev)
+
+    from collections.abc import Mapping
 
     from explorer.encoders.hooks import forward_layer, has_cls_token, pool
 
     has_cls = has_cls_token(module)
 
     def embed(x):
-        return pool(forward_layer(enc, x), enc.pooling, has_cls)
+        mask = x.get("attention_mask") if isinstance(x, Mapping) else None
+        return pool(forward_layer(enc, x), enc.pooling, has_cls, mask)
 
     # ---- data -------------------------------------------------------------------------
     X, y, kind = _load_data(data, labels, pre)
+    text = kind == "text"
     if pre is None:
-        pre = Preprocess(kind=kind) if kind == "vector" else Preprocess()
+        pre = Preprocess(kind=kind) if kind in ("vector", "text") else Preprocess()
     if obj.needs_labels and y is None:
         raise InputError(f"The {params.objective} objective needs labels (give --labels or a labelled dataset).")
+    if text and obj.two_views:
+        _check_dropout(module, None if params.objective == "linear" else params.last_n_blocks,
+                       enc.name, params.objective)
+    module.to(dev)
     n = len(X)
     rng = np.random.default_rng(params.seed)
     perm = rng.permutation(n)
@@ -314,7 +340,9 @@ def _run(encoder, data, params, labels, preprocess, res):  # noqa: C901  (one tr
     probe_idx = np.sort(rng.permutation(n)[: min(n, params.probe_size)])
     res.probe_indices = probe_idx
     on_gpu = dev.type == "cuda"
-    if on_gpu and X.element_size() * X.numel() < 2 ** 30:
+    if text:
+        pass  # strings stay on the host; each batch is tokenised and its tensors moved
+    elif on_gpu and X.element_size() * X.numel() < 2 ** 30:
         X = X.to(dev, non_blocking=True)
     elif on_gpu:
         X = X.pin_memory()
@@ -344,6 +372,31 @@ def _run(encoder, data, params, labels, preprocess, res):  # noqa: C901  (one tr
             return augment_images(xf, params.image_augment, gen_aug)
         return augment_vectors(xf, params.vector_augment, gen_aug)
 
+    tok = enc.tokenizer if text else None
+    max_length = int(getattr(pre, "max_length", 128) or 128)
+
+    def tokenize(texts):
+        """Model input for a list of strings: the tokenizer's tensors on the device (the engine's
+        call), or the strings themselves when the encoder has no tokenizer."""
+        if tok is None:
+            return texts
+        out = tok(texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+        return {k: (v.to(dev, non_blocking=True) if isinstance(v, torch.Tensor) else v)
+                for k, v in dict(out).items()}
+
+    def inputs(idx):
+        """Un-augmented model input for the items ``idx`` (1-D ints)."""
+        if text:
+            return tokenize([X[int(i)] for i in idx])
+        return normalise(to_float(X[torch.as_tensor(idx)]))
+
+    def twice(xb):
+        """SimCSE views: the same tokenised batch stacked twice (2B rows); dropout differs."""
+        if isinstance(xb, Mapping):
+            return {k: (torch.cat([v, v]) if isinstance(v, torch.Tensor) and v.dim() >= 1 else v)
+                    for k, v in xb.items()}
+        return list(xb) + list(xb)
+
     # ---- what trains --------------------------------------------------------------------
     for p in module.parameters():
         p.requires_grad_(False)
@@ -368,8 +421,7 @@ def _run(encoder, data, params, labels, preprocess, res):  # noqa: C901  (one tr
 
     with torch.no_grad():
         module.eval()
-        sample = normalise(to_float(X[torch.as_tensor(probe_idx[:2])]))
-        d = embed(sample).shape[1]
+        d = embed(inputs(probe_idx[:2])).shape[1]
     n_classes = int(y.max()) + 1 if y is not None else 0
     head = nn.Linear(d, n_classes).to(dev) if obj.needs_labels else None
     projector = None
@@ -382,7 +434,7 @@ def _run(encoder, data, params, labels, preprocess, res):  # noqa: C901  (one tr
     if params.objective == "linear":
         module.eval()
         with torch.no_grad():
-            feats = torch.cat([embed(normalise(to_float(X[torch.as_tensor(np.arange(i, min(n, i + 512)))])))
+            feats = torch.cat([embed(inputs(np.arange(i, min(n, i + 512))))
                                for i in range(0, n, 512)]).float()
         tr = torch.as_tensor(train_idx, device=dev)
         f_mu, f_sd = feats[tr].mean(0), feats[tr].std(0).clamp_min(1e-8)
@@ -428,7 +480,7 @@ def _run(encoder, data, params, labels, preprocess, res):  # noqa: C901  (one tr
             if feats is not None:
                 Zp = feats[torch.as_tensor(probe_idx, device=dev)] * f_sd + f_mu
             else:
-                Zp = torch.cat([embed(normalise(to_float(X[probe_x[i:i + 512]])))
+                Zp = torch.cat([embed(inputs(probe_x[i:i + 512]))
                                 for i in range(0, len(probe_idx), 512)]).float()
             m = probe_metrics(Zp, probe_y, params.seed)
             if head is not None and len(test_idx):
@@ -436,7 +488,7 @@ def _run(encoder, data, params, labels, preprocess, res):  # noqa: C901  (one tr
                 if feats is not None:
                     logits = head(feats[torch.as_tensor(te, device=dev)])
                 else:
-                    logits = torch.cat([head(embed(normalise(to_float(X[torch.as_tensor(te[i:i + 512])]))))
+                    logits = torch.cat([head(embed(inputs(te[i:i + 512])))
                                         for i in range(0, len(te), 512)])
                 m["probe_accuracy"] = float((logits.argmax(1).cpu() == y[torch.as_tensor(te)]).float().mean())
         train_mode()
@@ -476,13 +528,20 @@ def _run(encoder, data, params, labels, preprocess, res):  # noqa: C901  (one tr
                         ib = idx.to(dev)
                         loss = F.cross_entropy(head(feats[ib]), y_dev[ib])
                     elif obj.needs_labels:
-                        xf = to_float(X[idx])
-                        if params.augment_supervised:
-                            xf = view(xf)
-                        loss = F.cross_entropy(head(embed(normalise(xf))).float(), y_dev[idx.to(dev)])
+                        if text:  # no augmentation for text; dropout is on in train mode
+                            xb = inputs(idx)
+                        else:
+                            xf = to_float(X[idx])
+                            if params.augment_supervised:
+                                xf = view(xf)
+                            xb = normalise(xf)
+                        loss = F.cross_entropy(head(embed(xb)).float(), y_dev[idx.to(dev)])
                     else:
-                        xf = to_float(X[idx])
-                        v = torch.cat([normalise(view(xf)), normalise(view(xf))])
+                        if text:
+                            v = twice(inputs(idx))
+                        else:
+                            xf = to_float(X[idx])
+                            v = torch.cat([normalise(view(xf)), normalise(view(xf))])
                         z = embed(v)
                         if projector is not None:
                             z = projector(z)
@@ -529,7 +588,7 @@ def _run(encoder, data, params, labels, preprocess, res):  # noqa: C901  (one tr
             if feats is not None:
                 Zf = feats[torch.as_tensor(probe_idx, device=dev)] * f_sd + f_mu
             else:
-                Zf = torch.cat([embed(normalise(to_float(X[probe_x[i:i + 512]])))
+                Zf = torch.cat([embed(inputs(probe_x[i:i + 512]))
                                 for i in range(0, len(probe_idx), 512)]).float()
         res.metrics.update(_verdict_metrics(Zf))
         if res.history:
@@ -560,6 +619,22 @@ def _run(encoder, data, params, labels, preprocess, res):  # noqa: C901  (one tr
         for p in module.parameters():
             p.requires_grad_(True)
         res.seconds = time.perf_counter() - t_start
+
+
+def _check_dropout(module, last_n_blocks, name: str, objective: str) -> None:
+    """Refuse the two-view objectives on text (SimCSE views) when no dropout module with p > 0
+    sits in the part of ``module`` that trains (all of it, or its last ``last_n_blocks`` blocks:
+    the frozen blocks run in eval mode, where dropout is off)."""
+    from torch.nn.modules.dropout import _DropoutNd
+
+    scope = [module]
+    if last_n_blocks:
+        scope = trainable_blocks(module)[-int(last_n_blocks):]
+    if any(isinstance(m, _DropoutNd) and float(m.p) > 0 for b in scope for m in b.modules()):
+        return
+    where = f" in its last {int(last_n_blocks)} block(s)" if last_n_blocks else ""
+    raise InputError(f"{name}: the encoder has no dropout{where}, so SimCSE views for {objective} would be "
+                     f"identical; use ce/linear or add dropout.")
 
 
 def _flush(pending, res) -> dict:
