@@ -8,13 +8,17 @@ sizes actually used (``sampling``), stage timings and the ``verdict``.
 
 What is exact and what is estimated on a sample (all samples random with ``params.seed``):
 
-* exact on all n points: RankMe is not (see below); per-dimension std, dead dimensions, std of
-  L2-normalised embeddings, mean pairwise cosine (an O(n d) identity) and both SIGReg values;
-* the d x d second moments (spectrum, dims_90/99, alpha-ReQ, RankMe) use at most
-  ``max_rows_covariance`` random rows (all rows when n is smaller; ``None``: always all).
-  RankMe is scale-free, so a row sample estimates it without bias from rescaling;
+* exact on all n points: per-dimension std, dead dimensions, std of L2-normalised embeddings,
+  mean pairwise cosine (an O(n d) identity) and both SIGReg values -- all from ONE blocked
+  pass over the rows (:func:`explorer.metrics.collapse.row_pass`; the SIGReg projections are
+  kept, (n, M) in the embeddings' dtype, for the standardised statistic);
+* the d x d second moments (spectrum, dims_90/99, numerical rank, alpha-ReQ, RankMe) use at
+  most ``max_rows_covariance`` random rows (default 25,600, the sample size Garrido et al. 2023
+  use for RankMe; all rows when n is smaller; ``None``: always all). RankMe is scale-free, so
+  a row sample estimates it without bias from rescaling;
 * uniformity, the cosine histogram and both intrinsic dimensions use all pairs of at most
-  ``pair_points`` random points (their neighbours searched within that sample);
+  ``pair_points`` random points (their neighbours searched within that sample), from one
+  m x m product (:func:`explorer.metrics.collapse.pair_products`);
 * probes: a held-out split (``test_fraction``), at most ``probe_max_train`` / ``probe_max_test``
   points; per-class effective rank on at most ``per_class_max_points`` points per class.
 
