@@ -933,8 +933,8 @@ def start_finetune(window, model_id: Optional[str], params, out_path) -> Finetun
     m = s.model(model_id)
     if m.encoder is None:
         raise InputError(f"{m.id} is a file of precomputed vectors; fine-tuning needs an encoder checkpoint.")
-    if ds.kind not in ("image", "vector"):
-        raise InputError(f"Fine-tuning works on image and vector datasets; {ds.name} holds {ds.kind}.")
+    if ds.kind not in ("image", "vector", "text"):
+        raise InputError(f"Fine-tuning works on image, vector and text datasets; {ds.name} holds {ds.kind}.")
     if params.objective not in CORE_OBJECTIVES:
         raise InputError(f"Unknown objective {params.objective!r}.")
     if CORE_OBJECTIVES[params.objective].needs_labels and (ds.labels is None or not (np.asarray(ds.labels) >= 0).any()):
