@@ -14,6 +14,7 @@ Data: clustered (200 Gaussian blobs) so neighbourhoods mean something.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 
@@ -51,7 +52,8 @@ def main() -> None:
     from explorer.neighbors import KnnParams, VectorIndex, exact_rows, knn_graph, recall_at_k
 
     skip = set(a.skip.split(","))
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, load average {os.getloadavg()}")
+    summary = []
     X = data(a.n, a.dim)
     if "exact" not in skip:
         print(f"\n== exact self {a.k}-NN, {a.n} x {a.dim} float32, cosine, repeats={a.repeats}")
@@ -89,6 +91,7 @@ def main() -> None:
         for name, (med, out) in results.items():
             if name != "ours":
                 print(f"ours / {name}: {ref[0] / med:.3f}x time")
+                summary.append((f"exact self {a.k}-NN {a.n}x{a.dim}", "ours", ref[0], name, med))
         if "faiss IndexFlatIP" in results:
             fo = results["faiss IndexFlatIP"][1]
             rows = np.arange(a.n)
@@ -115,6 +118,8 @@ def main() -> None:
             mr, tr, _ = timeit(raw, a.repeats)
             print(f"raw hnswlib (same M, ef_construction, ef; no recall measurement): median {mr:.2f} s; "
                   f"ours / raw {med / mr:.2f}x")
+            summary.append((f"approx self {a.k}-NN {a.n}x{a.dim}", f"ours (recall {r.recall:.3f})", med,
+                            f"raw hnswlib ef={r.info.get('ef')}", mr))
         except ImportError:
             pass
     if "query" not in skip:
@@ -126,11 +131,12 @@ def main() -> None:
         Yn = torch.nn.functional.normalize(torch.from_numpy(Y), dim=1)
         rng = np.random.default_rng(2)
         qs = rng.choice(a.query_n, 30, replace=False)
-        t_ours, t_plain, same = [], [], 0
+        t_ours, t_plain, same, cands = [], [], 0, []
         for q in qs:
             t0 = time.perf_counter()
             i1, _ = vi.query(index=int(q), k=a.k)
             t_ours.append(time.perf_counter() - t0)
+            cands.append(vi.last_candidates or 0)
             t0 = time.perf_counter()
             with torch.no_grad():
                 s = Yn @ Yn[int(q)]
@@ -140,7 +146,16 @@ def main() -> None:
             same += int(np.array_equal(i1, i2))
         mo, mp = statistics.median(t_ours) * 1e3, statistics.median(t_plain) * 1e3
         print(f"ours median {mo:.1f} ms, plain float32 matmul+topk {mp:.1f} ms, ratio {mo / mp:.2f}; "
-              f"identical top-{a.k} in {same}/30 queries")
+              f"identical top-{a.k} in {same}/30 queries; exactly rescored candidates per query: median "
+              f"{statistics.median(cands):.0f}, max {max(cands)}")
+        summary.append((f"one query vs {a.query_n}x{a.dim}", "ours (int8 + exact rescoring)", mo / 1e3,
+                        "float32 matmul+topk", mp / 1e3))
+    print(f"\nload average at the end {os.getloadavg()}")
+    print(f"{'figure':32s} {'ours':>30s} {'median':>9s}   {'peer':>26s} {'median':>9s} {'ours/peer':>9s}")
+    for fig, on, om, pn, pm in summary:
+        unit = 1e3 if fig.startswith("one query") else 1.0
+        u = "ms" if unit > 1 else "s"
+        print(f"{fig:32s} {on:>30s} {om * unit:7.2f}{u:>2s}   {pn:>26s} {pm * unit:7.2f}{u:>2s} {om / pm:9.3f}")
 
 
 if __name__ == "__main__":

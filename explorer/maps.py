@@ -694,7 +694,9 @@ def warmup(n: int = 600, seed: int = 0) -> Job:
     yield from make_layout(Z[: n // 2], MapParams(n_epochs=5, seed=None, knn_method="exact"))
     t["umap"] = time.perf_counter() - t1
     yield Progress(2, 4, "compiling pynndescent")
-    from explorer.neighbors import _hnsw_available
+    from explorer.neighbors import VectorIndex, _hnsw_available
+
+    VectorIndex(Z, "cosine", half=True).query(index=0, k=5)  # int8 scan kernels of big indexes
 
     if not _hnsw_available():
         t2 = time.perf_counter()
