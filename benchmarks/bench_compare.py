@@ -12,6 +12,16 @@ Goal (issue 7): < 10 s on a 2-core CPU.
 What is sampled (printed from ``result['sampling']``, with the standard errors of the two
 sampled means): the neighbour measures on 2,000 random query points (neighbours among all
 50,000), RBF CKA on 2,000 random rows; the linear measures and SVCCA use all rows.
+
+Measured on the shared 2-core development machine (medians of 3, peer in the same run):
+  before (8ceeec6, old script, 2 threads, load ~4): 32.9 s; peer 3.19 s; ratio 10.3
+    (the first helper's run: 40.8 s)
+  after, 2 threads, load 1.8: 5.30 s (linear 1.97, svcca 0.26, rbf_cka 0.42, knn 2.65);
+    peer 0.65 s; ratio 8.2
+  after, 2 threads, load 4.3: 14.8 s; peer 2.26 s; ratio 6.5
+  after, 1 thread, load 3.2: 9.14 s; peer 1.81 s; ratio 5.0
+  The exact k-NN of the 2 x 2,000 sampled queries among 50,000 (explorer.neighbors.knn_search)
+  is half the time and is GEMM-bound (2 x 7.7e10 multiply-adds).
 """
 
 import argparse

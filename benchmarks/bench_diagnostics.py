@@ -14,10 +14,16 @@ RankMe, alpha-ReQ) on 25,600 random rows (Garrido et al.'s RankMe sample size), 
 statistics and intrinsic dimension on 4,096 random points, probes on 10,000 / 2,000 points;
 per-dimension statistics, mean cosine and both SIGReg values use all rows.
 
-Measured on the shared 2-core development machine (load average 3-7 from other jobs), medians
-of 3 after a warm-up (see the commit message / report for the exact runs):
-  before (commit 8ceeec6): 236 s, 8.2x the sklearn peer in the same run (28.9 s)
-  after: see the output; figures quoted in the report of the speed-up commit.
+Measured on the shared 2-core development machine (other jobs running; medians of 3 after a
+warm-up, peer interleaved in the same run):
+  before (8ceeec6, old script, 2 threads, load ~2): 43.0 s; peer 3.42 s; ratio 12.6
+    (the first helper's run under heavier load: 236 s vs peer 28.9 s)
+  after, 2 threads, load 1.6: 8.17 s (stages: moments 1.68, sigreg 0.44, spectrum 1.52,
+    rankme 1.43, pairwise 0.88, neighbours 0.52, knn 0.61, linear 0.71, classes 0.32);
+    peer 3.40 s; ratio 2.40
+  after, 1 thread, load 3.4: 15.9 s; peer 6.18 s; ratio 2.58
+  With busy cores (load > 4) two OpenMP threads were 2-8x slower than one for the O(n d)
+  elementwise stages (barrier waits on a descheduled thread): try --threads 1 there.
 """
 
 import argparse
