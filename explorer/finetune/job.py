@@ -248,8 +248,8 @@ def _verdict_metrics(Z) -> dict:
     m = {"n": int(Z.shape[0]), "dim": int(Z.shape[1]), "std_l2_normalized": float(std_l2_normalized(Z)),
          "mean_cosine": float(mean_cosine(Z)), "dims_99": int(dims_for_variance(ev, 0.99)),
          "dims_90": int(dims_for_variance(ev, 0.90)), "dead_dims": int(dead_dims(Z)),
-         "rankme": float(rankme(Z))}
-    v = verdict(m)
+         "rankme": float(rankme(Z)), "spectrum": [float(e) for e in ev]}
+    v = verdict(m)  # the same rule as the diagnostics panel (numerical rank from the spectrum)
     return {"dims_99": m["dims_99"], "mean_cosine": m["mean_cosine"], "verdict": v["label"],
             "verdict_summary": v["summary"]}
 
