@@ -504,11 +504,12 @@ def _ep_from_sums(C, S, n: int, n_points: int, t_max: float) -> "torch.Tensor":
     """Epps-Pulley statistic (M,) from the characteristic-function sums (n_points, M)."""
     import torch
 
+    from explorer.metrics.sigreg import epps_pulley_from_ecf
+
     t, w = epps_pulley_weights(n_points, t_max)
     tt = torch.from_numpy(t).to(C.device)
     ww = torch.from_numpy(w).to(C.device)
-    err = (C / n - torch.exp(-tt ** 2 / 2)[:, None]) ** 2 + (S / n) ** 2
-    return n * (ww[:, None] * err).sum(0)
+    return epps_pulley_from_ecf((C / n).T, (S / n).T, n, tt, ww)
 
 
 def epps_pulley(x, n_points: int = 17, t_max: float = 3.0) -> np.ndarray:

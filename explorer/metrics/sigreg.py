@@ -63,11 +63,17 @@ def epps_pulley(x: torch.Tensor, n_points: int = 17, t_max: float = 3.0) -> torc
         n = X.shape[0]
         t, w = trapezoid_nodes(n_points, t_max, X.dtype, X.device)
         xt = X.unsqueeze(-1) * t                                  # (N, M, K)
-        c = torch.cos(xt).mean(0)                                 # (M, K)
-        s = torch.sin(xt).mean(0)
-        err = (c - torch.exp(-t * t / 2)) ** 2 + s ** 2
-        T = n * (err * w).sum(-1)                                 # (M,)
+        T = epps_pulley_from_ecf(torch.cos(xt).mean(0), torch.sin(xt).mean(0), n, t, w)
     return T[0] if one_d else T
+
+
+def epps_pulley_from_ecf(c: torch.Tensor, s: torch.Tensor, n: int, t: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """The statistic from the empirical characteristic function: ``c``/``s`` (M, K) are the
+    means over the N samples of cos(t_k x) and sin(t_k x) at the K nodes ``t`` with weights
+    ``w`` (see :func:`trapezoid_nodes`): T_m = N sum_k w_k [(c_mk - exp(-t_k^2/2))^2 + s_mk^2].
+    The one definition both the differentiable SIGReg and the chunked diagnostics use."""
+    err = (c - torch.exp(-t * t / 2)) ** 2 + s ** 2
+    return n * (err * w).sum(-1)
 
 
 def sigreg_directions(d: int, num_directions: int = 256, seed: int = 0,
