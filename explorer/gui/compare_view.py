@@ -30,7 +30,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
-from explorer.gui.gallery import Gallery
+from explorer.gui.gallery import Gallery, safe_thumbnail
 from explorer.gui.mapview import MapView
 from explorer.gui.palette import colour_codes
 from explorer.state import Selection
@@ -496,13 +496,7 @@ class CompareView(QtWidgets.QWidget):
             text += f" ({lab})"
         if self.overlap is not None:
             text += f"<br>overlap {self.overlap[i]:.2f}"
-        thumb = None
-        if ds is not None and ds.kind == "image":
-            try:
-                thumb = ds.thumbnail(i, 64)
-            except Exception:
-                thumb = None
-        return text, thumb
+        return text, safe_thumbnail(ds, i, 64)
 
     # ------------------------------------------------------------------ table
     def _start_table(self) -> None:

@@ -18,6 +18,17 @@ def qimage_from_array(a: np.ndarray) -> QtGui.QImage:
     return QtGui.QImage(a.data, w, h, w * c, fmt).copy()
 
 
+def safe_thumbnail(dataset, index: int, size: int = 64) -> Optional[np.ndarray]:
+    """The item's thumbnail for hover cards and galleries, or None (not an image dataset, or an
+    unreadable file: hovering must never fail because one image is broken)."""
+    if dataset is None or dataset.kind != "image":
+        return None
+    try:
+        return dataset.thumbnail(int(index), size)
+    except Exception:
+        return None
+
+
 def pixmap_from_array(a: np.ndarray, size: Optional[int] = None) -> QtGui.QPixmap:
     pm = QtGui.QPixmap.fromImage(qimage_from_array(a))
     if size:
@@ -62,12 +73,9 @@ class Gallery(QtWidgets.QListWidget):
             item = QtWidgets.QListWidgetItem(cap)
             item.setData(QtCore.Qt.UserRole, int(i))
             if is_image:
-                try:
-                    thumb = dataset.thumbnail(int(i), self.icon_px)
-                    if thumb is not None:
-                        item.setIcon(QtGui.QIcon(pixmap_from_array(thumb, self.icon_px)))
-                except Exception:  # unreadable image: caption only
-                    pass
+                thumb = safe_thumbnail(dataset, i, self.icon_px)  # unreadable image: caption only
+                if thumb is not None:
+                    item.setIcon(QtGui.QIcon(pixmap_from_array(thumb, self.icon_px)))
             else:
                 txt = dataset.text(int(i)) if dataset is not None else str(i)
                 item.setText(f"{cap}  {txt[:160]}")

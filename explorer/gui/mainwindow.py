@@ -891,13 +891,9 @@ class MainWindow(QtWidgets.QMainWindow):
         ds = self.session.dataset
         if ds is None:
             return None
-        thumb = None
-        if ds.kind == "image":
-            try:
-                thumb = ds.thumbnail(index, 96)
-            except Exception:
-                thumb = None
-        return item_tooltip_html(ds, index), thumb
+        from explorer.gui.gallery import safe_thumbnail
+
+        return item_tooltip_html(ds, index), safe_thumbnail(ds, index, 96)
 
     def _on_selection_changed(self, indices, source) -> None:
         self.selpanel.show_selection(self.session.dataset, indices)

@@ -24,6 +24,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
+from explorer.gui.gallery import safe_thumbnail
 from explorer.gui.mapview import MapView
 from explorer.timeline import TimelineResult, layout_at
 
@@ -245,10 +246,4 @@ class TimelineView(QtWidgets.QWidget):
         text = f"item {ds.ids[row] if ds is not None and ds.ids is not None else row}"
         if res.labels is not None and res.labels[j] >= 0 and res.label_names:
             text += f" ({res.label_names[res.labels[j]]})"
-        thumb = None
-        if ds is not None and ds.kind == "image":
-            try:
-                thumb = ds.thumbnail(row, 64)
-            except Exception:
-                thumb = None
-        return text, thumb
+        return text, safe_thumbnail(ds, row, 64)
