@@ -309,6 +309,11 @@ class CompareView(QtWidgets.QWidget):
             pane.map.set_layout(c, reset_view=True)
         self._update_links()
 
+    def set_filter(self, mask) -> None:
+        """Grey out the items that do not match (the main window's search), on every map."""
+        for m in self.maps:
+            m.set_filter(mask)
+
     def current_coords(self) -> list[np.ndarray]:
         return self.aligned_coords if self.aligned_check.isChecked() else self.raw_coords
 

@@ -880,7 +880,13 @@ class MainWindow(QtWidgets.QMainWindow):
         return mask
 
     def _search_changed(self, text: str) -> None:
-        self.mapview.set_filter(self._search_mask(text))
+        """The search greys out what does not match on the map and on every comparison tab."""
+        mask = self._search_mask(text)
+        self.mapview.set_filter(mask)
+        for i in range(1, self.center_tabs.count()):
+            w = self.center_tabs.widget(i)
+            if hasattr(w, "set_filter") and getattr(w, "dataset", None) is self.session.dataset:
+                w.set_filter(mask)
 
     def _search_select(self) -> None:
         mask = self._search_mask(self.search.text())
@@ -981,6 +987,7 @@ class MainWindow(QtWidgets.QMainWindow):
                         [(m.id, m.vectors, m.layouts.get(method, m.layouts.get("pca"))) for m in ms],
                         self.selection, diagnostics=[m.diagnostics for m in ms])
         self.add_tab(view, "Compare: " + " vs ".join(ids))
+        view.set_filter(self._search_mask(self.search.text()))
         return view
 
     def timeline_dialog(self) -> None:

@@ -663,6 +663,11 @@ class MapView(QtWidgets.QWidget):
         self._style.mode = mode
         self._changed()
 
+    @property
+    def filter_mask(self) -> Optional[np.ndarray]:
+        """The current filter: (N,) bool, True = matches; None when nothing is filtered."""
+        return self._filter
+
     def set_filter(self, mask: Optional[np.ndarray]) -> None:
         """Grey out the points where ``mask`` is False (None: no filter)."""
         self._require_layout()

@@ -95,6 +95,20 @@ def test_linked_selection_and_focus(view, qtbot):
         assert np.allclose([x[0], y[0]], m._xy[7])
 
 
+def test_filter_greys_out_on_every_map(view):
+    """A search filter shows in all maps: non-matching points are greyed, not hidden."""
+    ds = view.dataset
+    mask = np.zeros(N, bool)
+    mask[: N // 3] = True
+    view.set_filter(mask)
+    for m in view.maps:
+        assert m.visible_mask().sum() == N  # greyed out, still drawn
+        assert np.array_equal(m.filter_mask, mask)
+    view.set_filter(None)
+    assert all(m.filter_mask is None for m in view.maps)
+    assert ds is not None
+
+
 def test_alignment_toggle_and_linked_zoom(view):
     from explorer.maps import procrustes_align  # noqa: F401  (what the view uses; checked independently here)
 
