@@ -10,6 +10,9 @@ and every ``from_pretrained`` gets ``local_files_only=True``.
   ``mean`` over tokens, weighted by the attention mask.
 - transformers image model (``preprocessor_config.json``): ``pixel_values`` in, the image features
   (``get_image_features`` for CLIP-like models) or ``last_hidden_state`` out (CLS pooling for ViT).
+  A CLIP-like folder holding both a tokenizer and an image processor opens on the image side
+  (its projected ``get_image_features``).
+- Text is truncated to the tokenizer's limit, 512 and the model's position table.
 
 Encoder.tokenizer is the Hugging Face tokenizer for text models, called as
 ``tokenizer(texts, padding=True, truncation=True, max_length=..., return_tensors="pt")``; its
@@ -48,6 +51,7 @@ def _require(module_name: str, path: Path):
 
 
 def _wrapper_classes():
+    import torch
     import torch.nn as nn
 
     class SentenceTransformerModule(nn.Module):
@@ -80,12 +84,32 @@ def _wrapper_classes():
 
         def forward(self, pixel_values):
             if hasattr(self.model, "get_image_features"):
-                return self.model.get_image_features(pixel_values=pixel_values)
+                out = self.model.get_image_features(pixel_values=pixel_values)
+                if isinstance(out, torch.Tensor):  # transformers < 5
+                    return out
+                # transformers >= 5 returns a ModelOutput whose pooler_output is the projection
+                feats = getattr(out, "pooler_output", None)
+                if feats is None:
+                    feats = out["pooler_output"] if "pooler_output" in out else out[0]
+                return feats
             out = self.model(pixel_values=pixel_values)
             h = getattr(out, "last_hidden_state", None)
             return h if h is not None else out[0]
 
     return SentenceTransformerModule, TextModule, ImageModule
+
+
+def _text_max_length(tok, config) -> int:
+    """Tokens per text: the tokenizer's ``model_max_length`` capped at 512 and at the positions the
+    model has (``max_position_embeddings``, less RoBERTa's ``pad_token_id + 1`` offset), so a long
+    text is truncated instead of indexing past the position table."""
+    limit = int(min(getattr(tok, "model_max_length", 512) or 512, 512))
+    positions = getattr(config, "max_position_embeddings", None)
+    if isinstance(positions, int) and positions > 0:
+        if "roberta" in str(getattr(config, "model_type", "")) or getattr(config, "model_type", "") == "camembert":
+            positions -= int(getattr(config, "pad_token_id", 1) or 1) + 1
+        limit = min(limit, positions)
+    return max(1, limit)
 
 
 @ENCODERS.register("hf", label="Hugging Face / sentence-transformers folder", directory=True,
@@ -120,7 +144,10 @@ def open_hf(path: Path, *, preprocess: Any = None, **_options) -> Encoder:
                               f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]}).") from None
     model.eval()
     arch = type(model).__name__
-    if (path / "preprocessor_config.json").is_file() and not (path / "tokenizer_config.json").is_file():
+    has_images = (path / "preprocessor_config.json").is_file()
+    # an image model, or a dual (CLIP-like) model whose folder holds both a tokenizer and an image
+    # processor: its plain forward needs both inputs, so it is opened on the image side
+    if has_images and (not (path / "tokenizer_config.json").is_file() or hasattr(model, "get_image_features")):
         cfg = json.loads((path / "preprocessor_config.json").read_text(encoding="utf-8"))
         size = cfg.get("crop_size") or cfg.get("size") or 224
         if isinstance(size, dict):
@@ -135,7 +162,7 @@ def open_hf(path: Path, *, preprocess: Any = None, **_options) -> Encoder:
     except Exception as exc:
         raise CheckpointError(f"{path.name}: its tokenizer cannot be loaded "
                               f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]}).") from None
-    max_len = int(min(getattr(tok, "model_max_length", 512) or 512, 512))
+    max_len = _text_max_length(tok, model.config)
     pre = user_pre or Preprocess(kind="text", tokenizer=str(path), max_length=max_len)
     return Encoder(name=path.name, source=path, format="hf", module=text_cls(model).eval(), preprocess=pre,
                    pooling="mean", tokenizer=tok, info={"arch": arch, "parameters": count_parameters(model)})

@@ -33,24 +33,62 @@ def _module_class():
     import torch
     import torch.nn as nn
 
+    _ONNX_DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64,
+                    "tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(uint8)": np.uint8,
+                    "tensor(int8)": np.int8, "tensor(bool)": np.bool_}
+
     class OnnxModule(nn.Module):
         """``forward(x)`` runs the ONNX session on ``x`` (its first input) and returns the first
-        output as a tensor on ``x``'s device."""
+        output as a float32 tensor on ``x``'s device.
+
+        Inputs are cast to the dtype the graph declares (float32, float16, float64, int64...).
+        A graph exported with a fixed batch size (``torch.onnx.export`` without ``dynamic_axes``
+        fixes it at the example's, often 1) is run in chunks of that size, the last one padded
+        with copies of its final row and the padding dropped from the output.
+        """
 
         def __init__(self, session):
             super().__init__()
             self.session = session
-            self.input_name = session.get_inputs()[0].name
+            inputs = session.get_inputs()
+            self.input_name = inputs[0].name
+            self.input_dtypes = {i.name: _ONNX_DTYPES.get(i.type) for i in inputs}
+            self.fixed_batch = {i.name: (i.shape[0] if i.shape and isinstance(i.shape[0], int) and i.shape[0] > 0
+                                         else None) for i in inputs}
+
+        def _feed(self, name, t):
+            a = t.detach().cpu()
+            if a.dtype == torch.bfloat16:
+                a = a.float()
+            a = a.numpy()
+            dtype = self.input_dtypes.get(name)
+            return a.astype(dtype, copy=False) if dtype is not None else a
 
         def forward(self, x=None, **features):
             if features:
-                feeds = {k: v.detach().cpu().numpy() for k, v in features.items()}
+                feeds = {k: self._feed(k, v) for k, v in features.items()}
                 device = next(iter(features.values())).device
             else:
-                feeds = {self.input_name: x.detach().cpu().float().numpy()}
+                feeds = {self.input_name: self._feed(self.input_name, x)}
                 device = x.device
-            out = self.session.run(None, feeds)[0]
-            return torch.from_numpy(np.ascontiguousarray(out)).to(device)
+            n = len(next(iter(feeds.values())))
+            fixed = {self.fixed_batch.get(k) for k in feeds} - {None}
+            step = min(fixed) if fixed else None
+            if step is None or step == n:
+                out = self.session.run(None, feeds)[0]
+            else:
+                parts = []
+                for a in range(0, n, step):
+                    chunk = {k: v[a:a + step] for k, v in feeds.items()}
+                    m = len(next(iter(chunk.values())))
+                    if m < step:
+                        chunk = {k: np.concatenate([v, np.repeat(v[-1:], step - m, axis=0)]) for k, v in chunk.items()}
+                    parts.append(self.session.run(None, chunk)[0][:m])
+                out = np.concatenate(parts)
+            out = np.ascontiguousarray(out)
+            if out.dtype != np.float32 and np.issubdtype(out.dtype, np.floating):
+                out = out.astype(np.float32)
+            return torch.from_numpy(out).to(device)
 
     return OnnxModule
 
