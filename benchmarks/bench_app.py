@@ -55,10 +55,14 @@ def stall_during(win, name, factory) -> dict:
     app = QtWidgets.QApplication.instance()
     gaps = []
     last = [time.perf_counter()]
+    where = {}
 
     def tick():
         now = time.perf_counter()
         gaps.append(now - last[0])
+        if len(gaps) > 1 and gaps[-1] >= max(gaps[1:]):
+            p = h.last_progress
+            where["worst_during"] = p.message if p is not None else "(start)"
         last[0] = now
 
     timer = QtCore.QTimer()
@@ -75,7 +79,7 @@ def stall_during(win, name, factory) -> dict:
             break
     timer.stop()
     stalls = [max(0.0, g - 0.010) * 1000 for g in gaps[1:]]
-    return {"job_s": time.perf_counter() - t0, "worst_ms": max(stalls), "p99_ms": float(sorted(stalls)[int(0.99 * (len(stalls) - 1))]),
+    return {"job_s": time.perf_counter() - t0, "worst_ms": max(stalls), "worst_during": where.get("worst_during", ""), "p99_ms": float(sorted(stalls)[int(0.99 * (len(stalls) - 1))]),
             "ticks": len(stalls), "state": h.state}
 
 
@@ -98,7 +102,8 @@ def main() -> None:
     d = tempfile.mkdtemp()
     win = MainWindow(workspace=str(Path(d) / "ws.h5"))
     win.show()
-    win.wait_until_idle(120)
+    win.warmup()  # what `embedding-explorer` schedules 1.5 s after start-up (numba kernels from the disk cache)
+    win.wait_until_idle(300)
     rng = np.random.default_rng(0)
     n_img = 5000 if args.quick else 20000
     imgs = rng.integers(0, 255, size=(n_img, 32, 32, 3), dtype=np.uint8)
@@ -114,7 +119,7 @@ def main() -> None:
                   Preprocess(kind="image", size=32))
     r1 = stall_during(win, "embed", lambda: embed(ds, enc, EmbedParams(batch_size=256)))
     print(f"embedding {n_img:,} images: job {r1['job_s']:.1f} s; UI stall worst {r1['worst_ms']:.0f} ms, "
-          f"p99 {r1['p99_ms']:.0f} ms over {r1['ticks']} ticks ({r1['state']})")
+          f"p99 {r1['p99_ms']:.0f} ms over {r1['ticks']} ticks ({r1['state']}); worst during: {r1['worst_during']}")
 
     from explorer.maps import MapParams, make_layout
 
@@ -123,7 +128,7 @@ def main() -> None:
     Z = (centers[rng.integers(0, 20, n_umap)] + rng.normal(size=(n_umap, 128))).astype(np.float32)
     r2 = stall_during(win, "umap", lambda: make_layout(Z, MapParams(method="umap")))
     print(f"UMAP of {n_umap:,} points: job {r2['job_s']:.1f} s; UI stall worst {r2['worst_ms']:.0f} ms, "
-          f"p99 {r2['p99_ms']:.0f} ms over {r2['ticks']} ticks ({r2['state']})")
+          f"p99 {r2['p99_ms']:.0f} ms over {r2['ticks']} ticks ({r2['state']}); worst during: {r2['worst_during']}")
     print(f"worst UI stall: {max(r1['worst_ms'], r2['worst_ms']):.0f} ms (goal < 100 ms); "
           f"start-up {statistics.median(s):.2f} s (goal < 2 s)")
 

@@ -16,6 +16,7 @@ with ``cache=True`` so a fresh process does not recompile them (TRAPS.md #2).
 from __future__ import annotations
 
 import time
+import types
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any, Optional, Sequence, Tuple
@@ -202,19 +203,28 @@ def _kernels() -> dict:
     import umap.layouts as L
     import umap.umap_ as U
 
-    def rejit(f, **kw):
+    def rejit(f, tag, **kw):
+        # numba's disk cache keys an entry by the function's qualified name and signature, not
+        # by its flags: two variants of one umap function (serial/parallel, nogil or not,
+        # umap's own) would overwrite or load each other. Each variant therefore gets its own
+        # name. nogil: the GUI runs maps in a worker thread, and an epoch that held the GIL
+        # stalled the event loop (measured 0.4-1.3 s per 70k-point epoch when a cached
+        # non-nogil build was loaded).
+        py = getattr(f, "py_func", f)
         try:
-            # nogil: the GUI runs maps in a worker thread; a kernel holding the GIL for a whole
-            # epoch would stall the event loop (measured: 0.8 s worst stall at 20k points)
-            return numba.njit(getattr(f, "py_func", f), cache=True, nogil=True, **kw)
+            g = types.FunctionType(py.__code__, py.__globals__, f"{py.__name__}__{tag}",
+                                   py.__defaults__, py.__closure__)
+            g.__qualname__ = f"{py.__qualname__}__{tag}"
+            g.__module__ = py.__module__
+            return numba.njit(g, cache=True, nogil=True, **kw)
         except Exception:  # pragma: no cover - numba refused; use umap's own
             return f
 
     _KERNELS.update(
-        smooth_knn_dist=rejit(U.smooth_knn_dist, fastmath=True),
-        compute_membership_strengths=rejit(U.compute_membership_strengths, fastmath=True),
-        epoch_serial=rejit(L._optimize_layout_euclidean_single_epoch, fastmath=True, parallel=False),
-        epoch_parallel=rejit(L._optimize_layout_euclidean_single_epoch, fastmath=True, parallel=True),
+        smooth_knn_dist=rejit(U.smooth_knn_dist, "ee", fastmath=True),
+        compute_membership_strengths=rejit(U.compute_membership_strengths, "ee", fastmath=True),
+        epoch_serial=rejit(L._optimize_layout_euclidean_single_epoch, "ee_serial", fastmath=True, parallel=False),
+        epoch_parallel=rejit(L._optimize_layout_euclidean_single_epoch, "ee_parallel", fastmath=True, parallel=True),
     )
     return _KERNELS
 

@@ -332,7 +332,8 @@ def _hnsw_graph(Z, p: KnnParams, sample_rows, exact_sample):
                      random_seed=p.seed)
     threads = max(1, torch.get_num_threads())
     index.set_num_threads(threads)
-    step = max(10_000, N // 20)
+    # hnswlib holds the GIL while it works: small blocks keep the GUI's event loop breathing
+    step = 2048
     for s in range(0, N, step):
         index.add_items(Z[s:s + step], np.arange(s, min(N, s + step)))
         yield Progress(min(N, s + step), 2 * N, "building HNSW index")
@@ -340,7 +341,12 @@ def _hnsw_graph(Z, p: KnnParams, sample_rows, exact_sample):
     ef = max(2 * (p.k + 1), 32)
     while True:
         index.set_ef(ef)
-        li, ld = index.knn_query(Z[sample_rows], k=p.k + 1)
+        parts = []
+        for s in range(0, len(sample_rows), 256):
+            parts.append(index.knn_query(Z[sample_rows[s:s + 256]], k=p.k + 1))
+            yield Progress(N, 2 * N, f"measuring HNSW recall (ef={ef})")
+        li = np.concatenate([a for a, _ in parts])
+        ld = np.concatenate([b for _, b in parts])
         si, _ = _drop_self(li.astype(np.int64), ld, sample_rows, p.k)
         rec = recall_at_k(si, exact_sample)
         if rec >= p.target_recall or ef >= p.max_ef:
@@ -348,8 +354,9 @@ def _hnsw_graph(Z, p: KnnParams, sample_rows, exact_sample):
         ef = min(p.max_ef, int(ef * 1.5))  # x1.5 steps: each step costs one sample query, an
         # overshoot costs a whole-graph query at a wider beam (measured: ef 48 vs 64 ~ 25% time)
     out_i = np.empty((N, p.k), np.int64)
-    for s in range(0, N, step):
-        rows = np.arange(s, min(N, s + step))
+    qstep = 1024  # small blocks: hnswlib's query holds the GIL, and the GUI's event loop must not wait
+    for s in range(0, N, qstep):
+        rows = np.arange(s, min(N, s + qstep))
         li, ld = index.knn_query(Z[rows], k=p.k + 1)
         out_i[rows], _ = _drop_self(li.astype(np.int64), ld, rows, p.k)
         yield Progress(N + rows[-1] + 1, 2 * N, f"querying HNSW (ef={ef})")
