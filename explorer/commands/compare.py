@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from explorer.commands.diagnose import _load_npy, select_records
+from explorer.commands._sources import load_npy as _load_npy, select_records
 from explorer.errors import InputError
 
 

@@ -14,10 +14,9 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
-import numpy as np
 
+from explorer.commands._sources import load_npy as _load_npy, select_records  # noqa: F401
 from explorer.errors import InputError
 
 
@@ -33,37 +32,14 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--layer", metavar="L", help="only stored embeddings of this layer")
     p.add_argument("--labels", metavar="y.npy", help="(N,) labels for the k-NN and linear probes")
     p.add_argument("--device", default=None, help="auto, cpu, cuda, cuda:N or mps")
-    p.add_argument("--max-rows", type=int, default=32768, metavar="R",
-                   help="rows used for the d x d spectrum (default 32768; 0: all)")
+    p.add_argument("--max-rows", type=int, default=None, metavar="R",
+                   help="rows used for the d x d spectrum and RankMe (default 25,600 as Garrido et al.; 0: all)")
     p.add_argument("--pair-points", type=int, default=4096, metavar="P",
                    help="points sampled for pairwise metrics (uniformity, histogram, intrinsic dimension)")
     p.add_argument("--recompute", action="store_true", help="ignore diagnostics cached in the workspace")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
-
-
-def _load_npy(path_s: str, what: str) -> np.ndarray:
-    path = Path(path_s)
-    if not path.is_file():
-        raise InputError(f"{path}: no such file.")
-    try:
-        return np.load(path, allow_pickle=False)
-    except Exception as exc:
-        raise InputError(f"{path}: cannot be read as a .npy array of {what} ({exc.__class__.__name__}).") from None
-
-
-def select_records(ws, model=None, layer=None, path="") -> list:
-    """[(key, attrs)] of the workspace's embeddings matching model / layer (InputError if none)."""
-    all_ = ws.list("embeddings")
-    if not all_:
-        raise InputError(f"{path}: the workspace holds no embeddings; run `embedding-explorer embed` first.")
-    recs = [(k, a) for k, a in all_ if (model is None or a.get("model") == model)
-            and (layer is None or str(a.get("layer")) == str(layer))]
-    if not recs:
-        choices = "; ".join(f"model {a.get('model')}, layer {a.get('layer')}" for _, a in all_)
-        raise InputError(f"{path}: no stored embedding matches --model/--layer; stored: {choices}.")
-    return recs
 
 
 def _print_text(r: dict) -> None:
@@ -88,8 +64,8 @@ def run(args) -> int:
     from explorer.jobs import run_job
     from explorer.metrics.diagnose import DiagnoseParams, diagnose, diagnose_cached, to_json
 
-    params = DiagnoseParams(device=args.device, max_rows_covariance=args.max_rows or None,
-                            pair_points=args.pair_points)
+    rows = {} if args.max_rows is None else {"max_rows_covariance": args.max_rows or None}
+    params = DiagnoseParams(device=args.device, pair_points=args.pair_points, **rows)
     labels = _load_npy(args.labels, "labels") if args.labels else None
     results = []
     if args.vectors:

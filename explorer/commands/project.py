@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 from typing import Optional, Tuple
 
 import numpy as np
 
+from explorer.commands._sources import describe, load_npy, select_records
 from explorer.errors import InputError
 
 
@@ -33,34 +33,14 @@ def add_source_args(p: argparse.ArgumentParser) -> None:
 def load_vectors(args) -> Tuple[np.ndarray, Optional[object], Optional[str]]:
     """-> (vectors (N, D) float32, workspace or None, embedding key or None)."""
     if args.vectors:
-        path = Path(args.vectors)
-        if not path.is_file():
-            raise InputError(f"{path}: no such file.")
-        try:
-            Z = np.load(path, allow_pickle=False)
-        except Exception as exc:
-            raise InputError(f"{path}: cannot be read as a .npy array ({exc.__class__.__name__}).") from None
-        if Z.ndim != 2:
-            raise InputError(f"{path}: expected a (N, D) array, found shape {Z.shape}.")
-        return Z, None, None
+        return load_npy(args.vectors, "vectors", ndim=2), None, None
     from explorer.store import Workspace
 
     ws = Workspace(args.workspace)
-    recs = ws.list("embeddings")
-    if args.embedding_key:
-        recs = [(k, a) for k, a in recs if k == args.embedding_key]
-    if args.model:
-        recs = [(k, a) for k, a in recs if a.get("model") == args.model]
-    if args.layer:
-        recs = [(k, a) for k, a in recs if str(a.get("layer")) == args.layer]
+    recs = select_records(ws, args.model, args.layer, args.workspace, key=args.embedding_key)
     if len(recs) != 1:
-        all_ = ws.list("embeddings")
-        if not all_:
-            raise InputError(f"{args.workspace}: the workspace holds no embeddings; run `embedding-explorer embed` first.")
-        choices = "; ".join(f"{k[:12]} (model {a.get('model')}, layer {a.get('layer')}, dataset {a.get('dataset')})"
-                            for k, a in all_)
-        what = "no stored embedding matches" if not recs else "several stored embeddings match"
-        raise InputError(f"{args.workspace}: {what} --model/--layer; choose one of: {choices}.")
+        raise InputError(f"{args.workspace}: several stored embeddings match --model/--layer; choose one of: "
+                         f"{describe(recs)}.")
     key = recs[0][0]
     return ws.get("embeddings", key).arrays["vectors"], ws, key
 

@@ -3,8 +3,6 @@ defaults and a preview, and the settings dialog. Previews load in a worker."""
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Optional
 
 from PySide6 import QtCore, QtWidgets
 

@@ -8,7 +8,6 @@ shared selection; none of them pulls data from another.
 
 from __future__ import annotations
 
-import csv
 import time
 import traceback
 from pathlib import Path
