@@ -273,6 +273,7 @@ class CompareView(QtWidgets.QWidget):
             pane.map.set_layout(c)
             pane.map.bind_selection(selection)
             pane.map.set_hover_provider(self._hover)
+            pane.map.hovered.connect(lambda i, src=pane.map: self._hover_moved(src, i))
             self.maps_box.addWidget(pane)
             self.panes.append(pane)
         selection.focus_changed.connect(self._focus_changed)
@@ -308,6 +309,12 @@ class CompareView(QtWidgets.QWidget):
         for pane, c in zip(self.panes, coords):
             pane.map.set_layout(c, reset_view=True)
         self._update_links()
+
+    def _hover_moved(self, source, index: int) -> None:
+        """Hovering a point in one map marks the same item in the others."""
+        for m in self.maps:
+            if m is not source:
+                m.show_linked_hover(index)
 
     def set_filter(self, mask) -> None:
         """Grey out the items that do not match (the main window's search), on every map."""

@@ -423,6 +423,13 @@ class MapView(QtWidgets.QWidget):
         self.focus_marker = pg.ScatterPlotItem(size=16, pen=pg.mkPen("k", width=2), brush=None)
         self.focus_marker.setZValue(10)
         self.plot.addItem(self.focus_marker)
+        # where the mouse is in a linked view (side-by-side maps): a dashed ring, display only
+        self.linked_marker = pg.ScatterPlotItem(size=18, pen=pg.mkPen("#d62728", width=2, style=QtCore.Qt.PenStyle.DashLine),
+                                                brush=None)
+        self.linked_marker.setZValue(11)
+        self.linked_marker.hide()
+        self.linked_hover_index: Optional[int] = None
+        self.plot.addItem(self.linked_marker)
         self._drag_item = QtWidgets.QGraphicsPathItem()
         self._drag_item.setPen(pg.mkPen("#202020", width=1.5, style=QtCore.Qt.PenStyle.DashLine, cosmetic=True))
         self._drag_item.setBrush(QtGui.QBrush(QtGui.QColor(30, 30, 30, 25)))
@@ -803,6 +810,17 @@ class MapView(QtWidgets.QWidget):
             x, y = self._xy[int(index)]
             self.focus_marker.setData([float(x)], [float(y)])
             self.focus_marker.show()
+
+    def show_linked_hover(self, index: Optional[int]) -> None:
+        """Mark the item the mouse is over in a linked view (-1/None: no marker). Display only."""
+        if index is None or index < 0 or self._xy is None or not (0 <= int(index) < self.n):
+            self.linked_hover_index = None
+            self.linked_marker.hide()
+            return
+        self.linked_hover_index = int(index)
+        x, y = self._xy[int(index)]
+        self.linked_marker.setData([float(x)], [float(y)])
+        self.linked_marker.show()
 
     def select_in_rect(self, x0: float, x1: float, y0: float, y1: float, mode: str = "replace") -> np.ndarray:
         """Select the drawn points inside a data rectangle; returns their indices."""

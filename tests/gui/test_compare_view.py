@@ -95,6 +95,15 @@ def test_linked_selection_and_focus(view, qtbot):
         assert np.allclose([x[0], y[0]], m._xy[7])
 
 
+def test_hover_in_one_map_marks_the_item_in_the_others(view):
+    a, b = view.maps[0], view.maps[1]
+    a.hovered.emit(7)
+    assert b.linked_hover_index == 7 and b.linked_marker.isVisible()
+    assert a.linked_hover_index is None
+    a.hovered.emit(-1)
+    assert b.linked_hover_index is None and not b.linked_marker.isVisible()
+
+
 def test_filter_greys_out_on_every_map(view):
     """A search filter shows in all maps: non-matching points are greyed, not hidden."""
     ds = view.dataset
