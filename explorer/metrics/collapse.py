@@ -667,11 +667,18 @@ def uniformity(Z, t: float = 2.0, max_points: Optional[int] = 4096, seed: int = 
     import torch
 
     with torch.no_grad():
-        X = as_tensor(Z, device)
-        idx = _pair_sample(X.shape[0], max_points, seed)
-        if idx is not None:
-            X = X[torch.from_numpy(idx).to(X.device)]
-        return _uniformity_from_cos(pair_products(X)["cos"], t)
+        return _uniformity_from_cos(_sampled_cos(Z, device, max_points, seed), t)
+
+
+def _sampled_cos(Z, device, max_points: int, seed: int):
+    """(m, m) cosine matrix of all rows, or of ``max_points`` random rows when there are more."""
+    import torch
+
+    X = as_tensor(Z, device)
+    idx = _pair_sample(X.shape[0], max_points, seed)
+    if idx is not None:
+        X = X[torch.from_numpy(idx).to(X.device)]
+    return pair_products(X)["cos"]
 
 
 def _uniformity_from_cos(Cos, t: float = 2.0) -> float:
@@ -723,11 +730,7 @@ def cosine_histogram(Z, bins: int = 50, max_points: Optional[int] = 4096, seed: 
     import torch
 
     with torch.no_grad():
-        X = as_tensor(Z, device)
-        idx = _pair_sample(X.shape[0], max_points, seed)
-        if idx is not None:
-            X = X[torch.from_numpy(idx).to(X.device)]
-        return _hist_from_cos(pair_products(X)["cos"], bins)
+        return _hist_from_cos(_sampled_cos(Z, device, max_points, seed), bins)
 
 
 def _hist_from_cos(Cos, bins: int = 50) -> dict:

@@ -14,19 +14,6 @@ from explorer.metrics import probes as P
 from explorer.metrics.diagnose import DiagnoseParams, diagnose, diagnose_cached, to_json
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One torch/BLAS thread: these small problems gain nothing from two, and on a busy
-    machine (CI runners, parallel jobs) two spinning threads made them 5-10x slower."""
-    from threadpoolctl import threadpool_limits
-
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with threadpool_limits(1):
-        yield
-    torch.set_num_threads(old)
-
-
 def rng(seed=0):
     return np.random.default_rng(seed)
 

@@ -2,22 +2,10 @@
 
 import numpy as np
 import pytest
-import torch
 
 from explorer.errors import InputError
 from explorer.jobs import drain
 from explorer.metrics import compare as M
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    from threadpoolctl import threadpool_limits
-
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with threadpool_limits(1):
-        yield
-    torch.set_num_threads(old)
 
 
 def rng(s=0):

@@ -16,17 +16,6 @@ from explorer.metrics import intrinsic as I
 from explorer.metrics.diagnose import DiagnoseParams, diagnose
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    from threadpoolctl import threadpool_limits
-
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with threadpool_limits(1):
-        yield
-    torch.set_num_threads(old)
-
-
 def rng(s=0):
     return np.random.default_rng(s)
 

@@ -8,18 +8,6 @@ import pytest
 from explorer.cli import main
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    import torch
-    from threadpoolctl import threadpool_limits
-
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with threadpool_limits(1):
-        yield
-    torch.set_num_threads(old)
-
-
 def test_diagnose_vectors_json(tmp_path, capsys):
     r = np.random.default_rng(0)
     y = r.integers(0, 3, 800)

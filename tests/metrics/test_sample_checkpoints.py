@@ -4,26 +4,12 @@ made to show (healthy / complete collapse / dimensional collapse)."""
 from pathlib import Path
 
 import pytest
-import torch
 
 from explorer.jobs import drain
 from explorer.metrics.diagnose import diagnose
 
 ROOT = Path(__file__).resolve().parents[2] / "sample_data"
 CKPTS = ROOT / "checkpoints"
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One torch/BLAS thread, as in the other metric tests (two spinning threads on a busy
-    2-core machine made these small problems 5-10x slower)."""
-    from threadpoolctl import threadpool_limits
-
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with threadpool_limits(1):
-        yield
-    torch.set_num_threads(old)
 
 
 @pytest.fixture(scope="module")
