@@ -47,6 +47,22 @@ def progress(done: float, total: Optional[float] = None, message: str = "", part
     return Progress(done, total, message, partial)
 
 
+def scaled(job: Job, lo: float, hi: float, label: Optional[str] = None) -> Job:
+    """Run ``job`` as one stage of a bigger job: its progress fraction is mapped into
+    [lo, hi] of a total of 1 (so several stages share one bar), its message kept unless
+    ``label`` is given. Returns ``job``'s result; closing this closes ``job``."""
+    try:
+        while True:
+            try:
+                p = next(job)
+            except StopIteration as stop:
+                return stop.value
+            frac = p.fraction or 0.0
+            yield Progress(lo + (hi - lo) * frac, 1.0, label or p.message, p.partial)
+    finally:
+        job.close()
+
+
 class CancelToken:
     """Thread-safe cancellation flag, for code that runs between yields for a while (a C loop
     with a callback, say) and wants to stop early. ``check()`` raises :class:`Cancelled`."""

@@ -115,7 +115,13 @@ class MapParams:
     ``seed=None`` lets the optimisation run on all cores (numba parallel; faster, not bit
     reproducible); ``parallel=None`` means exactly that. Above ``max_fit_points`` UMAP is fitted
     on a random sample and the other points are placed with UMAP's ``transform`` procedure.
-    ``knn_method`` is passed to :func:`explorer.neighbors.knn_graph`."""
+    ``knn_method`` is passed to :func:`explorer.neighbors.knn_graph`.
+
+    ``optimizer``: "fast" runs UMAP's SGD in :mod:`explorer.layout_sgd` (same objective,
+    schedules and graph; float32, batched negative samples; several times faster, see there);
+    "umap-learn" runs umap-learn's own epoch kernel, so that a seeded map is bit-identical to
+    ``umap.UMAP(..., precomputed_knn=...)``. Either way a seeded map (``parallel`` False)
+    is deterministic: the same parameters give the same coordinates."""
 
     method: str = "umap"
     n_components: int = 2
@@ -133,6 +139,7 @@ class MapParams:
     local_connectivity: float = 1.0
     parallel: Optional[bool] = None
     max_fit_points: int = 200_000
+    optimizer: str = "fast"
     knn_method: str = "auto"
     device: Optional[str] = None
 
@@ -168,6 +175,8 @@ def _validate(p: MapParams, n: int) -> None:
             raise InputError(f"min_dist must be between 0 and spread={p.spread}, got {p.min_dist}.")
         if p.init not in ("spectral", "pca", "random"):
             raise InputError(f"Unknown UMAP init {p.init!r}; use spectral, pca or random.")
+        if p.optimizer not in ("fast", "umap-learn"):
+            raise InputError(f"Unknown UMAP optimizer {p.optimizer!r}; use fast or umap-learn.")
         if p.n_epochs is not None and p.n_epochs < 1:
             raise InputError(f"n_epochs must be positive, got {p.n_epochs}.")
 
@@ -251,10 +260,23 @@ def _fuzzy_graph(knn_i: np.ndarray, knn_d: np.ndarray, n_neighbors: int, set_op_
 
 def _optimize(head_emb, tail_emb, head, tail, n_epochs, n_vertices, epochs_per_sample, a, b,
               rng_state, gamma, initial_alpha, negative_sample_rate, parallel, move_other,
-              label="optimising layout", report_every: Optional[int] = None) -> Job:
+              label="optimising layout", report_every: Optional[int] = None,
+              optimizer: str = "umap-learn") -> Job:
     """umap.layouts.optimize_layout_euclidean (no densMAP), one epoch per step: same kernel,
     same state, same learning-rate schedule, so the result is identical; between epochs the
-    job yields progress with the current layout and can be cancelled."""
+    job yields progress with the current layout and can be cancelled. ``optimizer="fast"``
+    hands the same inputs to :func:`explorer.layout_sgd.optimize_fast` (all cores when
+    ``parallel``, else one thread, seeded from ``rng_state``)."""
+    if optimizer == "fast":
+        import torch
+
+        from explorer.layout_sgd import optimize_fast
+
+        threads = max(1, torch.get_num_threads()) if parallel else 1
+        return (yield from optimize_fast(head_emb, tail_emb, head, tail, n_epochs, n_vertices,
+                                         epochs_per_sample, a, b, int(rng_state[0]) & 0xFFFFFFFF, gamma,
+                                         initial_alpha, negative_sample_rate, threads, move_other,
+                                         label=label, report_every=report_every))
     K = _kernels()
     fn = K["epoch_parallel"] if parallel else K["epoch_serial"]
     dim = head_emb.shape[1]
@@ -325,7 +347,7 @@ def umap_layout(Z: np.ndarray, knn: KnnResult, params: MapParams = MapParams()) 
     timings = {}
     parallel = (p.seed is None) if p.parallel is None else bool(p.parallel)
     info: dict = {"graph_method": knn.method, "graph_recall": float(knn.recall), "graph_k": knn.k,
-                  "parallel": parallel, "umap_version": umap.__version__, "n": N}
+                  "parallel": parallel, "optimizer": p.optimizer, "umap_version": umap.__version__, "n": N}
 
     fit_rows = None
     if N > p.max_fit_points:
@@ -381,7 +403,7 @@ def umap_layout(Z: np.ndarray, knn: KnnResult, params: MapParams = MapParams()) 
     t2 = time.perf_counter()
     emb = yield from _optimize(emb, emb, head, tail, n_epochs, n_vertices, epochs_per_sample, a, b,
                                rng_state, p.repulsion_strength, p.learning_rate,
-                               p.negative_sample_rate, parallel, True)
+                               p.negative_sample_rate, parallel, True, optimizer=p.optimizer)
     timings["optimise"] = time.perf_counter() - t2
 
     if fit_rows is not None:
@@ -410,6 +432,12 @@ def umap_layout(Z: np.ndarray, knn: KnnResult, params: MapParams = MapParams()) 
         n=p.n_neighbors, md=p.min_dist, sp=p.spread, c=p.n_components, e=n_epochs, init=p.init,
         seed=p.seed, lr=p.learning_rate, rs=p.repulsion_strength, nsr=p.negative_sample_rate,
         som=p.set_op_mix_ratio, lc=p.local_connectivity, m=_umap_metric(p.metric))
+    if p.optimizer == "fast":
+        info["reproduce"] = (
+            f"explorer.maps.make_layout(vectors, MapParams(**params)) gives these coordinates "
+            f"{'exactly (seeded, one thread)' if not parallel else '(multi-threaded: up to thread timing)'}; "
+            f"with optimizer='umap-learn' the same parameters run umap-learn's own kernel, "
+            f"bit-identical to {info['reproduce']}")
     del scipy
     return Layout(np.ascontiguousarray(coords, dtype=np.float32), "umap", p.layout_dict(), info)
 
@@ -450,7 +478,7 @@ def _transform(Znew, Zfit, emb_fit, p: MapParams, a, b, fit_epochs, random_state
     out = yield from _optimize(emb, emb_fit.astype(np.float32, copy=True), graph.row, graph.col,
                                n_epochs, S, eps, a, b, rng_state, p.repulsion_strength,
                                p.learning_rate / 4.0, p.negative_sample_rate, parallel, False,
-                               label="placing the remaining points")
+                               label="placing the remaining points", optimizer=p.optimizer)
     return out
 
 
@@ -684,8 +712,8 @@ def _jsonable(x: Any) -> Any:
 
 def warmup(n: int = 600, seed: int = 0) -> Job:
     """Compile (and cache on disk) the numba kernels a first map needs: our cached UMAP kernels
-    (serial and parallel epochs, fuzzy set, transform path) and, when hnswlib is missing,
-    pynndescent. Run it in the background at start-up (TRAPS.md #2). -> dict of seconds."""
+    (fuzzy set, the fast SGD on one and on all threads, transform path), the exact and IVF k-NN
+    kernels and, when hnswlib is missing, pynndescent. Run it in the background at start-up (TRAPS.md #2). -> dict of seconds."""
     from explorer.resources import setup_numba_cache
 
     cache = setup_numba_cache()
@@ -707,6 +735,9 @@ def warmup(n: int = 600, seed: int = 0) -> Job:
     from explorer.neighbors import VectorIndex, _hnsw_available
 
     VectorIndex(Z, "cosine", half=True).query(index=0, k=5)  # int8 scan kernels of big indexes
+    from explorer.neighbors import KnnParams, knn_graph
+
+    yield from knn_graph(Z, KnnParams(k=5, method="approx", approx="ivf", recall_sample=50))
 
     if not _hnsw_available():
         t2 = time.perf_counter()

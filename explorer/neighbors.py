@@ -30,7 +30,7 @@ from typing import Any, Optional, Sequence, Tuple
 import numpy as np
 
 from explorer.errors import InputError
-from explorer.jobs import Job, Progress, drain
+from explorer.jobs import Job, Progress, drain, scaled
 
 __all__ = [
     "METRICS", "KnnParams", "KnnResult", "knn_graph", "knn_graph_exact", "knn_search",
@@ -39,6 +39,7 @@ __all__ = [
 
 METRICS = ("cosine", "euclidean", "dot")
 METHODS = ("auto", "exact", "approx")
+APPROX = ("auto", "ivf", "hnsw", "nndescent")
 
 
 def _check_metric(metric: str) -> None:
@@ -65,9 +66,11 @@ class KnnParams:
     ``method``: "exact", "approx" or "auto" (approximate when the exact cost N*N*D exceeds
     ``auto_flops`` on a CPU, 1000x that on a GPU; 1e11 = about 28k x 128 or 16k x 384: on 2 CPU
     cores exact 70k x 128 took ~35 s against ~3 s for HNSW at measured recall 0.99+). ``device``: None/"auto", "cpu", "cuda", ...
-    ``memory_mb`` bounds the score block held at once by exact search. ``target_recall``: the
-    approximate search widens its beam (hnswlib ``ef``) until recall@k measured on
-    ``recall_sample`` rows reaches it (or ``max_ef``)."""
+    ``memory_mb`` bounds the score block held at once by exact search. ``approx``: "auto"
+    (IVF for cosine and euclidean, else HNSW if hnswlib is installed, else NN-descent), "ivf",
+    "hnsw" or "nndescent". ``target_recall``: the approximate search widens its search (IVF
+    ``nprobe`` lists, hnswlib's beam ``ef``) until recall@k measured on ``recall_sample`` rows
+    reaches it (or ``max_ef`` / every list). ``nlist``: IVF lists (None: 2 sqrt(N))."""
 
     k: int = 15
     metric: str = "cosine"
@@ -81,6 +84,8 @@ class KnnParams:
     ef_construction: int = 100
     max_ef: int = 800
     seed: int = 0
+    approx: str = "auto"
+    nlist: Optional[int] = None
 
 
 @dataclass
@@ -211,20 +216,16 @@ def knn_search(Q: np.ndarray, Z: np.ndarray, k: int, metric: str = "cosine", dev
 
 
 def knn_graph_exact(Z: np.ndarray, k: int, metric: str = "cosine", device=None,
-                    memory_mb: int = 512, tile: Optional[int] = None) -> Job:
+                    memory_mb: float = 512, tile: Optional[int] = None) -> Job:
     """Exact all-points k-NN graph (self excluded) as a job -> (indices (N, k) int64,
-    scores (N, k) float32).
+    scores (N, k) float32, descending).
 
-    The score matrix of a self-search is symmetric up to a per-column bias (cosine and dot:
-    S_ij = S_ji; euclidean ranks by 2<z_i,z_j> - ||z_j||^2), so only tiles on and above the
-    diagonal are multiplied: each B x B Gram tile G = D_I D_J^T updates the running top-k of
-    rows I (from G) and of rows J (from G^T). Half the multiply-adds of the plain blockwise
-    search, used when ``tile`` B is given. A single 1024-tile pair measured 1.3x less time than
-    two plain tiles, but the whole 30k x 384 search took 19.4 s against 17.6 s for plain
-    1024-row blocks (small GEMMs and merges cost more than the halved flops save on 2 busy
-    cores), so ``tile=None`` (default) runs the plain row-block search of :func:`knn_search`."""
-    import torch
-
+    On a CPU: :func:`explorer.knn_blocks.exact_self_knn`, which multiplies only the tiles on and
+    above the block diagonal (the score matrix of a self-search is symmetric) and merges each
+    tile into the running top-k with one numba pass; ``tile`` rows per tile (default 2048, fewer
+    when ``memory_mb`` is small). On a GPU: row blocks of :func:`knn_search` (its matrix
+    products and top-k are fast there). Euclidean scores are recomputed as exact distances of
+    the chosen pairs."""
     from explorer.device import resolve_device
 
     _check_metric(metric)
@@ -232,55 +233,22 @@ def knn_graph_exact(Z: np.ndarray, k: int, metric: str = "cosine", device=None,
     N = Z.shape[0]
     if not 1 <= k < N:
         raise InputError(f"k={k} neighbours were asked for, but there are only {N} points.")
-    if tile is None:  # measured faster so far: plain row blocks (see below)
+    if dev.type != "cpu":
         return (yield from knn_search(Z, Z, k, metric, dev, memory_mb, self_offset=0, exclude_self=True))
-    B = int(tile)
-    nb = (N + B - 1) // B
-    total = nb * (nb + 1) // 2
-    done = 0
-    with torch.no_grad():
-        Zt = torch.from_numpy(Z).to(dev)
-        D, bias = _prepare(Zt, metric)
-        alpha = 2.0 if metric == "euclidean" else 1.0
-        best_v = torch.full((N, k), -math.inf, device=dev)
-        best_i = torch.full((N, k), -1, dtype=torch.long, device=dev)
+    from explorer.knn_blocks import exact_self_knn
 
-        def merge(r0, r1, S, c0):
-            kc = min(k, S.shape[1])
-            v, i = S.topk(kc, dim=1)
-            v = torch.cat([best_v[r0:r1], v], 1)
-            i = torch.cat([best_i[r0:r1], i + c0], 1)
-            bv, p = v.topk(k, dim=1)
-            best_v[r0:r1] = bv
-            best_i[r0:r1] = i.gather(1, p)
+    idx, sc = yield from exact_self_knn(Z, k, metric, memory_mb=memory_mb, block=tile or 2048)
+    if metric == "euclidean":
+        idx, sc = _sorted_exact(Z, idx, metric)
+    return idx, sc
 
-        for I in range(nb):
-            i0, i1 = I * B, min(N, I * B + B)
-            DI = D[i0:i1]
-            for J in range(I, nb):
-                j0, j1 = J * B, min(N, J * B + B)
-                G = DI @ D[j0:j1].T
-                if alpha != 1.0:
-                    G.mul_(alpha)
-                if I == J:
-                    G.fill_diagonal_(-math.inf)
-                S = G if bias is None else G + bias[j0:j1].unsqueeze(0)
-                merge(i0, i1, S, j0)
-                if J != I:
-                    St = G.T.contiguous()
-                    if bias is not None:
-                        St.add_(bias[i0:i1].unsqueeze(0))
-                    merge(j0, j1, St, i0)
-                done += 1
-            yield Progress(done, total, f"exact {metric} k-NN")
-        if metric == "euclidean":  # exact distances of the chosen pairs, not the expansion
-            for r0 in range(0, N, 4096):
-                r1 = min(N, r0 + 4096)
-                bi = best_i[r0:r1]
-                v = -(Zt[r0:r1].unsqueeze(1) - Zt[bi]).norm(dim=2)
-                v, p = v.sort(dim=1, descending=True, stable=True)
-                best_v[r0:r1], best_i[r0:r1] = v, bi.gather(1, p)
-        return best_i.cpu().numpy().astype(np.int64), best_v.float().cpu().numpy()
+
+def _sorted_exact(Z: np.ndarray, idx: np.ndarray, metric: str) -> Tuple[np.ndarray, np.ndarray]:
+    """Exact float32 scores of the pairs (i, idx[i, j]), each row sorted by descending score
+    (stable, so equal scores keep their order)."""
+    sc = _rescore(Z, idx, metric)
+    order = np.argsort(-sc, axis=1, kind="stable")
+    return np.take_along_axis(idx, order, 1), np.take_along_axis(sc, order, 1)
 
 
 def exact_rows(Z: np.ndarray, rows: np.ndarray, k: int, metric: str,
@@ -364,6 +332,32 @@ def _hnsw_graph(Z, p: KnnParams, sample_rows, exact_sample):
                    "ef_construction": p.ef_construction, "sample_recall_at_final_ef": rec}
 
 
+def _ivf_graph(Z, p: KnnParams, sample_rows, exact_sample):
+    """IVF (:class:`explorer.knn_blocks.IvfIndex`): lists by k-means, then ``nprobe`` widened
+    (x1.5 steps) until recall@k on the sample reaches the target; the whole graph is then
+    searched once at that ``nprobe``. Rows that saw fewer than k candidates (tiny lists) are
+    searched exactly."""
+    from explorer.knn_blocks import IvfIndex
+
+    index = IvfIndex(Z, p.metric, nlist=p.nlist, seed=p.seed)
+    yield from scaled(index.build(), 0.0, 0.2)
+    nprobe = min(index.nlist, 4)
+    while True:
+        si, _ = yield from scaled(index.search(sample_rows, p.k, nprobe), 0.2, 0.25,
+                                   f"measuring IVF recall (nprobe={nprobe})")
+        rec = recall_at_k(si, exact_sample)
+        if rec >= p.target_recall or nprobe >= index.max_probe:
+            break
+        nprobe = min(index.max_probe, max(nprobe + 1, int(round(nprobe * 1.5))))
+    idx, _ = yield from scaled(index.search(np.arange(Z.shape[0], dtype=np.int64), p.k, nprobe),
+                                0.25, 1.0, f"IVF search (nprobe={nprobe})")
+    short = np.flatnonzero((idx < 0).any(1))
+    if len(short):
+        idx[short], _ = exact_rows(Z, short, p.k, p.metric)
+    return idx, {"library": "explorer IVF", "nlist": int(index.nlist), "nprobe": int(nprobe),
+                 "sample_recall_at_final_nprobe": rec, "rows_searched_exactly": int(len(short))}
+
+
 def _nndescent_graph(Z, p: KnnParams):
     from explorer.resources import setup_numba_cache
 
@@ -381,22 +375,10 @@ def _nndescent_graph(Z, p: KnnParams):
 
 
 def _rescore(Z: np.ndarray, idx: np.ndarray, metric: str) -> np.ndarray:
-    """Exact scores of the pairs (i, idx[i, j]) in float32, sorted order preserved."""
-    out = np.empty(idx.shape, np.float32)
-    step = 20_000
-    for s in range(0, len(Z), step):
-        q = Z[s:s + step, None, :]
-        nb = Z[idx[s:s + step]]
-        if metric == "euclidean":
-            out[s:s + step] = -np.linalg.norm(q - nb, axis=2)
-        else:
-            dots = np.einsum("ikd,ijd->ij", q, nb)
-            if metric == "cosine":
-                nq = np.linalg.norm(q[:, 0], axis=1)[:, None]
-                nn = np.linalg.norm(nb, axis=2)
-                dots = dots / np.maximum(nq * nn, 1e-12)
-            out[s:s + step] = dots
-    return out
+    """Exact scores of the pairs (i, idx[i, j]) in float32, order preserved."""
+    from explorer.knn_blocks import pair_scores
+
+    return pair_scores(Z, idx, metric)
 
 
 def _choose_method(N: int, d: int, p: KnnParams, dev) -> str:
@@ -420,6 +402,8 @@ def knn_graph(Z: np.ndarray, params: KnnParams = KnnParams()) -> Job:
     _check_metric(p.metric)
     if p.method not in METHODS:
         raise InputError(f"Unknown k-NN method {p.method!r}; use one of {', '.join(METHODS)}.")
+    if p.approx not in APPROX:
+        raise InputError(f"Unknown approximate k-NN method {p.approx!r}; use one of {', '.join(APPROX)}.")
     Z = _as_matrix(Z)
     N, d = Z.shape
     if not 1 <= p.k < N:
@@ -436,12 +420,20 @@ def knn_graph(Z: np.ndarray, params: KnnParams = KnnParams()) -> Job:
     sample_rows = np.sort(rng.choice(N, size=m, replace=False))
     yield Progress(0, None, "exact neighbours of the recall sample")
     exact_sample, _ = exact_rows(Z, sample_rows, p.k, p.metric)
-    if _hnsw_available():
+    lib = p.approx
+    if lib == "auto":
+        lib = "ivf" if p.metric in ("cosine", "euclidean") else ("hnsw" if _hnsw_available() else "nndescent")
+    if lib == "ivf" and p.metric == "dot":
+        raise InputError("IVF lists need a cosine or euclidean metric; for dot use approx='hnsw' or 'nndescent'.")
+    if lib == "hnsw" and not _hnsw_available():
+        raise InputError("HNSW needs hnswlib: pip install 'embedding-explorer[ann]'.")
+    if lib == "ivf":
+        idx, info = yield from _ivf_graph(Z, p, sample_rows, exact_sample)
+    elif lib == "hnsw":
         idx, info = yield from _hnsw_graph(Z, p, sample_rows, exact_sample)
-        name = "hnsw"
     else:
         idx, info = yield from _nndescent_graph(Z, p)
-        name = "nndescent"
+    name = lib
     sc = _rescore(Z, idx, p.metric)
     order = np.argsort(-sc, axis=1, kind="stable")
     idx = np.take_along_axis(idx, order, 1)

@@ -105,7 +105,7 @@ def test_umap_on_our_graph_is_umap_learn_bit_for_bit(blobs):
     from explorer.maps import MapParams, _umap_inputs, umap_layout
 
     knn = drain(knn_graph(blobs, KnnParams(k=9, metric="cosine", method="exact")))
-    p = MapParams(n_neighbors=10, min_dist=0.2, n_epochs=20, seed=7)
+    p = MapParams(n_neighbors=10, min_dist=0.2, n_epochs=20, seed=7, optimizer="umap-learn")
     seen = []
     lay = drain(umap_layout(blobs, knn, p), on_progress=lambda pr: seen.append(pr))
     assert lay.coords.shape == (500, 2) and lay.coords.dtype == np.float32 and np.isfinite(lay.coords).all()
@@ -119,7 +119,8 @@ def test_umap_on_our_graph_is_umap_learn_bit_for_bit(blobs):
                     precomputed_knn=(ki, kd), force_approximation_algorithm=True).fit(blobs)
     np.testing.assert_array_equal(lay.coords, ref.embedding_)
     # large-N path: fit on a sample, place the rest with transform
-    lay2 = drain(umap_layout(blobs, knn, MapParams(n_neighbors=10, n_epochs=20, seed=7, max_fit_points=300)))
+    lay2 = drain(umap_layout(blobs, knn, MapParams(n_neighbors=10, n_epochs=20, seed=7, max_fit_points=300,
+                                                   optimizer="umap-learn")))
     assert lay2.info["fitted_on_sample"] == 300 and lay2.info["placed_by_transform"] == 200
     assert np.isfinite(lay2.coords).all()
     # placed points land in their own blob: the nearest fitted point in the map has its label
