@@ -200,3 +200,30 @@ def test_symmetric_tiles_narrower_than_k(Z, metric):
     bi, bs = brute(X, X, 7, metric, self_rows=np.arange(len(X)))
     np.testing.assert_array_equal(idx, bi)
     np.testing.assert_allclose(sc, bs, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("metric", ["cosine", "euclidean"])
+def test_ivf_probing_every_list_is_exact(Z, metric):
+    # nprobe = nlist: every point sees every list, so the IVF answer is brute force
+    from explorer.knn_blocks import IvfIndex
+
+    index = drain(IvfIndex(Z, metric, nlist=6).build())
+    idx_, _ = drain(index.search(np.arange(len(Z)), 5, nprobe=6))
+    bi, _ = brute(Z, Z, 5, metric, self_rows=np.arange(len(Z)))
+    np.testing.assert_array_equal(idx_, bi)
+
+
+def test_ivf_rows_with_too_few_candidates_are_searched_exactly():
+    # 150 lists over 300 points with k=9: a point probing 4 lists of ~2 points sees fewer than
+    # k candidates; those rows must come back exact, not with -1 holes
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(300, 8)).astype(np.float32)
+    r = drain(knn_graph(X, KnnParams(k=9, metric="euclidean", method="approx", approx="ivf", nlist=150,
+                                     target_recall=0.0, recall_sample=50)))
+    assert r.info["nprobe"] == 4 and r.info["rows_searched_exactly"] > 0
+    assert (r.indices >= 0).all() and not (r.indices == np.arange(300)[:, None]).any()
+    bi, bs = brute(X, X, 9, "euclidean", self_rows=np.arange(300))
+    rows = np.flatnonzero([len(set(a) & set(b)) == 9 for a, b in zip(r.indices, bi)])
+    np.testing.assert_allclose(r.scores[rows], bs[rows], rtol=1e-5, atol=1e-5)  # exact distances
+    with pytest.raises(InputError, match="IVF"):
+        drain(knn_graph(X, KnnParams(k=3, metric="dot", method="approx", approx="ivf")))
