@@ -1,6 +1,7 @@
 """Nearest neighbours in the original embedding space: exact (chunked matrix products + top-k on
-the chosen device, memory bounded for any N) and approximate (HNSW via hnswlib, else
-pynndescent) with its recall measured against exact search on a sample.
+the chosen device, memory bounded for any N) and approximate (an IVF index of our own for
+cosine and euclidean, HNSW via hnswlib, or pynndescent) with its recall measured against exact
+search on a sample.
 
 Score convention, one for every metric: **larger is closer**. ``scores`` (stored in the
 workspace as ``similarities``) are
@@ -13,7 +14,8 @@ Neighbours are sorted by descending score. For all-points graphs a point is neve
 neighbour (it is excluded by index, so an exact duplicate elsewhere still counts).
 :func:`scores_to_distances` turns scores into the non-negative distances UMAP wants.
 
-Exact search is the brute-force definition computed blockwise; approximate search is
+Exact search is the brute-force definition computed blockwise; approximate search is an
+inverted file (k-means lists, Jegou, Douze & Schmid, TPAMI 2011; :mod:`explorer.knn_blocks`),
 Malkov & Yashunin, "Efficient and robust approximate nearest neighbor search using Hierarchical
 Navigable Small World graphs", TPAMI 2018 (hnswlib), or Dong, Charikar & Li, "Efficient
 k-nearest neighbor graph construction for generic similarity measures", WWW 2011 (NN-descent,
@@ -64,8 +66,9 @@ class KnnParams:
     """Parameters of an all-points k-NN graph.
 
     ``method``: "exact", "approx" or "auto" (approximate when the exact cost N*N*D exceeds
-    ``auto_flops`` on a CPU, 1000x that on a GPU; 1e11 = about 28k x 128 or 16k x 384: on 2 CPU
-    cores exact 70k x 128 took ~35 s against ~3 s for HNSW at measured recall 0.99+). ``device``: None/"auto", "cpu", "cuda", ...
+    ``auto_flops`` on a CPU, 1000x that on a GPU; 1e11 = about 28k x 128 or 16k x 384, where
+    the exact search takes about a second on 2 cores; above it IVF wins: 70k x 128 took 1.7 s at
+    measured recall 0.998, and 100k x 384 6-7 s at 0.99+, against ~25 s exact). ``device``: None/"auto", "cpu", "cuda", ...
     ``memory_mb`` bounds the score block held at once by exact search. ``approx``: "auto"
     (IVF for cosine and euclidean, else HNSW if hnswlib is installed, else NN-descent), "ivf",
     "hnsw" or "nndescent". ``target_recall``: the approximate search widens its search (IVF

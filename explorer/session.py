@@ -262,12 +262,13 @@ def read_session_file(path: str | os.PathLike) -> dict:
 # -- jobs the GUI runs for a model (Qt-free, usable from Python) ------------------------------
 def map_params(method: str, settings: Any) -> Any:
     """:class:`explorer.maps.MapParams` from the GUI's projection settings (any object with
-    n_neighbors, min_dist, metric, seed, dims)."""
+    n_neighbors, min_dist, metric, seed, dims and optionally optimizer)."""
     from explorer.maps import MapParams
 
     return MapParams(method=method, n_components=int(getattr(settings, "dims", 2)),
                      n_neighbors=int(settings.n_neighbors), min_dist=float(settings.min_dist),
-                     metric=str(settings.metric), seed=int(settings.seed))
+                     metric=str(settings.metric), seed=int(settings.seed),
+                     optimizer=str(getattr(settings, "optimizer", "fast")))
 
 
 def projection_job(session: Session, model_id: str, method: str, settings: Any):

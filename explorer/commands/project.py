@@ -58,6 +58,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--n-epochs", type=int, default=None, metavar="E", help="default: umap-learn's (500 up to 10k points, else 200)")
     p.add_argument("--seed", type=int, default=0, help="random seed (-1: none, faster parallel optimisation, not reproducible)")
     p.add_argument("--knn-method", choices=("auto", "exact", "approx"), default="auto")
+    p.add_argument("--optimizer", choices=("fast", "umap-learn"), default="fast",
+                   help="UMAP optimiser: fast (default) or umap-learn's own kernel (bit-identical to "
+                        "umap.UMAP with the same seed and graph, slower)")
     p.add_argument("--device", default=None, help="auto, cpu, cuda, cuda:N or mps")
     p.add_argument("--out", metavar="FILE.npy", help="write the (N, dims) float32 coordinates")
     p.add_argument("--json", action="store_true", help="print a JSON summary (parameters, info)")
@@ -73,7 +76,7 @@ def run(args) -> int:
     params = MapParams(method=args.method, n_components=args.dims, n_neighbors=args.n_neighbors,
                        min_dist=args.min_dist, metric=args.metric, n_epochs=args.n_epochs,
                        seed=None if args.seed is not None and args.seed < 0 else args.seed,
-                       knn_method=args.knn_method, device=args.device)
+                       knn_method=args.knn_method, device=args.device, optimizer=args.optimizer)
     if ws is not None:
         lkey, lay = run_job(cached_layout(ws, key, params), desc=f"{args.method} map", quiet=args.quiet)
     else:

@@ -215,6 +215,7 @@ class ProjectionSettings:
     metric: str = "cosine"
     seed: int = 0
     dims: int = 2
+    optimizer: str = "fast"
 
 
 class ProjectionPanel(QtWidgets.QWidget):
@@ -244,6 +245,11 @@ class ProjectionPanel(QtWidgets.QWidget):
         self.seed = QtWidgets.QSpinBox()
         self.seed.setRange(0, 2**31 - 1)
         self.seed.setToolTip("Random seed: the same seed gives the same map")
+        self.optimizer = QtWidgets.QComboBox()
+        self.optimizer.addItems(["fast", "umap-learn"])
+        self.optimizer.setToolTip("UMAP optimiser. fast: the same SGD in float32, several times quicker; "
+                                  "umap-learn: umap-learn's own kernel, bit-identical to umap.UMAP "
+                                  "with the same seed and graph (slower)")
         self.dims = QtWidgets.QComboBox()
         self.dims.addItems(["2", "3"])
         self.dims.setToolTip("3 components give a rotatable 3-D view")
@@ -255,6 +261,7 @@ class ProjectionPanel(QtWidgets.QWidget):
         form.addRow("Min. distance", self.min_dist)
         form.addRow("Metric", self.metric)
         form.addRow("Seed", self.seed)
+        form.addRow("Optimiser", self.optimizer)
         form.addRow("Dimensions", self.dims)
         form.addRow(self.apply)
         self.info = QtWidgets.QLabel("")
@@ -264,7 +271,8 @@ class ProjectionPanel(QtWidgets.QWidget):
 
     def settings(self) -> ProjectionSettings:
         return ProjectionSettings(self.method.currentText(), self.n_neighbors.value(), self.min_dist.value(),
-                                  self.metric.currentText(), self.seed.value(), int(self.dims.currentText()))
+                                  self.metric.currentText(), self.seed.value(), int(self.dims.currentText()),
+                                  self.optimizer.currentText())
 
     def set_settings(self, s: ProjectionSettings) -> None:
         self.method.setCurrentText(s.method)
@@ -273,6 +281,7 @@ class ProjectionPanel(QtWidgets.QWidget):
         self.metric.setCurrentText(s.metric)
         self.seed.setValue(s.seed)
         self.dims.setCurrentText(str(s.dims))
+        self.optimizer.setCurrentText(s.optimizer)
 
 
 def item_tooltip_html(dataset, index: int) -> str:

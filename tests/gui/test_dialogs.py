@@ -65,3 +65,21 @@ def test_dataset_preview(window, qtbot):
     qtbot.waitUntil(lambda: "items" in d.preview.text(), timeout=20000)
     assert "1,797 image items" in d.preview.text() and "10 classes" in d.preview.text()
     assert d.thumbs.count() == 8
+
+
+def test_projection_panel_round_trips_settings_into_map_params(qtbot):
+    from explorer.gui.panels import ProjectionPanel, ProjectionSettings
+    from explorer.session import map_params
+
+    panel = ProjectionPanel()
+    qtbot.addWidget(panel)
+    want = ProjectionSettings("umap", 30, 0.25, "euclidean", 5, 3, "umap-learn")
+    panel.set_settings(want)
+    got = []
+    panel.apply_requested.connect(got.append)
+    panel.apply.click()
+    assert got == [want]
+    p = map_params("umap", got[0])
+    assert (p.n_neighbors, p.min_dist, p.metric, p.seed, p.n_components, p.optimizer) == (
+        30, 0.25, "euclidean", 5, 3, "umap-learn")
+    assert panel.optimizer.toolTip()  # says what the two optimisers are
