@@ -537,7 +537,7 @@ class MainWindow(QtWidgets.QMainWindow):
     def find_similar(self, items, kind=None) -> None:
         """Embed a new input in a worker and show its exact neighbours in the inspector."""
         m = self.session.model()
-        k, metric = self.inspector.k.value(), self.inspector.metric.currentText()
+        k, metric = self.inspector.k.value(), self.inspector.metric_box.currentText()
 
         def job():
             from explorer.jobs import Progress
@@ -921,7 +921,7 @@ class MainWindow(QtWidgets.QMainWindow):
         if m.vectors is None:
             return
         k = self.inspector.k.value()
-        metric = self.inspector.metric.currentText()
+        metric = self.inspector.metric_box.currentText()
 
         def run():
             nbr, scores = self.session.neighbors(m.id, int(idx), k=k, metric=metric)

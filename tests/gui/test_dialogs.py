@@ -83,3 +83,17 @@ def test_projection_panel_round_trips_settings_into_map_params(qtbot):
     assert (p.n_neighbors, p.min_dist, p.metric, p.seed, p.n_components, p.optimizer) == (
         30, 0.25, "euclidean", 5, 3, "umap-learn")
     assert panel.optimizer.toolTip()  # says what the two optimisers are
+
+
+def test_no_attribute_shadows_a_qt_virtual(window, qtbot, capfd):
+    """An attribute named like a C++ virtual of QWidget (``self.metric = QComboBox()`` once)
+    turns every call Qt makes to it into 'Error calling Python override' and breaks painting."""
+    from PySide6 import QtWidgets
+
+    window.show()
+    for i in range(window.tabs.count()):  # the inspector, map settings, ... panels
+        window.tabs.setCurrentIndex(i)
+        window.grab()
+    for w in window.findChildren(QtWidgets.QWidget):
+        w.grab()
+    assert "Error calling Python override" not in capfd.readouterr().err
