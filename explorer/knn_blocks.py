@@ -24,15 +24,122 @@ from __future__ import annotations
 import math
 from typing import Optional, Tuple
 
+import numba
 import numpy as np
 
 from explorer.jobs import Job, Progress
+from explorer.resources import setup_numba_cache
 
 __all__ = ["exact_self_knn", "ivf_self_knn", "IvfIndex", "pair_scores"]
 
-_K = None
 _CHUNK = 256
 _FLOOR = np.float32(-3.0e38)  # 'nothing yet': finite, so comparisons stay plain
+
+
+# The kernels live at module level: numba's disk cache keys a function by its code and its
+# globals, and a closure over another jitted function (an inner ``insert``) got a new key in
+# every process, so it was compiled again on every start (measured: 3 s of a first map).
+setup_numba_cache()
+
+
+@numba.njit(cache=True, nogil=True, boundscheck=False, inline="always")
+def _insert(top_v, top_i, q, v, idx):  # pragma: no cover - numba
+    k = top_v.shape[1]
+    j = k - 1
+    while j > 0 and top_v[q, j - 1] < v:
+        top_v[q, j] = top_v[q, j - 1]
+        top_i[q, j] = top_i[q, j - 1]
+        j -= 1
+    top_v[q, j] = v
+    top_i[q, j] = idx
+
+
+@numba.njit(cache=True, nogil=True, boundscheck=False)
+def _rows(G, qrow, qid, cids, bias, use_bias, selfcheck, top_v, top_i, r0, r1):  # pragma: no cover
+    k = top_v.shape[1]
+    nc = G.shape[1]
+    for r in range(r0, r1):
+        q = qrow[r]
+        me = qid[r]
+        t = top_v[q, k - 1]
+        row = G[r]
+        for c in range(0, nc, _CHUNK):
+            e = min(nc, c + _CHUNK)
+            seg = row[c:e]  # a fresh 1-D slice indexed from 0: this count vectorises
+            hits = 0
+            if use_bias:
+                bseg = bias[c:e]
+                for u in range(seg.shape[0]):
+                    hits += seg[u] + bseg[u] > t
+            else:
+                for u in range(seg.shape[0]):
+                    hits += seg[u] > t
+            if hits == 0:
+                continue
+            for u in range(c, e):
+                v = row[u] + bias[u] if use_bias else row[u]
+                if v > t:
+                    j = cids[u]
+                    if selfcheck and j == me:
+                        continue
+                    _insert(top_v, top_i, q, v, j)
+                    t = top_v[q, k - 1]
+
+
+@numba.njit(cache=True, nogil=True, boundscheck=False)
+def _cols(G, rids, cids, bias, use_bias, top_v, top_i, c0, c1):  # pragma: no cover
+    k = top_v.shape[1]
+    nr = G.shape[0]
+    W = 512
+    thr = np.empty(W, np.float32)
+    for cs in range(c0, c1, W):
+        ce = min(c1, cs + W)
+        for u in range(cs, ce):
+            thr[u - cs] = top_v[cids[u], k - 1]
+        n = ce - cs
+        for r in range(nr):
+            b = bias[r] if use_bias else np.float32(0.0)
+            row = G[r, cs:ce]
+            hits = 0
+            for u in range(row.shape[0]):
+                hits += row[u] + b > thr[u]
+            if hits == 0:
+                continue
+            for u in range(n):
+                v = row[u] + b
+                if v > thr[u]:
+                    q = cids[cs + u]
+                    _insert(top_v, top_i, q, v, rids[r])
+                    thr[u] = top_v[q, k - 1]
+
+
+@numba.njit(cache=True, nogil=True, boundscheck=False, fastmath=True)
+def _pairs(Z, idx, metric, out, r0, r1):  # pragma: no cover - numba
+    # exact float32 scores of the pairs (i, idx[i, j]), accumulated in float64:
+    # metric 0 cosine, 1 euclidean (negative distance), 2 dot
+    d = Z.shape[1]
+    for i in range(r0, r1):
+        zi = Z[i]
+        ni = 0.0
+        if metric == 0:
+            for u in range(d):
+                ni += np.float64(zi[u]) * zi[u]
+        for c in range(idx.shape[1]):
+            zj = Z[idx[i, c]]
+            acc = 0.0
+            if metric == 1:
+                for u in range(d):
+                    diff = np.float64(zi[u]) - zj[u]
+                    acc += diff * diff
+                out[i, c] = -np.sqrt(acc)
+            else:
+                nj = 0.0
+                for u in range(d):
+                    acc += np.float64(zi[u]) * zj[u]
+                    nj += np.float64(zj[u]) * zj[u]
+                if metric == 0:
+                    acc = acc / max(np.sqrt(ni * nj), 1e-12)
+                out[i, c] = acc
 
 
 def _merge_kernels():
@@ -45,111 +152,7 @@ def _merge_kernels():
     ``cols(G, rids, cids, bias, use_bias, top_v, top_i, c0, c1)``: for columns c0..c1, query
     cids[c] considers candidates rids[r] with score G[r, c] (+ bias[r]); read in row order.
     """
-    global _K
-    if _K is None:
-        from explorer.resources import setup_numba_cache
-
-        setup_numba_cache()
-        import numba
-
-        @numba.njit(cache=True, nogil=True, boundscheck=False, inline="always")
-        def insert(top_v, top_i, q, v, idx):  # pragma: no cover - numba
-            k = top_v.shape[1]
-            j = k - 1
-            while j > 0 and top_v[q, j - 1] < v:
-                top_v[q, j] = top_v[q, j - 1]
-                top_i[q, j] = top_i[q, j - 1]
-                j -= 1
-            top_v[q, j] = v
-            top_i[q, j] = idx
-
-        @numba.njit(cache=True, nogil=True, boundscheck=False)
-        def rows(G, qrow, qid, cids, bias, use_bias, selfcheck, top_v, top_i, r0, r1):  # pragma: no cover
-            k = top_v.shape[1]
-            nc = G.shape[1]
-            for r in range(r0, r1):
-                q = qrow[r]
-                me = qid[r]
-                t = top_v[q, k - 1]
-                row = G[r]
-                for c in range(0, nc, _CHUNK):
-                    e = min(nc, c + _CHUNK)
-                    seg = row[c:e]  # a fresh 1-D slice indexed from 0: this count vectorises
-                    hits = 0
-                    if use_bias:
-                        bseg = bias[c:e]
-                        for u in range(seg.shape[0]):
-                            hits += seg[u] + bseg[u] > t
-                    else:
-                        for u in range(seg.shape[0]):
-                            hits += seg[u] > t
-                    if hits == 0:
-                        continue
-                    for u in range(c, e):
-                        v = row[u] + bias[u] if use_bias else row[u]
-                        if v > t:
-                            j = cids[u]
-                            if selfcheck and j == me:
-                                continue
-                            insert(top_v, top_i, q, v, j)
-                            t = top_v[q, k - 1]
-
-        @numba.njit(cache=True, nogil=True, boundscheck=False)
-        def cols(G, rids, cids, bias, use_bias, top_v, top_i, c0, c1):  # pragma: no cover
-            k = top_v.shape[1]
-            nr = G.shape[0]
-            W = 512
-            thr = np.empty(W, np.float32)
-            for cs in range(c0, c1, W):
-                ce = min(c1, cs + W)
-                for u in range(cs, ce):
-                    thr[u - cs] = top_v[cids[u], k - 1]
-                n = ce - cs
-                for r in range(nr):
-                    b = bias[r] if use_bias else np.float32(0.0)
-                    row = G[r, cs:ce]
-                    hits = 0
-                    for u in range(row.shape[0]):
-                        hits += row[u] + b > thr[u]
-                    if hits == 0:
-                        continue
-                    for u in range(n):
-                        v = row[u] + b
-                        if v > thr[u]:
-                            q = cids[cs + u]
-                            insert(top_v, top_i, q, v, rids[r])
-                            thr[u] = top_v[q, k - 1]
-
-        @numba.njit(cache=True, nogil=True, boundscheck=False, fastmath=True)
-        def pairs(Z, idx, metric, out, r0, r1):  # pragma: no cover - numba
-            # exact float32 scores of the pairs (i, idx[i, j]), accumulated in float64:
-            # metric 0 cosine, 1 euclidean (negative distance), 2 dot
-            d = Z.shape[1]
-            for i in range(r0, r1):
-                zi = Z[i]
-                ni = 0.0
-                if metric == 0:
-                    for u in range(d):
-                        ni += np.float64(zi[u]) * zi[u]
-                for c in range(idx.shape[1]):
-                    zj = Z[idx[i, c]]
-                    acc = 0.0
-                    if metric == 1:
-                        for u in range(d):
-                            diff = np.float64(zi[u]) - zj[u]
-                            acc += diff * diff
-                        out[i, c] = -np.sqrt(acc)
-                    else:
-                        nj = 0.0
-                        for u in range(d):
-                            acc += np.float64(zi[u]) * zj[u]
-                            nj += np.float64(zj[u]) * zj[u]
-                        if metric == 0:
-                            acc = acc / max(np.sqrt(ni * nj), 1e-12)
-                        out[i, c] = acc
-
-        _K = {"rows": rows, "cols": cols, "pairs": pairs}
-    return _K
+    return {"rows": _rows, "cols": _cols, "pairs": _pairs}
 
 
 def _parallel(fn, n: int, args, min_per_thread: int = 64) -> None:

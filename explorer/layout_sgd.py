@@ -35,18 +35,26 @@ from __future__ import annotations
 
 from typing import Optional
 
+import numba
 import numpy as np
+from numba.core import types
+from numba.extending import intrinsic
 
 from explorer.jobs import Job, Progress
+from explorer.resources import setup_numba_cache
 
 __all__ = ["optimize_fast"]
 
-_EPOCH = None
+# Kernels at module level: numba's disk cache keys a function by its code and globals; a
+# closure over another jitted function got a new key in every process and was compiled again
+# on every start (measured: 3 s of a first map).
+setup_numba_cache()
+
 
 def power_table(b: float) -> np.ndarray:
     """x^b for every float32 x whose low 16 bits are zero (sign 0): entry ``key`` is
     (float32 with bits ``key << 16``)^b in float64, rounded to float32 (overflow -> the largest
-    float32). :func:`_power_kernel` interpolates linearly between neighbouring entries, which
+    float32). :func:`_powb` interpolates linearly between neighbouring entries, which
     are 1/128 of an octave apart: relative error below |b (b - 1)| / 8 * 2^-14 (+ float32
     rounding) for positive normal x, 1e-6 at umap's default b = 0.895."""
     keys = np.arange(1 << 15, dtype=np.uint32)
@@ -58,108 +66,96 @@ def power_table(b: float) -> np.ndarray:
     return np.append(t, t[-1]).astype(np.float32)
 
 
-def _power_kernel():
+@intrinsic
+def _f2i(typingctx, x):  # pragma: no cover - compile-time
+    """The bits of a float32 as an int32 (a bit cast, no conversion)."""
+    def codegen(context, builder, sig, args):
+        return builder.bitcast(args[0], context.get_value_type(types.int32))
+    return types.int32(types.float32), codegen
+
+
+@numba.njit(cache=True, nogil=True, fastmath=True, inline="always")
+def _powb(x, T):  # pragma: no cover - numba
     """numba function ``powb(x, T)`` = x^b for float32 x > 0 with ``T = power_table(b)``: the
     top 16 bits of x (exponent and 7 mantissa bits) index the table, the low 16 bits
     interpolate. umap-learn evaluates a float64 ``pow`` here, and float32 ``powf`` /
     ``exp(b log x)`` still cost as much as the rest of an epoch together (measured)."""
-    import numba
-    from numba.core import types
-    from numba.extending import intrinsic
-
-    @intrinsic
-    def f2i(typingctx, x):  # pragma: no cover - compile-time
-        def codegen(context, builder, sig, args):
-            return builder.bitcast(args[0], context.get_value_type(types.int32))
-        return types.int32(types.float32), codegen
-
-    @numba.njit(cache=True, nogil=True, fastmath=True, inline="always")
-    def powb(x, T):  # pragma: no cover - numba
-        bits = f2i(x)
-        key = bits >> 16
-        frac = np.float32(bits & 0xFFFF) * np.float32(1.0 / 65536.0)
-        lo = T[key]
-        return lo + frac * (T[key + 1] - lo)
-
-    return powb
+    bits = _f2i(x)
+    key = bits >> 16
+    frac = np.float32(bits & 0xFFFF) * np.float32(1.0 / 65536.0)
+    lo = T[key]
+    return lo + frac * (T[key + 1] - lo)
 
 
-def _epoch_kernel():
-    global _EPOCH
-    if _EPOCH is None:
-        from explorer.resources import setup_numba_cache
+def _power_kernel():
+    """The jitted ``_powb`` (for tests)."""
+    return _powb
 
-        setup_numba_cache()
-        import numba
 
-        powb = _power_kernel()
-
-        @numba.njit(cache=True, nogil=True, fastmath=True, boundscheck=False, error_model="numpy")
-        def epoch(head_emb, tail_emb, head, tail, n_vertices, eps, a, b, gamma, move_other, alpha,
-                  eps_neg, next_neg, next_sample, n, T, rng, lo, hi):  # pragma: no cover - numba
-            dim = head_emb.shape[1]
-            a32 = np.float32(a)
-            att = np.float32(-2.0 * a * b)
-            rep = np.float32(2.0 * gamma * b)
-            al = np.float32(alpha)
-            nv = np.uint64(n_vertices)
-            mask = np.uint64(0xFFFFFFFF)
-            s = np.uint64(rng[0]) & mask
-            if s == 0:
-                s = np.uint64(2463534242)
-            fn = np.float64(n)
-            cur = np.empty(dim, np.float32)
-            acc = np.empty(dim, np.float32)
-            for i in range(lo, hi):
-                if next_sample[i] > fn:
-                    continue
-                j = head[i]
-                k = tail[i]
-                d2 = np.float32(0.0)
+@numba.njit(cache=True, nogil=True, fastmath=True, boundscheck=False, error_model="numpy")
+def _epoch(head_emb, tail_emb, head, tail, n_vertices, eps, a, b, gamma, move_other, alpha,
+           eps_neg, next_neg, next_sample, n, T, rng, lo, hi):  # pragma: no cover - numba
+    dim = head_emb.shape[1]
+    a32 = np.float32(a)
+    att = np.float32(-2.0 * a * b)
+    rep = np.float32(2.0 * gamma * b)
+    al = np.float32(alpha)
+    nv = np.uint64(n_vertices)
+    mask = np.uint64(0xFFFFFFFF)
+    s = np.uint64(rng[0]) & mask
+    if s == 0:
+        s = np.uint64(2463534242)
+    fn = np.float64(n)
+    cur = np.empty(dim, np.float32)
+    acc = np.empty(dim, np.float32)
+    for i in range(lo, hi):
+        if next_sample[i] > fn:
+            continue
+        j = head[i]
+        k = tail[i]
+        d2 = np.float32(0.0)
+        for d in range(dim):
+            diff = head_emb[j, d] - tail_emb[k, d]
+            d2 += diff * diff
+        if d2 > 0.0:
+            pb = _powb(d2, T)
+            gc = att * pb / (d2 * (a32 * pb + np.float32(1.0)))
+        else:
+            gc = np.float32(0.0)
+        for d in range(dim):
+            g = gc * (head_emb[j, d] - tail_emb[k, d])
+            g = min(max(g, np.float32(-4.0)), np.float32(4.0))
+            head_emb[j, d] += g * al
+            if move_other:
+                tail_emb[k, d] -= g * al
+        next_sample[i] += eps[i]
+        n_neg = int((fn - next_neg[i]) / eps_neg[i])
+        # all negative samples of this edge push from the same position, their steps
+        # summed (each clipped): independent work the core can overlap, where
+        # umap-learn moves the point after each one (a chain of dependent pow calls)
+        for d in range(dim):
+            cur[d] = head_emb[j, d]
+            acc[d] = np.float32(0.0)
+        for _p in range(n_neg):
+            s ^= (s << np.uint64(13)) & mask  # xorshift32 (Marsaglia 2003)
+            s ^= s >> np.uint64(17)
+            s ^= (s << np.uint64(5)) & mask
+            kk = np.int64((s * nv) >> np.uint64(32))
+            d2 = np.float32(0.0)
+            for d in range(dim):
+                diff = cur[d] - tail_emb[kk, d]
+                d2 += diff * diff
+            if d2 > 0.0:  # else the point itself or one on top of it: no push
+                pb = _powb(d2, T)
+                gc = rep / ((np.float32(0.001) + d2) * (a32 * pb + np.float32(1.0)))
                 for d in range(dim):
-                    diff = head_emb[j, d] - tail_emb[k, d]
-                    d2 += diff * diff
-                if d2 > 0.0:
-                    pb = powb(d2, T)
-                    gc = att * pb / (d2 * (a32 * pb + np.float32(1.0)))
-                else:
-                    gc = np.float32(0.0)
-                for d in range(dim):
-                    g = gc * (head_emb[j, d] - tail_emb[k, d])
-                    g = min(max(g, np.float32(-4.0)), np.float32(4.0))
-                    head_emb[j, d] += g * al
-                    if move_other:
-                        tail_emb[k, d] -= g * al
-                next_sample[i] += eps[i]
-                n_neg = int((fn - next_neg[i]) / eps_neg[i])
-                # all negative samples of this edge push from the same position, their steps
-                # summed (each clipped): independent work the core can overlap, where
-                # umap-learn moves the point after each one (a chain of dependent pow calls)
-                for d in range(dim):
-                    cur[d] = head_emb[j, d]
-                    acc[d] = np.float32(0.0)
-                for _p in range(n_neg):
-                    s ^= (s << np.uint64(13)) & mask  # xorshift32 (Marsaglia 2003)
-                    s ^= s >> np.uint64(17)
-                    s ^= (s << np.uint64(5)) & mask
-                    kk = np.int64((s * nv) >> np.uint64(32))
-                    d2 = np.float32(0.0)
-                    for d in range(dim):
-                        diff = cur[d] - tail_emb[kk, d]
-                        d2 += diff * diff
-                    if d2 > 0.0:  # else the point itself or one on top of it: no push
-                        pb = powb(d2, T)
-                        gc = rep / ((np.float32(0.001) + d2) * (a32 * pb + np.float32(1.0)))
-                        for d in range(dim):
-                            g = gc * (cur[d] - tail_emb[kk, d])
-                            acc[d] += min(max(g, np.float32(-4.0)), np.float32(4.0))
-                for d in range(dim):
-                    head_emb[j, d] += acc[d] * al
-                next_neg[i] += n_neg * eps_neg[i]
-            rng[0] = np.int64(s)
+                    g = gc * (cur[d] - tail_emb[kk, d])
+                    acc[d] += min(max(g, np.float32(-4.0)), np.float32(4.0))
+        for d in range(dim):
+            head_emb[j, d] += acc[d] * al
+        next_neg[i] += n_neg * eps_neg[i]
+    rng[0] = np.int64(s)
 
-        _EPOCH = epoch
-    return _EPOCH
 
 
 def optimize_fast(head_emb: np.ndarray, tail_emb: np.ndarray, head: np.ndarray, tail: np.ndarray,
@@ -173,7 +169,7 @@ def optimize_fast(head_emb: np.ndarray, tail_emb: np.ndarray, head: np.ndarray, 
     ``head_emb`` (updated in place)."""
     from explorer.neighbors import _pool
 
-    kern = _epoch_kernel()
+    kern = _epoch
     T = power_table(b)
     head = np.ascontiguousarray(head, dtype=np.int64)
     tail = np.ascontiguousarray(tail, dtype=np.int64)
