@@ -308,7 +308,7 @@ class IvfIndex:
     def search(self, rows: np.ndarray, k: int, nprobe: int, cancel_every: int = 64) -> Job:
         """Approximate k-NN (self excluded) of the points ``rows`` (sorted int64) among all
         points, each probing its ``nprobe`` nearest lists: job -> (indices (m, k), ranking
-        scores (m, k)), -1 / -inf where fewer than k candidates were seen."""
+        scores (m, k)), index -1 (score -3e38) where fewer than k candidates were seen."""
         import torch
 
         K = _merge_kernels()

@@ -437,10 +437,7 @@ def knn_graph(Z: np.ndarray, params: KnnParams = KnnParams()) -> Job:
     else:
         idx, info = yield from _nndescent_graph(Z, p)
     name = lib
-    sc = _rescore(Z, idx, p.metric)
-    order = np.argsort(-sc, axis=1, kind="stable")
-    idx = np.take_along_axis(idx, order, 1)
-    sc = np.take_along_axis(sc, order, 1)
+    idx, sc = _sorted_exact(Z, idx, p.metric)
     rec = recall_at_k(idx[sample_rows], exact_sample)
     info.update({"recall_sample": int(m), "n": N, "dim": d})
     return KnnResult(idx, sc, p.metric, name, rec, time.perf_counter() - t0, info)
