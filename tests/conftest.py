@@ -25,3 +25,18 @@ def cuda_available() -> bool:
 
 
 requires_cuda = pytest.mark.skipif(not cuda_available(), reason="needs a CUDA GPU")
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One torch/BLAS thread for a module of small problems: they gain nothing from two, and on a
+    busy machine (CI runners, parallel jobs) two spinning threads made them 5-10x slower.
+    Packages of such tests request it from an autouse fixture in their conftest."""
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    with threadpool_limits(1):
+        yield
+    torch.set_num_threads(old)

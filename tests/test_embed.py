@@ -51,16 +51,6 @@ class MemVectors(Dataset):
         return hashlib.sha256(self.v.tobytes()).hexdigest()
 
 
-class TorchEncoder(Encoder):
-    def fingerprint(self):
-        h = hashlib.sha256()
-        for k, t in self.module.state_dict().items():
-            h.update(k.encode())
-            h.update(t.detach().cpu().numpy().tobytes())
-        h.update(repr((self.layer, self.pooling, self.preprocess.to_dict())).encode())
-        return h.hexdigest()
-
-
 def tiny_cnn(seed=0, in_ch=3):
     torch.manual_seed(seed)
     return nn.Sequential(nn.Conv2d(in_ch, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 12, 3, stride=2),
@@ -93,7 +83,7 @@ PP = Preprocess(kind="image", size=16, channels=3, mean=(0.4, 0.5, 0.6), std=(0.
 
 
 def enc(module, layer=None, pooling="auto", pp=PP):
-    return TorchEncoder(name="tiny", source=Path("tiny.pt"), format="test", module=module,
+    return Encoder(name="tiny", source=Path("tiny.pt"), format="test", module=module,
                         preprocess=pp, layer=layer, pooling=pooling)
 
 
@@ -148,7 +138,7 @@ def test_vector_dataset_with_an_mlp_encoder():
     v = np.random.default_rng(0).standard_normal((33, 10)).astype(np.float32)
     torch.manual_seed(0)
     m = nn.Sequential(nn.Linear(10, 7), nn.Tanh()).eval()
-    e = TorchEncoder(name="mlp", source=Path("m.pt"), format="test", module=m, preprocess=Preprocess(kind="vector"))
+    e = Encoder(name="mlp", source=Path("m.pt"), format="test", module=m, preprocess=Preprocess(kind="vector"))
     res = drain(embed(MemVectors(v), e, EmbedParams(device="cpu", batch_size=8)))
     w, bias = m[0].weight.detach().double().numpy(), m[0].bias.detach().double().numpy()
     np.testing.assert_allclose(res.vectors, np.tanh(v.astype(np.float64) @ w.T + bias), rtol=1e-5, atol=1e-6)
@@ -412,7 +402,7 @@ class TokenModel(nn.Module):
 def test_text_with_tokenizer_and_masked_mean_pooling():
     lines = ["hello", "a", "embedding explorer", "xyz" * 3]
     m = TokenModel().eval()
-    e = TorchEncoder(name="tok", source=Path("t"), format="test", module=m, pooling="mean",
+    e = Encoder(name="tok", source=Path("t"), format="test", module=m, pooling="mean",
                      preprocess=Preprocess(kind="text", max_length=8), tokenizer=CharTokenizer())
     res = drain(embed(MemTexts(lines), e, EmbedParams(device="cpu", batch_size=3)))
     table = m.emb.weight.detach().double().numpy()

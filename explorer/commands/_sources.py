@@ -1,4 +1,5 @@
-"""What the headless commands share: reading a .npy array and choosing stored embeddings."""
+"""What the headless commands share: the options that load an encoder, reading a .npy array and
+choosing stored embeddings."""
 
 from __future__ import annotations
 
@@ -8,6 +9,23 @@ from typing import Optional
 import numpy as np
 
 from explorer.errors import InputError
+
+
+def add_encoder_options(group, trust: bool = True, layer: bool = True, pooling: bool = True) -> None:
+    """How a checkpoint becomes a model, on a parser or argument group: ``--arch`` or
+    ``--factory`` (one of them), and optionally ``--trust``, ``--layer`` and ``--pooling``."""
+    g = group.add_mutually_exclusive_group()
+    g.add_argument("--arch", metavar="NAME", help="built-in architecture for a weights-only file")
+    g.add_argument("--factory", metavar="FILE:FN", help="your function (FILE.py:FUNCTION) that builds the model")
+    if trust:
+        group.add_argument("--trust", action="store_true",
+                           help="allow loading a fully pickled model (runs code from the file)")
+    if layer:
+        group.add_argument("--layer", metavar="NAME", help="submodule whose output is the embedding")
+    if pooling:
+        group.add_argument("--pooling", metavar="P", default="auto",
+                           choices=("auto", "avg", "cls", "mean", "flatten", "none"),
+                           help="auto, avg, cls, mean, flatten or none (default: auto)")
 
 
 def load_npy(path_s: str, what: str = "vectors", ndim: Optional[int] = None) -> np.ndarray:

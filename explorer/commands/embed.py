@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from explorer.commands._sources import add_encoder_options
 from explorer.errors import InputError
 
 
@@ -37,15 +38,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     e.add_argument("--encoder", metavar="PATH",
                    help="checkpoint or model folder (omit for precomputed vector datasets)")
     e.add_argument("--encoder-format", metavar="F", help="encoder format name (default: detected)")
-    g = e.add_mutually_exclusive_group()
-    g.add_argument("--arch", metavar="NAME", help="built-in architecture for a weights-only file")
-    g.add_argument("--factory", metavar="FILE:FN", help="your function that builds the model")
-    e.add_argument("--trust", action="store_true",
-                   help="allow loading a fully pickled model (runs code from the file)")
-    e.add_argument("--layer", metavar="NAME", help="submodule whose output is the embedding")
-    e.add_argument("--pooling", metavar="P", default="auto",
-                   choices=("auto", "avg", "cls", "mean", "flatten", "none"),
-                   help="auto, avg, cls, mean, flatten or none (default: auto)")
+    add_encoder_options(e)
     r = p.add_argument_group("run")
     r.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
     r.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"))

@@ -17,6 +17,7 @@ import argparse
 import json
 from pathlib import Path
 
+from explorer.commands._sources import add_encoder_options
 from explorer.errors import InputError
 
 OBJECTIVE_NAMES = ("linear", "ce", "simclr", "vicreg", "sigreg", "invariance")
@@ -30,10 +31,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--labels", metavar="PATH", help=".npy labels (one per item) overriding the dataset's")
     p.add_argument("--data-format", metavar="F", help="dataset format name (default: detected)")
     p.add_argument("--encoder", required=True, metavar="PATH", help="checkpoint to start from")
-    g = p.add_mutually_exclusive_group()
-    g.add_argument("--arch", metavar="NAME", help="built-in architecture for a weights-only file")
-    g.add_argument("--factory", metavar="FILE:FN", help="your function that builds the model")
-    p.add_argument("--layer", metavar="NAME", help="submodule whose output is the embedding")
+    add_encoder_options(p, trust=False, pooling=False)
     p.add_argument("--objective", required=True, choices=OBJECTIVE_NAMES)
     p.add_argument("--epochs", type=int, default=5)
     p.add_argument("--lr", type=float, default=None, help="learning rate (default: 1e-2 for linear, else 1e-3)")

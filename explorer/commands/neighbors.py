@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from explorer.commands._sources import add_encoder_options
 from explorer.commands.project import add_source_args, load_vectors
 from explorer.errors import InputError
 
@@ -35,8 +36,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--query-text", action="append", metavar="TEXT",
                    help="a new text to embed with --encoder and search with (repeatable)")
     p.add_argument("--encoder", help="encoder for --query-file/--query-text (the one that made the vectors)")
-    p.add_argument("--arch", help="architecture of a weights-only --encoder")
-    p.add_argument("--factory", help="FILE.py:FUNCTION building the --encoder's architecture")
+    add_encoder_options(p, trust=False, layer=False, pooling=False)
     p.add_argument("--method", choices=("auto", "exact", "approx"), default="auto",
                    help="for all points: exact, approximate (recall measured) or auto by size")
     p.add_argument("--device", default=None, help="auto, cpu, cuda, cuda:N or mps")

@@ -17,6 +17,7 @@ import json
 import sys
 from pathlib import Path
 
+from explorer.commands._sources import add_encoder_options
 from explorer.errors import InputError
 
 
@@ -35,14 +36,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help="points in the probe set, a seeded sample of the dataset (default: 5000)")
     d.add_argument("--seed", type=int, default=0, help="seed of the probe sample and the metrics (default: 0)")
     e = p.add_argument_group("encoder")
-    g = e.add_mutually_exclusive_group()
-    g.add_argument("--arch", metavar="NAME", help="built-in architecture for weights-only files")
-    g.add_argument("--factory", metavar="FILE:FN", help="your function that builds the model")
-    e.add_argument("--trust", action="store_true",
-                   help="allow loading fully pickled models (runs code from the files)")
-    e.add_argument("--layer", metavar="NAME", help="submodule whose output is the embedding")
-    e.add_argument("--pooling", metavar="P", default="auto",
-                   choices=("auto", "avg", "cls", "mean", "flatten", "none"))
+    add_encoder_options(e)
     m = p.add_argument_group("maps")
     m.add_argument("--align", default="procrustes", choices=("procrustes", "aligned_umap", "none"),
                    help="how the maps are aligned across checkpoints (default: procrustes)")

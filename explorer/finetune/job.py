@@ -472,16 +472,19 @@ def _run(encoder, data, params, labels, preprocess, res):  # noqa: C901  (one tr
     probe_x = torch.as_tensor(probe_idx)
     probe_y = y[probe_idx] if y is not None else None
 
+    def probe_embeddings():
+        """The probe set's embeddings now (call in eval mode, under no_grad)."""
+        if feats is not None:
+            return feats[torch.as_tensor(probe_idx, device=dev)] * f_sd + f_mu
+        return torch.cat([embed(inputs(probe_x[i:i + 512]))
+                          for i in range(0, len(probe_idx), 512)]).float()
+
     def run_probe(step):
         module.eval()
         if projector is not None:
             projector.eval()
         with torch.no_grad():
-            if feats is not None:
-                Zp = feats[torch.as_tensor(probe_idx, device=dev)] * f_sd + f_mu
-            else:
-                Zp = torch.cat([embed(inputs(probe_x[i:i + 512]))
-                                for i in range(0, len(probe_idx), 512)]).float()
+            Zp = probe_embeddings()
             m = probe_metrics(Zp, probe_y, params.seed)
             if head is not None and len(test_idx):
                 te = test_idx[:4096]
@@ -585,11 +588,7 @@ def _run(encoder, data, params, labels, preprocess, res):  # noqa: C901  (one tr
             res.metrics.update(last)
         module.eval()
         with torch.no_grad():
-            if feats is not None:
-                Zf = feats[torch.as_tensor(probe_idx, device=dev)] * f_sd + f_mu
-            else:
-                Zf = torch.cat([embed(inputs(probe_x[i:i + 512]))
-                                for i in range(0, len(probe_idx), 512)]).float()
+            Zf = probe_embeddings()
         res.metrics.update(_verdict_metrics(Zf))
         if res.history:
             res.metrics["final_loss"] = res.history[-1]["loss"]

@@ -19,15 +19,6 @@ SD = sample_data_dir()
 AUG = ImageAugment(flip=0.0, crop_scale=(0.5, 1.0))
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models on a shared 2-core machine run many times faster on one thread."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def digits():
     from PIL import Image

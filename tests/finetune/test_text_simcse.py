@@ -17,14 +17,6 @@ from explorer.finetune import FinetuneParams, FinetuneResult, finetune  # noqa: 
 from explorer.jobs import drain  # noqa: E402
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 class CharTokenizer:
     """Tokenizer-shaped callable: characters -> ids 1..127, padded with 0, with an attention mask."""
 
