@@ -20,6 +20,11 @@ class CheckpointError(InputError):
     """A checkpoint that cannot be loaded or does not fit its architecture."""
 
 
+class TrustRequired(CheckpointError):
+    """A checkpoint that holds pickled Python objects: it loads only when the user trusts it
+    (``--trust``, or a confirmation in the app naming the file)."""
+
+
 class WorkspaceError(ExplorerError):
     """A workspace that cannot be read or written (wrong file, newer version, disk full)."""
 

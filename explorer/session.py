@@ -25,8 +25,7 @@ from explorer.errors import InputError
 from explorer.events import Signal
 from explorer.state import Selection
 
-SESSION_FORMAT = "embedding-explorer-session"
-SESSION_VERSION = 1
+from explorer.app.session_file import SESSION_FORMAT, SESSION_VERSION, read_session_file  # noqa: F401
 
 
 @dataclass
@@ -218,13 +217,22 @@ class Session:
             "dataset": None if ds is None else {"path": str(Path(ds.source).resolve()),
                                                  "format": ds.format, "options": ds.options,
                                                  "metadata": self.metadata_source},
-            "models": [{"id": m.id, "source": m.source, "options": m.options,
-                        "emb_key": m.emb_key, "layouts": sorted(m.layouts)} for m in self.models.values()],
+            "models": [self._model_dict(m) for m in self.models.values()],
             "current": self.current,
             "selection": [int(i) for i in self.selection.indices],
             "focus": self.selection.focus,
             "view": self.view,
         }
+
+    @staticmethod
+    def _model_dict(m: ModelEntry) -> dict:
+        """A model as a session stores it: never ``trust`` (reopening asks again); ``pickled``
+        says that it will ask."""
+        d = {"id": m.id, "source": m.source, "options": {k: v for k, v in m.options.items() if k != "trust"},
+             "emb_key": m.emb_key, "layouts": sorted(m.layouts)}
+        if m.encoder is not None and m.encoder.info.get("pickled_module"):
+            d["pickled"] = True
+        return d
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the session as JSON, atomically (temporary file, then rename)."""
@@ -240,23 +248,6 @@ class Session:
         except OSError as exc:
             Path(tmp).unlink(missing_ok=True)
             raise InputError(f"Could not save the session to {path}: {exc.strerror or exc}.") from None
-
-
-def read_session_file(path: str | os.PathLike) -> dict:
-    """Parse and validate a saved session; one clear sentence when it is not one."""
-    path = Path(path)
-    try:
-        d = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file.") from None
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise InputError(f"{path} is not an Embedding Explorer session file.") from None
-    if not isinstance(d, dict) or d.get("format") != SESSION_FORMAT:
-        raise InputError(f"{path} is not an Embedding Explorer session file.")
-    if int(d.get("version", 0)) > SESSION_VERSION:
-        raise InputError(f"{path} was saved by a newer Embedding Explorer (session format "
-                         f"{d.get('version')}); update the app to open it.")
-    return d
 
 
 # -- jobs the GUI runs for a model (Qt-free, usable from Python) ------------------------------

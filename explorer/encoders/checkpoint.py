@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Mapping, Optional
 
 from explorer.encoders.base import Preprocess
-from explorer.errors import CheckpointError, InputError
+from explorer.errors import CheckpointError, InputError, TrustRequired
 
 # Keys under which training scripts nest the weights, tried in this order.
 NESTED_KEYS = ("state_dict", "model_state_dict", "model", "module", "net", "network",
@@ -253,11 +253,11 @@ def load_torch_file(path: Path, trust: bool = False) -> Any:
         names = _unsafe_globals(path, msg) if "Weights only load failed" in msg else []
         if names:
             what = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
-            raise CheckpointError(
+            raise TrustRequired(
                 f"{path.name} contains code (pickled Python objects: {what}) that would run when "
                 f"it is loaded; pass --trust (or confirm in the app) only if you trust this file.") from None
         if "Weights only load failed" in msg:
-            raise CheckpointError(
+            raise TrustRequired(
                 f"{path.name} holds Python objects that can only be loaded by running code from it; "
                 f"pass --trust (or confirm in the app) only if you trust this file.") from None
         raise CheckpointError(f"{path.name} is not a readable PyTorch checkpoint ({msg.splitlines()[0][:200]}).") from None

@@ -1077,55 +1077,52 @@ class MainWindow(QtWidgets.QMainWindow):
         if path:
             self.open_session(path)
 
+    def confirm(self, title: str, text: str) -> bool:
+        """Ask a yes/no question about something that runs code or creates files; No is the default."""
+        r = QtWidgets.QMessageBox.warning(self, title, text, QtWidgets.QMessageBox.Yes | QtWidgets.QMessageBox.No,
+                                          QtWidgets.QMessageBox.No)
+        return r == QtWidgets.QMessageBox.Yes
+
     def open_session(self, path: str) -> None:
-        """Reopen workspace, dataset and models; embeddings come from the workspace cache."""
-        from explorer.session import read_session_file
+        """Reopen workspace, dataset and models (embeddings come from the workspace cache).
 
-        d = self.guarded(lambda: read_session_file(path))
-        if d is None:
+        The file is validated first; factories it names run, pickled checkpoints load and a
+        missing workspace is created only after the user confirms each (see
+        :mod:`explorer.app.session_file`)."""
+        from explorer.app.session_file import plan_restore, restore_job
+
+        plan = self.guarded(lambda: plan_restore(path))
+        if plan is None:
             return
-        from explorer.data import open_dataset
-        from explorer.encoders import open_encoder
-
-        def job():
-            from explorer.jobs import Progress
-
-            yield Progress(0, None, "Opening the dataset")
-            ds = None
-            if d.get("dataset"):
-                ds = open_dataset(d["dataset"]["path"], d["dataset"].get("format") or None, **d["dataset"].get("options", {}))
-                meta = d["dataset"].get("metadata")
-                if meta:
-                    from explorer.data import attach_metadata
-
-                    ds = attach_metadata(ds, meta["path"], id_column=meta.get("id_column"))
-            encs = []
-            for i, md in enumerate(d.get("models", [])):
-                yield Progress(i + 1, len(d["models"]) + 1, f"Loading {md['id']}")
-                enc = open_encoder(md["source"], **md.get("options", {})) if md.get("source") else None
-                encs.append((md, enc))
-            return ds, encs
+        approved = []
+        for c in plan.confirmations:
+            if self.confirm(c.title, c.message):
+                approved.append(c)
+            elif c.kind == "workspace":
+                self.show_info(f"{Path(path).name} was not opened: its workspace {c.path} does not exist.")
+                return
+        d = plan.data
 
         def done(result):
-            ds, encs = result
             from explorer.session import Session
 
-            self.session_restore = d
             new = Session(d["workspace"])
+            self.session_restore = d
             self._adopt_session(new)
+            ds = result.dataset
             if ds is not None:
                 self.session.set_dataset(ds, (d.get("dataset") or {}).get("metadata"))
                 sel, focus = d.get("selection", []), d.get("focus")
                 self.selection.select([i for i in sel if 0 <= i < len(ds)], source=self)
                 if focus is not None and 0 <= focus < len(ds):
                     self.selection.set_focus(focus, source=self)
-            for md, enc in encs:
+            for md, enc in result.encoders:
                 if enc is None and "precomputed" in self.session.models:
                     continue
                 self.session.add_model(enc, name=md["id"], source=md.get("source"), options=md.get("options", {}))
             view = d.get("view", {})
             if view.get("projection"):
-                self.projection = ProjectionSettings(**view["projection"])
+                self.projection = ProjectionSettings(**{**vars(ProjectionSettings()), **view["projection"]})
                 self.projpanel.set_settings(self.projection)
             with QtCore.QSignalBlocker(self.method_combo):
                 self.method_combo.setCurrentText(view.get("method", "umap"))
@@ -1135,8 +1132,33 @@ class MainWindow(QtWidgets.QMainWindow):
             self.search.setText(view.get("search", ""))
             self.embed_all()
             self._remember_recent(str(path), "session")
+            if result.skipped:
+                self.show_error(result.skipped[0][1] + (f" ({len(result.skipped) - 1} more not opened)"
+                                                        if len(result.skipped) > 1 else ""))
+            for md, c in result.ask_trust:
+                if self.confirm(c.title, c.message):
+                    self._reopen_trusted(md)
 
-        self.submit(f"Open session {Path(path).name}", job, done)
+        self.submit(f"Open session {Path(path).name}", lambda: restore_job(plan, approved), done)
+
+    def _reopen_trusted(self, md: dict) -> None:
+        """Load a session's pickled model after the user confirmed it; the trust is not stored."""
+        from explorer.encoders import open_encoder
+
+        options = dict(md.get("options", {}))
+
+        def job():
+            from explorer.jobs import Progress
+
+            yield Progress(0, None, f"Loading {md['id']}")
+            return open_encoder(md["source"], trust=True, **options)
+
+        def done(enc):
+            m = self.session.add_model(enc, name=md["id"], source=md.get("source"), options=options)
+            if self.session.dataset is not None:
+                self.embed(m.id)
+
+        self.submit(f"Load {Path(md['source']).name}", job, done)
 
     def _adopt_session(self, new: Session) -> None:
         old = self.session
