@@ -31,16 +31,22 @@ class Signal:
         self._slots = [r for r in self._slots if r() is not None and r() != fn]
 
     def emit(self, *args: Any) -> None:
+        """Call every live listener in connection order. One that raises does not stop the
+        others: all run, then the first error is raised again."""
         if self._blocked:
             return
-        alive = []
+        first: BaseException | None = None
         for ref in list(self._slots):
             fn = ref()
             if fn is None:
                 continue
-            alive.append(ref)
-            fn(*args)
+            try:
+                fn(*args)
+            except Exception as exc:  # noqa: BLE001 - re-raised below, after the others ran
+                first = first or exc
         self._slots = [r for r in self._slots if r() is not None]
+        if first is not None:
+            raise first
 
     class _Blocker:
         def __init__(self, sig: "Signal") -> None:

@@ -33,6 +33,7 @@ from PySide6 import QtCore, QtWidgets
 from explorer.gui.gallery import Gallery, safe_thumbnail
 from explorer.gui.mapview import MapView
 from explorer.gui.palette import colour_codes
+from explorer.gui.subscriptions import Subscriptions
 from explorer.state import Selection
 
 OVERLAP = "neighbourhood overlap"
@@ -101,6 +102,7 @@ class CompareView(QtWidgets.QWidget):
 
             runner = JobRunner(self)
         self.runner = runner
+        self._subs = Subscriptions(self)
         self.dataset = None
         self.names: list[str] = []
         self.vectors: list[np.ndarray] = []
@@ -234,6 +236,13 @@ class CompareView(QtWidgets.QWidget):
         return [p.map for p in self.panes]
 
     # ------------------------------------------------------------------ data in
+    def release(self) -> None:
+        """Stop listening to the shared selection and drop this view's jobs (the tab is closing)."""
+        self._subs.release()
+        self.runner.release_owner(self)
+        for p in self.panes:
+            p.map.release()
+
     def set_models(self, dataset, models: Sequence[tuple], selection: Optional[Selection] = None,
                    diagnostics: Optional[Sequence[Optional[dict]]] = None, k: int = 50) -> None:
         """Show ``models`` = [(name, vectors (N, D_i), coords (N, 2))], 2 to 4 of them, of the same
@@ -263,7 +272,9 @@ class CompareView(QtWidgets.QWidget):
         if selection is None:
             selection = Selection(n)
         self.selection = selection
+        self._subs.release()
         for p in self.panes:
+            p.map.release()
             p.setParent(None)
             p.deleteLater()
         self.panes = []
@@ -276,7 +287,7 @@ class CompareView(QtWidgets.QWidget):
             pane.map.hovered.connect(lambda i, src=pane.map: self._hover_moved(src, i))
             self.maps_box.addWidget(pane)
             self.panes.append(pane)
-        selection.focus_changed.connect(self._focus_changed)
+        self._subs.connect(selection.focus_changed, self._focus_changed)
         for combo, default in ((self.pair_a, 0), (self.pair_b, 1)):
             combo.blockSignals(True)
             combo.clear()
@@ -403,7 +414,7 @@ class CompareView(QtWidgets.QWidget):
         self.runner.submit(f"Neighbourhood overlap {self.names[a]} / {self.names[b]}",
                            lambda: _overlap_job(Za, Zb, k),
                            lambda res, pair=(a, b): self._overlap_done(pair, res),
-                           self._job_failed, exclusive=f"compare-overlap-{id(self)}")
+                           self._job_failed, exclusive=f"compare-overlap-{id(self)}", owner=self)
 
     def _overlap_done(self, pair: tuple, res: dict) -> None:
         if pair != (self.pair_a.currentIndex(), self.pair_b.currentIndex()):
@@ -520,7 +531,7 @@ class CompareView(QtWidgets.QWidget):
         self.diag_table.setVerticalHeaderLabels(names)
         self._fill_diag(diags)
         self.runner.submit("Similarity table", lambda: _table_job(names, vectors, pairs, diags),
-                           self._table_done, self._job_failed, exclusive=f"compare-table-{id(self)}")
+                           self._table_done, self._job_failed, exclusive=f"compare-table-{id(self)}", owner=self)
 
     def _table_done(self, res: dict) -> None:
         self.table = res

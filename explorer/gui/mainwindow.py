@@ -941,6 +941,8 @@ class MainWindow(QtWidgets.QMainWindow):
         if index > 0:
             w = self.center_tabs.widget(index)
             self.center_tabs.removeTab(index)
+            if hasattr(w, "release"):  # a view drops its subscriptions to the session first
+                w.release()
             w.deleteLater()
 
     def add_tab(self, widget: QtWidgets.QWidget, title: str) -> None:

@@ -71,6 +71,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from explorer.gui import palette as pal
 from explorer.gui import pointraster as pr
+from explorer.gui.subscriptions import Subscriptions
 from explorer.state import Selection
 
 LOD_BUDGET = 4_000_000  # point-stamps drawn synchronously per frame
@@ -373,6 +374,7 @@ class MapView(QtWidgets.QWidget):
         self._selection: Selection = Selection(0)
         self._owns_selection = True
         self._build_ui()
+        self._subs = Subscriptions(self)
         self._connect_selection(self._selection)
 
     # ------------------------------------------------------------------ construction
@@ -774,9 +776,7 @@ class MapView(QtWidgets.QWidget):
     # ------------------------------------------------------------------ selection
     def bind_selection(self, selection: Selection) -> None:
         """Share ``selection`` with other views: show it, and write to it."""
-        old = self._selection
-        old.changed.disconnect(self._on_selection_changed)
-        old.focus_changed.disconnect(self._on_focus_changed)
+        self._subs.release()
         self._selection = selection
         self._owns_selection = False
         self._connect_selection(selection)
@@ -784,8 +784,12 @@ class MapView(QtWidgets.QWidget):
         self._apply_focus(selection.focus)
 
     def _connect_selection(self, sel: Selection) -> None:
-        sel.changed.connect(self._on_selection_changed)
-        sel.focus_changed.connect(self._on_focus_changed)
+        self._subs.connect(sel.changed, self._on_selection_changed)
+        self._subs.connect(sel.focus_changed, self._on_focus_changed)
+
+    def release(self) -> None:
+        """Stop listening to the shared selection (the view is closing)."""
+        self._subs.release()
 
     def _on_selection_changed(self, indices, source) -> None:
         # Display only; never writes back, so sharing a selection cannot loop.

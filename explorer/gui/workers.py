@@ -133,24 +133,55 @@ class JobRunner(QtCore.QObject):
         self.pool.setMaxThreadCount(max_threads)
         self.jobs: list[JobHandle] = []
         self._slots: dict[str, JobHandle] = {}
+        self._owners: dict[int, dict] = {}  # id(owner) -> {"alive": bool, "handles": [...]}
 
     def submit(self, name: str, factory: Callable[[], Any],
                on_result: Optional[Callable[[Any], None]] = None,
                on_error: Optional[Callable[[str, str], None]] = None,
-               exclusive: Optional[str] = None) -> JobHandle:
+               exclusive: Optional[str] = None, owner: Optional[QtCore.QObject] = None) -> JobHandle:
+        """Start ``factory()`` in the pool. With an ``owner`` (a view), the job is cancelled and
+        its callbacks are never called once the owner is released (:meth:`release_owner`) or
+        destroyed, so a closed tab is never called back."""
         if exclusive and exclusive in self._slots and self._slots[exclusive].state in ("queued", "running"):
             self._slots[exclusive].cancel()
         handle = JobHandle(name, factory, self)
-        if on_result is not None:
-            handle.finished.connect(on_result)
-        if on_error is not None:
-            handle.failed.connect(on_error)
+        live = self._owner_entry(owner) if owner is not None else None
+        for sig, fn in ((handle.finished, on_result), (handle.failed, on_error)):
+            if fn is None:
+                continue
+            if live is None:
+                sig.connect(fn)
+            else:
+                sig.connect(lambda *a, fn=fn, live=live: fn(*a) if live["alive"] else None)
+        if live is not None:
+            live["handles"].append(handle)
         if exclusive:
             self._slots[exclusive] = handle
         self.jobs.append(handle)
         self.job_added.emit(handle)
         self.pool.start(_Runnable(handle))
         return handle
+
+    def _owner_entry(self, owner: QtCore.QObject) -> dict:
+        key = id(owner)
+        entry = self._owners.get(key)
+        if entry is None:
+            entry = self._owners[key] = {"alive": True, "handles": []}
+            owner.destroyed.connect(lambda *_a, key=key: self._release_key(key))
+        return entry
+
+    def release_owner(self, owner: QtCore.QObject) -> None:
+        """Cancel ``owner``'s jobs and drop their callbacks (the view is closing)."""
+        self._release_key(id(owner))
+
+    def _release_key(self, key: int) -> None:
+        entry = self._owners.pop(key, None)
+        if entry is None:
+            return
+        entry["alive"] = False
+        for h in entry["handles"]:
+            if h.state in ("queued", "running"):
+                h.cancel()
 
     def active(self) -> list[JobHandle]:
         return [j for j in self.jobs if j.state in ("queued", "running")]
