@@ -113,16 +113,20 @@ class MainWindow(QtWidgets.QMainWindow):
         self.color_combo.setToolTip("Colour points by a label, a metadata column or a per-point metric")
         self.color_combo.currentTextChanged.connect(self._color_changed)
         self.search = QtWidgets.QLineEdit()
-        self.search.setPlaceholderText("Search metadata (e.g. 7, or label=3)…  Enter selects matches")
+        self.search.setPlaceholderText("Search: 7 (a label), col=value, col~text…  Enter selects")
         self.search.setClearButtonEnabled(True)
         self.search.setMinimumWidth(220)
-        self.search.setToolTip("Greys out the points that do not match; Enter selects the matches")
+        self.search.setToolTip("A bare word matches the label exactly (then the item ids); col=value matches a "
+                               "column exactly, col~text contains. Greys out the rest; Enter selects the matches")
         self.search.textChanged.connect(self._search_changed)
         self.search.returnPressed.connect(self._search_select)
         for lbl, w in (("Model", self.model_combo), ("Map", self.method_combo), ("Colour", self.color_combo)):
             bar.addWidget(QtWidgets.QLabel(lbl))
             bar.addWidget(w)
         bar.addWidget(self.search, 1)
+        self.search_count = QtWidgets.QLabel("")
+        self.search_count.setToolTip("What the search matched")
+        bar.addWidget(self.search_count)
         v.addLayout(bar)
         self.stack = QtWidgets.QStackedWidget()
         self.start_page = self._build_start_page()
@@ -859,24 +863,16 @@ class MainWindow(QtWidgets.QMainWindow):
         self._apply_colors()
 
     def _search_mask(self, text: str) -> Optional[np.ndarray]:
-        ds = self.session.dataset
-        text = text.strip()
-        if ds is None or not text:
+        """The search's mask (None: no search, or a query that cannot run, said in the count label)."""
+        from explorer.app.search import search
+
+        try:
+            res = search(self.session.dataset, text)
+        except ExplorerError as exc:
+            self.search_count.setText(str(exc))
             return None
-        cols = ds.columns()
-        if "=" in text:
-            key, _, val = text.partition("=")
-            key, val = key.strip(), val.strip().lower()
-            if key in cols:
-                return np.char.lower(cols[key].astype(str)) == val
-        t = text.lower()
-        mask = np.zeros(len(ds), bool)
-        for c in cols.values():
-            s = np.char.lower(c.astype(str))
-            mask |= (np.char.find(s, t) >= 0)
-        if ds.ids is not None:
-            mask |= np.char.find(np.char.lower(ds.ids.astype(str)), t) >= 0
-        return mask
+        self.search_count.setText(res.description)
+        return res.mask
 
     def _search_changed(self, text: str) -> None:
         """The search greys out what does not match on the map and on every comparison tab."""
