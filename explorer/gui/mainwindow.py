@@ -100,8 +100,8 @@ class MainWindow(QtWidgets.QMainWindow):
         v.addWidget(self.message)
         bar = QtWidgets.QHBoxLayout()
         self.model_combo = QtWidgets.QComboBox()
-        self.model_combo.setMinimumWidth(170)
-        self.model_combo.setSizeAdjustPolicy(QtWidgets.QComboBox.AdjustToContents)
+        self.model_combo.setSizeAdjustPolicy(QtWidgets.QComboBox.AdjustToMinimumContentsLengthWithIcon)
+        self.model_combo.setMinimumContentsLength(10)
         self.model_combo.setToolTip("Which model's embedding the map shows")
         self.model_combo.currentTextChanged.connect(self._model_combo_changed)
         self.method_combo = QtWidgets.QComboBox()
@@ -109,13 +109,14 @@ class MainWindow(QtWidgets.QMainWindow):
         self.method_combo.setToolTip("Map: UMAP (neighbourhoods) or PCA (exact, linear)")
         self.method_combo.currentTextChanged.connect(self._method_changed)
         self.color_combo = QtWidgets.QComboBox()
-        self.color_combo.setMinimumWidth(140)
+        self.color_combo.setSizeAdjustPolicy(QtWidgets.QComboBox.AdjustToMinimumContentsLengthWithIcon)
+        self.color_combo.setMinimumContentsLength(8)
         self.color_combo.setToolTip("Colour points by a label, a metadata column or a per-point metric")
         self.color_combo.currentTextChanged.connect(self._color_changed)
         self.search = QtWidgets.QLineEdit()
         self.search.setPlaceholderText("Search: 7 (a label), col=value, col~text…  Enter selects")
         self.search.setClearButtonEnabled(True)
-        self.search.setMinimumWidth(220)
+        self.search.setMinimumWidth(120)
         self.search.setToolTip("A bare word matches the label exactly (then the item ids); col=value matches a "
                                "column exactly, col~text contains. Greys out the rest; Enter selects the matches")
         self.search.textChanged.connect(self._search_changed)
@@ -149,7 +150,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.browser.setHeaderLabels(["Item", "State"])
         self.browser.setColumnWidth(0, 170)
         self.browser.header().setStretchLastSection(True)
-        self.browser.setMinimumWidth(300)
+        self.browser.setMinimumWidth(180)
         self.browser.itemDoubleClicked.connect(self._browser_activated)
         self._dock("Data and models", self.browser, QtCore.Qt.LeftDockWidgetArea, "browser")
         # right: tabs
@@ -189,7 +190,17 @@ class MainWindow(QtWidgets.QMainWindow):
         self._mem_timer.setInterval(2000)
         self._mem_timer.timeout.connect(self._update_status)
         self._mem_timer.start()
-        self.resize(1500, 950)
+        self.fit_to_screen()
+
+    def fit_to_screen(self, width: int = 1500, height: int = 950) -> None:
+        """At most ``width`` x ``height`` and at most 90% of the screen's free area, centred on it."""
+        screen = self.screen() or QtGui.QGuiApplication.primaryScreen()
+        if screen is None:
+            return self.resize(width, height)
+        avail = screen.availableGeometry()
+        w, h = min(width, int(avail.width() * 0.9)), min(height, int(avail.height() * 0.9))
+        self.resize(w, h)
+        self.move(avail.x() + (avail.width() - w) // 2, avail.y() + (avail.height() - h) // 2)
 
     def _dock(self, title: str, widget: QtWidgets.QWidget, area, name: str) -> QtWidgets.QDockWidget:
         d = QtWidgets.QDockWidget(title, self)
@@ -210,14 +221,17 @@ class MainWindow(QtWidgets.QMainWindow):
         title.setAlignment(QtCore.Qt.AlignCenter)
         title.setWordWrap(True)
         lay.addWidget(title)
-        row = QtWidgets.QHBoxLayout()
-        row.addStretch(1)
-        for text, slot in (("Open dataset…", self.open_dataset_dialog), ("Open encoder…", self.open_encoder_dialog),
-                           ("Open session…", self.open_session_dialog), ("Try the demo", self.open_demo)):
+        grid = QtWidgets.QGridLayout()  # 2 x 2: fits a narrow window
+        for i, (text, slot) in enumerate((("Open dataset…", self.open_dataset_dialog),
+                                          ("Open encoder…", self.open_encoder_dialog),
+                                          ("Open session…", self.open_session_dialog), ("Try the demo", self.open_demo))):
             b = QtWidgets.QPushButton(text)
             b.setMinimumWidth(140)
             b.clicked.connect(slot)
-            row.addWidget(b)
+            grid.addWidget(b, i // 2, i % 2)
+        row = QtWidgets.QHBoxLayout()
+        row.addStretch(1)
+        row.addLayout(grid)
         row.addStretch(1)
         lay.addLayout(row)
         self.recent_list = QtWidgets.QListWidget()
@@ -309,6 +323,9 @@ class MainWindow(QtWidgets.QMainWindow):
         geo = s.value("geometry")
         if geo is not None:
             self.restoreGeometry(geo)
+            screen = self.screen() or QtGui.QGuiApplication.primaryScreen()
+            if screen is not None and not screen.availableGeometry().contains(self.frameGeometry()):
+                self.fit_to_screen()  # saved on a larger screen
         state = s.value("windowState")
         if state is not None:
             self.restoreState(state)
@@ -879,7 +896,7 @@ class MainWindow(QtWidgets.QMainWindow):
         mask = self._search_mask(text)
         self.mapview.set_filter(mask)
         for i in range(1, self.center_tabs.count()):
-            w = self.center_tabs.widget(i)
+            w = self.tab_view(i)
             if hasattr(w, "set_filter") and getattr(w, "dataset", None) is self.session.dataset:
                 w.set_filter(mask)
 
@@ -935,16 +952,29 @@ class MainWindow(QtWidgets.QMainWindow):
     # ------------------------------------------------------------------ compare, timeline, fine-tune
     def _close_tab(self, index: int) -> None:
         if index > 0:
-            w = self.center_tabs.widget(index)
+            w, view = self.center_tabs.widget(index), self.tab_view(index)
             self.center_tabs.removeTab(index)
-            if hasattr(w, "release"):  # a view drops its subscriptions to the session first
-                w.release()
+            if hasattr(view, "release"):  # a view drops its subscriptions to the session first
+                view.release()
             w.deleteLater()
 
     def add_tab(self, widget: QtWidgets.QWidget, title: str) -> None:
+        """Open ``widget`` as a tab, inside a scroll area: a wide view scrolls, the window never grows."""
+        area = QtWidgets.QScrollArea()
+        area.setWidgetResizable(True)
+        area.setFrameShape(QtWidgets.QFrame.NoFrame)
+        area.setWidget(widget)
         self.stack.setCurrentWidget(self.center_tabs)
-        self.center_tabs.addTab(widget, title)
-        self.center_tabs.setCurrentWidget(widget)
+        self.center_tabs.addTab(area, title)
+        self.center_tabs.setCurrentWidget(area)
+
+    def tab_view(self, index: int) -> Optional[QtWidgets.QWidget]:
+        """The view shown in tab ``index`` (unwrapping its scroll area)."""
+        w = self.center_tabs.widget(index)
+        return w.widget() if isinstance(w, QtWidgets.QScrollArea) else w
+
+    def tab_index(self, view: QtWidgets.QWidget) -> int:
+        return next((i for i in range(self.center_tabs.count()) if self.tab_view(i) is view), -1)
 
     def compare_dialog(self) -> None:
         ready = [mid for mid, m in self.session.models.items() if m.vectors is not None and m.layouts]

@@ -52,7 +52,7 @@ def test_closed_compare_tab_is_unsubscribed_and_the_next_dataset_opens(window, t
     view = w.compare_models(["precomputed", "B"])
     assert view is not None
     assert _listeners(w.selection) == (base[0] + 2, base[1] + 3)  # two maps; + the view's focus link
-    w._close_tab(w.center_tabs.indexOf(view))
+    w._close_tab(w.tab_index(view))
     _flush_deletes()
     assert _listeners(w.selection) == base
 
