@@ -49,6 +49,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         if getattr(args, "_run", None) is not None:
             return int(args._run(args) or 0)
+        from explorer.desktop import window_problem
+
+        problem = window_problem()  # before Qt starts: Qt would abort with its own text
+        if problem:
+            raise ExplorerError(problem)
         from explorer.gui.app import run_app
 
         return int(run_app(args) or 0)
