@@ -62,6 +62,7 @@ class Session:
         self.selection = Selection(0)
         self.view: dict = {"color_by": "label", "method": "pca"}
         self.metadata_source: Optional[dict] = None  # {"path", "id_column"} of an attached table
+        self._pending: set = set()  # (model id, method) of maps being computed
         self.dataset_changed = Signal()
         self.models_changed = Signal()
         self.model_updated = Signal()  # model id
@@ -196,6 +197,22 @@ class Session:
             raise InputError(f"Column {name!r} has {values.shape[0] if values.ndim else 0} values for {len(ds)} items.")
         ds.metadata[name] = values
         self.columns_changed.emit(name)
+
+    def replace_dataset_columns(self, dataset, metadata_source: Optional[dict]) -> None:
+        """The same items with other metadata (an attached table): embeddings and maps stay."""
+        ds = self._need_dataset()
+        if len(dataset) != len(ds):
+            raise InputError(f"{dataset.name} has {len(dataset)} items where the open dataset has {len(ds)}.")
+        self.dataset = dataset
+        self.metadata_source = metadata_source
+        self.columns_changed.emit(None)
+
+    def jobs_pending(self, model_id: str, method: str, pending: bool) -> None:
+        """Note that a map of ``model_id`` is being computed (or no longer is)."""
+        (self._pending.add if pending else self._pending.discard)((model_id, method))
+
+    def is_pending(self, model_id: str, method: str) -> bool:
+        return (model_id, method) in self._pending
 
     def apply_layout(self, model_id: str, method: str, coords: np.ndarray, info: Optional[dict] = None) -> None:
         m = self.models[model_id]

@@ -22,6 +22,7 @@ from explorer.gui.jobs_panel import JobsPanel
 from explorer.gui.panels import (InspectorPanel, MessageBar, ProjectionPanel, ProjectionSettings,
                                  SelectionPanel, item_tooltip_html)
 from explorer.gui.workers import JobRunner
+from explorer.gui.subscriptions import Subscriptions
 from explorer.session import Session
 
 ORG, APP = "embedding-explorer", "Embedding Explorer"
@@ -57,18 +58,17 @@ class MainWindow(QtWidgets.QMainWindow):
         self.runner = JobRunner(self, max_threads=2)
         self.runner.job_added.connect(self._watch_job)
         ws = workspace or str(cache_dir() / "workspace.h5")
-        self.session = Session(ws)
-        self.session.dataset_changed.connect(self._on_dataset_changed)
-        self.session.models_changed.connect(self._refresh_browser)
-        self.session.model_updated.connect(self._on_model_updated)
-        self.session.current_changed.connect(self._on_current_changed)
-        self.session.columns_changed.connect(lambda _name: self._refresh_color_choices())
-        self.selection = self.session.selection
-        self.selection.changed.connect(self._on_selection_changed)
-        self.selection.focus_changed.connect(self._on_focus_changed)
         self.projection = ProjectionSettings()
-        self._pending_umap: set[str] = set()
-        self._auto_umap = True
+        from explorer.app.pipeline import Pipeline
+
+        self.pipeline = Pipeline(Session(ws), submit=self._submit_task, embed_params=self.embed_params,
+                                 settings=self.projection)
+        self._session_subs = Subscriptions(self)
+        self._bind_session(self.pipeline.session)
+        self.pipeline.info.connect(self.show_info)
+        self.pipeline.error.connect(self.show_error)
+        self.pipeline.waiting.connect(self._show_waiting)
+        self.pipeline.embedded.connect(self._after_embedded)
         self._build_ui()
         self._build_actions()
         self._restore_settings()
@@ -128,7 +128,12 @@ class MainWindow(QtWidgets.QMainWindow):
         self.search_count = QtWidgets.QLabel("")
         self.search_count.setToolTip("What the search matched")
         bar.addWidget(self.search_count)
+        self.map_state = QtWidgets.QLabel("")
+        self.map_state.setObjectName("map_state")
+        self.map_state.setWordWrap(True)
+        self.map_state.setVisible(False)
         v.addLayout(bar)
+        v.addWidget(self.map_state)
         self.stack = QtWidgets.QStackedWidget()
         self.start_page = self._build_start_page()
         self.mapview = MapView()
@@ -385,11 +390,22 @@ class MainWindow(QtWidgets.QMainWindow):
             self.show_error(f"Unexpected error: {type(exc).__name__}: {exc}", traceback.format_exc())
         return None
 
-    def submit(self, name: str, factory, on_result, exclusive: Optional[str] = None):
+    def submit(self, name: str, factory, on_result, exclusive: Optional[str] = None, priority: int = 0,
+               on_error: Optional[Callable[[str], None]] = None):
         def ok(result):
             self.guarded(lambda: on_result(result))
 
-        return self.runner.submit(name, factory, ok, lambda msg, det: self.show_error(msg, det), exclusive)
+        def failed(msg, det):
+            if on_error is not None:
+                on_error(msg)
+            self.show_error(msg, det)
+
+        return self.runner.submit(name, factory, ok, failed, exclusive, priority=priority)
+
+    def _submit_task(self, task):
+        """The pipeline's tasks run in the worker pool, the one on screen first."""
+        return self.submit(task.name, task.job, task.on_result or (lambda _r: None), exclusive=task.exclusive,
+                           priority=task.priority, on_error=task.on_error)
 
     def _watch_job(self, handle) -> None:
         handle.done.connect(self._job_done)
@@ -460,45 +476,11 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def open_dataset(self, path: str, fmt: Optional[str] = None, metadata: Optional[str] = None, **options) -> None:
         """Open a dataset in a worker (optionally joining a metadata table by row order)."""
-        from explorer.data import attach_metadata, open_dataset
-
-        def job():
-            from explorer.jobs import Progress
-
-            yield Progress(0, None, f"Reading {Path(path).name}")
-            ds = open_dataset(path, fmt, **options)
-            if metadata:
-                ds = attach_metadata(ds, metadata)
-            return ds
-
-        def done(ds):
-            self.session.set_dataset(ds, {"path": str(Path(metadata).resolve()), "id_column": None} if metadata else None)
-            self._remember_recent(str(path), "dataset")
-            if ds.skipped:
-                self.show_info(f"{len(ds.skipped)} items of {ds.name} could not be read and were left out "
-                               f"(first: {ds.skipped[0][0]}: {ds.skipped[0][1]}).")
-            self.embed_all()
-
-        self.submit(f"Open {Path(path).name}", job, done)
+        self.pipeline.open_dataset(path, fmt, metadata=metadata, **options)
 
     def open_encoder(self, path: str, **options) -> None:
-        from explorer.encoders import open_encoder
-
-        def job():
-            from explorer.jobs import Progress
-
-            yield Progress(0, None, f"Loading {Path(path).name}")
-            return open_encoder(path, **options)
-
-        def done(enc):
-            m = self.session.add_model(enc, options={k: v for k, v in options.items() if v is not None})
-            if getattr(self, "_demo_current", None) == Path(path).name:
-                self.session.set_current(m.id)
-            self._remember_recent(str(path), "encoder")
-            if self.session.dataset is not None:
-                self.embed(m.id)
-
-        self.submit(f"Load {Path(path).name}", job, done)
+        self.pipeline.open_encoder(path, make_current=getattr(self, "_demo_current", None) == Path(path).name,
+                                   **options)
 
     def open_dataset_dialog(self) -> None:
         from explorer.gui.dialogs import DatasetDialog
@@ -585,16 +567,7 @@ class MainWindow(QtWidgets.QMainWindow):
             self.attach_metadata(path)
 
     def attach_metadata(self, path: str, id_column: Optional[str] = None) -> None:
-        from explorer.data import attach_metadata
-
-        def run():
-            ds = attach_metadata(self.session.dataset, path, id_column=id_column)
-            self.session.dataset = ds
-            self.session.metadata_source = {"path": str(Path(path).resolve()), "id_column": id_column}
-            self._refresh_color_choices()
-            self.show_info(f"Attached {Path(path).name}: {len(ds.metadata)} columns to colour, filter and search by.")
-
-        self.guarded(run)
+        self.guarded(lambda: self.pipeline.attach_metadata(path, id_column))
 
     # drag and drop
     def dragEnterEvent(self, e) -> None:  # noqa: N802
@@ -637,7 +610,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
         def done(ds):
             meta = self._pending_metadata
-            self.session.set_dataset(ds, {"path": str(Path(meta).resolve()), "id_column": "path"} if meta else None)
+            self.pipeline.use_dataset(ds, {"path": str(Path(meta).resolve()), "id_column": "path"} if meta else None)
             for p in self._demo_models:
                 self.open_encoder(str(p))
 
@@ -645,38 +618,13 @@ class MainWindow(QtWidgets.QMainWindow):
 
     # ------------------------------------------------------------------ compute
     def embed(self, model_id: str) -> None:
-        m = self.session.models.get(model_id)
-        if m is None:
-            return
-        params = self.embed_params()
-        self.submit(f"Embed with {model_id}", lambda: self.session.embed_job(model_id, params),
-                    lambda r: self._embedded(model_id, r), exclusive=f"embed:{model_id}")
+        self.pipeline.embed(model_id)
 
-    def _embedded(self, model_id: str, result) -> None:
-        key, vectors = result
-        self.session.apply_embedding(model_id, key, vectors)
-        self._probe_correctness(model_id)
-        self.compute_maps(model_id)
-        self.diagnose(model_id)
+    def _after_embedded(self, model_id: str) -> None:
         if getattr(self, "_demo_focus", False) and model_id == self.session.current:
             # the demo opens with one item inspected, so its neighbours show what the tool is for
             self._demo_focus = False
-            self.selection.set_focus(min(42, len(vectors) - 1), source=self)
-
-    def _probe_correctness(self, model_id: str) -> None:
-        """For a linear probe's logits: a "correct/incorrect" column to colour the map by."""
-        m = self.session.models[model_id]
-        ds = self.session.dataset
-        if (m.encoder is None or m.encoder.info.get("output") != "linear probe logits" or ds is None
-                or ds.labels is None or m.vectors.shape[1] != len(ds.label_names)):
-            return
-        pred = np.argmax(m.vectors, axis=1)
-        col = np.where(pred == ds.labels, "correct", "incorrect").astype(object)
-        col[ds.labels < 0] = "unlabelled"
-        name = f"probe correct ({model_id})"
-        self.session.add_column(name, col)
-        acc = float(np.mean(pred[ds.labels >= 0] == ds.labels[ds.labels >= 0]))
-        self.show_info(f"{model_id}: {acc:.1%} of labelled items correct; colour by “{name}” to see where it errs.")
+            self.selection.set_focus(min(42, len(self.session.dataset) - 1), source=self)
 
     def embed_current(self) -> None:
         if self.session.dataset is None:
@@ -686,41 +634,21 @@ class MainWindow(QtWidgets.QMainWindow):
         self.embed(self.session.current)
 
     def embed_all(self) -> None:
-        if self.session.dataset is None:
-            return
-        for mid in list(self.session.models):
-            self.embed(mid)
+        self.pipeline.embed_all()
 
     def compute_maps(self, model_id: str, settings_: Optional[ProjectionSettings] = None) -> None:
         """PCA at once; UMAP next (on the shared kNN graph)."""
-        s = settings_ or self.projection
-        m = self.session.models[model_id]
-        if m.vectors is None:
-            return
-        from explorer.session import projection_job
-
-        Z = m.vectors
-        self.submit(f"PCA of {model_id}", lambda: projection_job(self.session, model_id, "pca", s),
-                    lambda r: self.session.apply_layout(model_id, "pca", r[0], r[1]), exclusive=f"pca:{model_id}")
-        if s.method == "umap":
-            self.submit(f"UMAP of {model_id} ({len(Z):,} points)", lambda: projection_job(self.session, model_id, "umap", s),
-                        lambda r: self.session.apply_layout(model_id, "umap", r[0], r[1]), exclusive=f"umap:{model_id}")
+        self.pipeline.compute_maps(model_id, settings_)
 
     def apply_projection(self, s: ProjectionSettings) -> None:
-        self.projection = s
+        self.projection = self.pipeline.settings = s
         self.method_combo.setCurrentText(s.method)
         if self.session.current is None or not self.session.model().embedded:
             return self.show_error("Embed the dataset first (Compute > Embed).")
         self.compute_maps(self.session.current, s)
 
     def diagnose(self, model_id: str) -> None:
-        from explorer.session import diagnose_job
-
-        m = self.session.models[model_id]
-        if m.vectors is None:
-            return
-        self.submit(f"Diagnose {model_id}", lambda: diagnose_job(self.session, model_id),
-                    lambda r: self.session.apply_diagnostics(model_id, r), exclusive=f"diag:{model_id}")
+        self.pipeline.diagnose(model_id)
 
     def diagnose_current(self) -> None:
         if self.session.current is None or not self.session.model().embedded:
@@ -735,6 +663,10 @@ class MainWindow(QtWidgets.QMainWindow):
 
     # ------------------------------------------------------------------ session signals
     def _on_dataset_changed(self, ds) -> None:
+        self._waiting_text = ""
+        self._show_current_map()  # clears the previous dataset's map
+        if ds is not None and getattr(ds, "source", None):
+            self._remember_recent(str(ds.source), "dataset")
         self.stack.setCurrentWidget(self.center_tabs)
         self._refresh_color_choices()
         self._refresh_browser()
@@ -803,12 +735,12 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _browser_activated(self, item, _col) -> None:
         mid = item.data(0, QtCore.Qt.UserRole)
-        if mid:
-            self.session.set_current(mid)
+        if mid and mid in self.session.models:
+            self.guarded(lambda: self.pipeline.show_model(mid))
 
     def _model_combo_changed(self, mid: str) -> None:
         if mid and mid in self.session.models:
-            self.session.set_current(mid)
+            self.guarded(lambda: self.pipeline.show_model(mid))
 
     def _on_current_changed(self, mid) -> None:
         self._refresh_browser()
@@ -826,24 +758,23 @@ class MainWindow(QtWidgets.QMainWindow):
     def _method_changed(self, method: str) -> None:
         self.projection.method = method
         self.projpanel.method.setCurrentText(method)
-        if self.session.current and method == "umap":
-            m = self.session.model()
-            if m.embedded and "umap" not in m.layouts and not any(
-                    j.name.startswith("UMAP of " + m.id) for j in self.runner.active()):
-                self.compute_maps(m.id)
+        if self.session.current:
+            self.pipeline.show_model(self.session.current)
         self._show_current_map()
 
     def _show_current_map(self) -> None:
-        if self.session.current is None:
-            return
-        m = self.session.model()
+        m = self.session.model() if self.session.current else None
+        ds = self.session.dataset
         method = self.method_combo.currentText()
-        coords = m.layouts.get(method)
-        if coords is None:
+        coords = None if m is None else m.layouts.get(method)
+        if coords is None and m is not None:
             coords = m.layouts.get("pca")
-            if coords is not None and method == "umap":
-                self.statusBar().showMessage("Showing PCA until the UMAP is ready…", 4000)
-        if coords is None:
+        if coords is None or ds is None or len(coords) != len(ds):
+            # nothing of this dataset to show yet: never keep the previous dataset's layout
+            if getattr(self, "_shown_key", None) is not None:
+                self.mapview.set_layout(np.zeros((0, 2), np.float32))
+                self._shown_key, self._shown_n = None, 0
+            self._update_map_state()
             return
         shown = (m.id, method if method in m.layouts else "pca", len(coords))
         first = getattr(self, "_shown_key", None) != shown
@@ -853,6 +784,28 @@ class MainWindow(QtWidgets.QMainWindow):
         self._apply_colors()
         info = m.layout_info.get(method) or {}
         self.projpanel.info.setText(info.get("summary", ""))
+        self._update_map_state()
+
+    def _show_waiting(self, model_id: str, text: str) -> None:
+        self._waiting_text = text if model_id == self.session.current else getattr(self, "_waiting_text", "")
+        self._update_map_state()
+
+    def _update_map_state(self) -> None:
+        """Under the toolbar: what the map shows, and what it waits for."""
+        m = self.session.model() if self.session.current else None
+        method = self.method_combo.currentText()
+        shown = (getattr(self, "_shown_key", None) or (None, None))[1]
+        waiting = getattr(self, "_waiting_text", "")
+        if m is None or self.session.dataset is None:
+            text = ""
+        elif shown is None:
+            text = waiting or "No map yet."
+        elif shown != method:
+            text = f"Showing {shown.upper()} until the {method.upper()} is ready" + (f" ({waiting})" if waiting else ".")
+        else:
+            text = ""
+        self.map_state.setText(text)
+        self.map_state.setVisible(bool(text))
 
     def _apply_colors(self) -> None:
         ds = self.session.dataset
@@ -1134,74 +1087,45 @@ class MainWindow(QtWidgets.QMainWindow):
         def done(result):
             from explorer.session import Session
 
-            new = Session(d["workspace"])
             self.session_restore = d
-            self._adopt_session(new)
-            ds = result.dataset
-            if ds is not None:
-                self.session.set_dataset(ds, (d.get("dataset") or {}).get("metadata"))
-                sel, focus = d.get("selection", []), d.get("focus")
-                self.selection.select([i for i in sel if 0 <= i < len(ds)], source=self)
-                if focus is not None and 0 <= focus < len(ds):
-                    self.selection.set_focus(focus, source=self)
-            for md, enc in result.encoders:
-                if enc is None and "precomputed" in self.session.models:
-                    continue
-                self.session.add_model(enc, name=md["id"], source=md.get("source"), options=md.get("options", {}))
+            self._adopt_session(Session(d["workspace"]))
             view = d.get("view", {})
             if view.get("projection"):
-                self.projection = ProjectionSettings(**{**vars(ProjectionSettings()), **view["projection"]})
+                self.projection = self.pipeline.settings = ProjectionSettings(
+                    **{**vars(ProjectionSettings()), **view["projection"]})
                 self.projpanel.set_settings(self.projection)
             with QtCore.QSignalBlocker(self.method_combo):
                 self.method_combo.setCurrentText(view.get("method", "umap"))
-            if d.get("current") in self.session.models:
-                self.session.set_current(d["current"])
+            self.pipeline.restore(result, d)
             self.color_combo.setCurrentText(view.get("color_by", "label"))
             self.search.setText(view.get("search", ""))
-            self.embed_all()
             self._remember_recent(str(path), "session")
-            if result.skipped:
-                self.show_error(result.skipped[0][1] + (f" ({len(result.skipped) - 1} more not opened)"
-                                                        if len(result.skipped) > 1 else ""))
             for md, c in result.ask_trust:
                 if self.confirm(c.title, c.message):
-                    self._reopen_trusted(md)
+                    self.pipeline.open_encoder(md["source"], name=md["id"], trust=True, **md.get("options", {}))
 
         self.submit(f"Open session {Path(path).name}", lambda: restore_job(plan, approved), done)
 
-    def _reopen_trusted(self, md: dict) -> None:
-        """Load a session's pickled model after the user confirmed it; the trust is not stored."""
-        from explorer.encoders import open_encoder
+    def _bind_session(self, session: Session) -> None:
+        """Listen to ``session`` (and its selection) through one set of subscriptions, dropped
+        when another session is adopted."""
+        self._session_subs.release()
+        self.session = self.pipeline.session = session
+        self.selection = session.selection
+        for sig, slot in ((session.dataset_changed, self._on_dataset_changed),
+                          (session.models_changed, self._refresh_browser),
+                          (session.model_updated, self._on_model_updated),
+                          (session.current_changed, self._on_current_changed),
+                          (session.columns_changed, self._on_columns_changed),
+                          (session.selection.changed, self._on_selection_changed),
+                          (session.selection.focus_changed, self._on_focus_changed)):
+            self._session_subs.connect(sig, slot)
 
-        options = dict(md.get("options", {}))
-
-        def job():
-            from explorer.jobs import Progress
-
-            yield Progress(0, None, f"Loading {md['id']}")
-            return open_encoder(md["source"], trust=True, **options)
-
-        def done(enc):
-            m = self.session.add_model(enc, name=md["id"], source=md.get("source"), options=options)
-            if self.session.dataset is not None:
-                self.embed(m.id)
-
-        self.submit(f"Load {Path(md['source']).name}", job, done)
+    def _on_columns_changed(self, _name) -> None:
+        self._refresh_color_choices()
 
     def _adopt_session(self, new: Session) -> None:
-        old = self.session
-        for sig, slot in ((old.dataset_changed, self._on_dataset_changed), (old.models_changed, self._refresh_browser),
-                          (old.model_updated, self._on_model_updated), (old.current_changed, self._on_current_changed)):
-            sig.disconnect(slot)
-        self.session = new
-        new.dataset_changed.connect(self._on_dataset_changed)
-        new.models_changed.connect(self._refresh_browser)
-        new.model_updated.connect(self._on_model_updated)
-        new.current_changed.connect(self._on_current_changed)
-        new.columns_changed.connect(lambda _name: self._refresh_color_choices())
-        self.selection = new.selection
-        self.selection.changed.connect(self._on_selection_changed)
-        self.selection.focus_changed.connect(self._on_focus_changed)
+        self._bind_session(new)
         self.mapview.bind_selection(self.selection)
         self._shown_n = None
         self._shown_key = None

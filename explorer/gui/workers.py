@@ -138,10 +138,12 @@ class JobRunner(QtCore.QObject):
     def submit(self, name: str, factory: Callable[[], Any],
                on_result: Optional[Callable[[Any], None]] = None,
                on_error: Optional[Callable[[str, str], None]] = None,
-               exclusive: Optional[str] = None, owner: Optional[QtCore.QObject] = None) -> JobHandle:
+               exclusive: Optional[str] = None, owner: Optional[QtCore.QObject] = None,
+               priority: int = 0) -> JobHandle:
         """Start ``factory()`` in the pool. With an ``owner`` (a view), the job is cancelled and
         its callbacks are never called once the owner is released (:meth:`release_owner`) or
-        destroyed, so a closed tab is never called back."""
+        destroyed, so a closed tab is never called back. Among queued jobs the higher
+        ``priority`` starts first (the map on screen before the others)."""
         if exclusive and exclusive in self._slots and self._slots[exclusive].state in ("queued", "running"):
             self._slots[exclusive].cancel()
         handle = JobHandle(name, factory, self)
@@ -159,7 +161,8 @@ class JobRunner(QtCore.QObject):
             self._slots[exclusive] = handle
         self.jobs.append(handle)
         self.job_added.emit(handle)
-        self.pool.start(_Runnable(handle))
+        handle.priority = priority
+        self.pool.start(_Runnable(handle), priority)
         return handle
 
     def _owner_entry(self, owner: QtCore.QObject) -> dict:

@@ -1,0 +1,304 @@
+"""The workflow after each user action, as Qt-free transitions of the session.
+
+open a dataset -> the models that can embed it are embedded (the one on screen first) -> its
+PCA at once, its UMAP next -> diagnostics; open an encoder -> embedded if it fits the dataset;
+switch models -> the missing map is computed first; attach metadata; reopen a session.
+
+The pipeline never runs a job itself: it hands :class:`Task` objects to ``submit`` (the GUI's
+worker pool; :func:`run_now` in scripts and tests) with a priority, so what the user is looking
+at is computed before the rest (Orange's runner weighs its stages the same way). Results come
+back to the ``on_result`` callbacks on the caller's thread and are applied to the session;
+views observe the session's signals, and the pipeline's own signals say what to tell the user.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import numpy as np
+
+from explorer.events import Signal
+from explorer.jobs import Progress, drain
+
+# Higher runs first among queued tasks.
+PRIORITY = {"session": 50, "pca:current": 40, "embed:current": 35, "umap:current": 30, "open": 30,
+            "embed": 10, "pca": 8, "umap": 5, "diagnose": 2, "background": 0}
+
+
+@dataclass
+class Task:
+    """One job for a worker: ``job()`` is a generator (see :mod:`explorer.jobs`)."""
+
+    name: str
+    job: Callable[[], Any]
+    on_result: Optional[Callable[[Any], None]] = None
+    exclusive: Optional[str] = None
+    priority: int = 0
+    on_error: Optional[Callable[[str], None]] = None
+
+
+def run_now(task: Task) -> Any:
+    """A ``submit`` for scripts and tests: run the task at once on this thread."""
+    result = drain(task.job())
+    if task.on_result is not None:
+        task.on_result(result)
+    return result
+
+
+@dataclass
+class MapSettings:
+    """What the maps are computed with (the GUI's projection panel fills the same fields)."""
+
+    method: str = "umap"
+    n_neighbors: int = 15
+    min_dist: float = 0.1
+    metric: str = "cosine"
+    seed: int = 0
+    dims: int = 2
+    optimizer: str = "fast"
+
+
+def can_embed(model, dataset) -> Optional[str]:
+    """None when ``model`` can embed ``dataset``, else one sentence saying why not."""
+    if dataset is None:
+        return "no dataset is open"
+    if model.encoder is None:
+        return None if dataset.kind == "vector" else "precomputed vectors belong to the dataset they came with"
+    kind = getattr(model.encoder.preprocess, "kind", None)
+    if kind in (None, dataset.kind):
+        return None
+    return f"{model.id} takes {kind} input and {dataset.name} holds {dataset.kind} items"
+
+
+@dataclass
+class Pipeline:
+    """The workflow over one :class:`~explorer.session.Session` (see the module docstring).
+
+    ``submit(task)`` runs a task (GUI: a worker pool; :func:`run_now` headless).
+    ``embed_params()`` gives the :class:`~explorer.embed.EmbedParams` to use (the settings).
+    """
+
+    session: Any
+    submit: Callable[[Task], Any] = run_now
+    embed_params: Callable[[], Any] = None  # type: ignore[assignment]
+    settings: Any = field(default_factory=MapSettings)
+    info: Signal = field(default_factory=Signal)  # one sentence for the user
+    error: Signal = field(default_factory=Signal)  # one sentence for the user
+    waiting: Signal = field(default_factory=Signal)  # (model id, "what the map waits for" or "")
+    embedded: Signal = field(default_factory=Signal)  # model id, after its vectors are applied
+
+    def __post_init__(self) -> None:
+        if self.embed_params is None:
+            from explorer.embed import EmbedParams
+
+            self.embed_params = EmbedParams
+
+    # -- opening ---------------------------------------------------------------------------
+    def open_dataset(self, path, fmt: Optional[str] = None, metadata: Optional[str] = None,
+                     id_column: Optional[str] = None, **options) -> Any:
+        """Read ``path`` in a worker (optionally joining a metadata table), then :meth:`use_dataset`."""
+        from explorer.data import attach_metadata, open_dataset
+
+        def job():
+            yield Progress(0, None, f"Reading {Path(path).name}")
+            ds = open_dataset(path, fmt, **options)
+            if metadata:
+                ds = attach_metadata(ds, metadata, id_column=id_column)
+            return ds
+
+        source = {"path": str(Path(metadata).resolve()), "id_column": id_column} if metadata else None
+        return self.submit(Task(f"Open {Path(path).name}", job, lambda ds: self.use_dataset(ds, source),
+                                exclusive="open-dataset", priority=PRIORITY["open"]))
+
+    def use_dataset(self, ds, metadata_source: Optional[dict] = None) -> None:
+        """Make ``ds`` the session's dataset; embed it with every model that can."""
+        s = self.session
+        if "precomputed" in s.models and ds.kind != "vector":
+            s.remove_model("precomputed")  # the old dataset's own vectors
+        s.set_dataset(ds, metadata_source)
+        if ds.skipped:
+            self.info.emit(f"{len(ds.skipped)} items of {ds.name} could not be read and were left out "
+                           f"(first: {ds.skipped[0][0]}: {ds.skipped[0][1]}).")
+        if s.current is not None and can_embed(s.models[s.current], ds) is not None:
+            fits = [mid for mid, m in s.models.items() if can_embed(m, ds) is None]
+            if fits:
+                s.set_current(fits[0])
+        self.embed_all()
+
+    def open_encoder(self, path, make_current: bool = False, name: Optional[str] = None, **options) -> Any:
+        """Load an encoder in a worker, add it as a model, embed the dataset with it if it fits."""
+        from explorer.encoders import open_encoder
+
+        def job():
+            yield Progress(0, None, f"Loading {Path(path).name}")
+            return open_encoder(path, **options)
+
+        kept = {k: v for k, v in options.items() if v is not None}
+        return self.submit(Task(f"Load {Path(path).name}", job,
+                                lambda enc: self.add_encoder(enc, kept, name=name, make_current=make_current),
+                                priority=PRIORITY["open"]))
+
+    def add_encoder(self, encoder, options: Optional[dict] = None, name: Optional[str] = None,
+                    source: Optional[str] = None, make_current: bool = False):
+        s = self.session
+        m = s.add_model(encoder, name=name, source=source, options=options or {})
+        if make_current:
+            s.set_current(m.id)
+        if s.dataset is not None:
+            why = can_embed(m, s.dataset)
+            if why is None:
+                self.embed(m.id)
+            else:
+                self.info.emit(f"{m.id} was added but not used: {why}.")
+        return m
+
+    def attach_metadata(self, path, id_column: Optional[str] = None) -> None:
+        """Join a metadata table to the open dataset (by row order or ``id_column``); quick, so
+        it runs here. Views learn of it through the session's ``columns_changed``."""
+        from explorer.data import attach_metadata
+        from explorer.errors import InputError
+
+        s = self.session
+        if s.dataset is None:
+            raise InputError("Open a dataset before attaching metadata to it.")
+        ds = attach_metadata(s.dataset, path, id_column=id_column)
+        s.replace_dataset_columns(ds, {"path": str(Path(path).resolve()), "id_column": id_column})
+        self.info.emit(f"Attached {Path(path).name}: {len(ds.metadata)} columns to colour, filter and search by.")
+
+    def restore(self, result, data: dict) -> None:
+        """Apply a finished :func:`~explorer.app.session_file.restore_job` to this pipeline's
+        (fresh) session: dataset, selection, models, the current one; then compute what the
+        workspace does not already hold."""
+        s = self.session
+        ds = result.dataset
+        if ds is not None:
+            s.set_dataset(ds, (data.get("dataset") or {}).get("metadata"))
+            s.selection.select([i for i in data.get("selection", []) if 0 <= i < len(ds)], source=self)
+            focus = data.get("focus")
+            if focus is not None and 0 <= focus < len(ds):
+                s.selection.set_focus(focus, source=self)
+        for md, enc in result.encoders:
+            if enc is None and "precomputed" in s.models:
+                continue
+            s.add_model(enc, name=md["id"], source=md.get("source"), options=md.get("options", {}))
+        if data.get("current") in s.models:
+            s.set_current(data["current"])
+        if result.skipped:
+            more = f" ({len(result.skipped) - 1} more not opened)" if len(result.skipped) > 1 else ""
+            self.error.emit(result.skipped[0][1].rstrip(".") + more + ".")
+        self.embed_all()
+
+    # -- computing ---------------------------------------------------------------------------
+    def _rank(self, model_id: str, stage: str) -> int:
+        return PRIORITY.get(f"{stage}:current" if model_id == self.session.current else stage, 0)
+
+    def embed_all(self) -> None:
+        s = self.session
+        if s.dataset is None:
+            return
+        order = sorted(s.models, key=lambda mid: mid != s.current)  # the one on screen first
+        skipped = []
+        for mid in order:
+            why = can_embed(s.models[mid], s.dataset)
+            if why is None:
+                self.embed(mid)
+            else:
+                skipped.append(why)
+        if skipped:
+            more = f" ({len(skipped) - 1} more like it)" if len(skipped) > 1 else ""
+            self.info.emit(f"Not embedded: {skipped[0]}{more}.")
+
+    def embed(self, model_id: str) -> Any:
+        s = self.session
+        m = s.models.get(model_id)
+        if m is None or s.dataset is None:
+            return None
+        why = can_embed(m, s.dataset)
+        if why is not None:
+            self.error.emit(f"Cannot embed: {why}.")
+            return None
+        params = self.embed_params()
+        if model_id == s.current:
+            self.waiting.emit(model_id, f"Embedding {len(s.dataset):,} items with {model_id}…")
+        ds = s.dataset
+        return self.submit(Task(f"Embed with {model_id}", lambda: s.embed_job(model_id, params),
+                                lambda r: self._embedded(model_id, ds, r), exclusive=f"embed:{model_id}",
+                                priority=self._rank(model_id, "embed")))
+
+    def _embedded(self, model_id: str, dataset, result) -> None:
+        s = self.session
+        if s.dataset is not dataset or model_id not in s.models:
+            return  # the dataset changed (or the model went) while it ran
+        key, vectors = result
+        s.apply_embedding(model_id, key, vectors)
+        self._probe_correctness(model_id)
+        self.embedded.emit(model_id)
+        self.compute_maps(model_id)
+        self.diagnose(model_id)
+
+    def compute_maps(self, model_id: str, settings: Any = None) -> None:
+        """PCA at once; UMAP next (on the shared kNN graph) when the settings ask for it."""
+        from explorer.session import projection_job
+
+        s = self.session
+        m = s.models.get(model_id)
+        if m is None or m.vectors is None:
+            return
+        st = settings or self.settings
+        ds = s.dataset
+        methods = ["pca"] + (["umap"] if st.method == "umap" else [])
+        for method in methods:
+            if model_id == s.current and method == st.method:
+                self.waiting.emit(model_id, f"Computing the {method.upper()} of {len(m.vectors):,} points…")
+            s.jobs_pending(model_id, method, True)
+            self.submit(Task(f"{method.upper()} of {model_id}" + (f" ({len(m.vectors):,} points)" if method == "umap" else ""),
+                             lambda method=method: projection_job(s, model_id, method, st),
+                             lambda r, method=method: self._mapped(model_id, ds, method, r),
+                             exclusive=f"{method}:{model_id}", priority=self._rank(model_id, method),
+                             on_error=lambda _msg, method=method: s.jobs_pending(model_id, method, False)))
+
+    def _mapped(self, model_id: str, dataset, method: str, result) -> None:
+        s = self.session
+        s.jobs_pending(model_id, method, False)
+        if s.dataset is not dataset or model_id not in s.models:
+            return
+        s.apply_layout(model_id, method, result[0], result[1])
+        if model_id == s.current and method == self.settings.method:
+            self.waiting.emit(model_id, "")
+
+    def diagnose(self, model_id: str) -> None:
+        from explorer.session import diagnose_job
+
+        s = self.session
+        m = s.models.get(model_id)
+        if m is None or m.vectors is None:
+            return
+        ds = s.dataset
+        self.submit(Task(f"Diagnose {model_id}", lambda: diagnose_job(s, model_id),
+                         lambda r: s.apply_diagnostics(model_id, r) if s.dataset is ds and model_id in s.models else None,
+                         exclusive=f"diag:{model_id}", priority=self._rank(model_id, "diagnose")))
+
+    def show_model(self, model_id: str) -> None:
+        """Make ``model_id`` the one on screen; its missing map is computed ahead of the rest."""
+        s = self.session
+        s.set_current(model_id)
+        m = s.models[model_id]
+        if m.embedded and self.settings.method not in m.layouts and not s.is_pending(model_id, self.settings.method):
+            self.compute_maps(model_id)
+
+    def _probe_correctness(self, model_id: str) -> None:
+        """For a linear probe's logits: a "correct/incorrect" column to colour the map by."""
+        s = self.session
+        m, ds = s.models[model_id], s.dataset
+        if (m.encoder is None or m.encoder.info.get("output") != "linear probe logits" or ds is None
+                or ds.labels is None or m.vectors.shape[1] != len(ds.label_names)):
+            return
+        pred = np.argmax(m.vectors, axis=1)
+        col = np.where(pred == ds.labels, "correct", "incorrect").astype(object)
+        col[ds.labels < 0] = "unlabelled"
+        name = f"probe correct ({model_id})"
+        s.add_column(name, col)
+        acc = float(np.mean(pred[ds.labels >= 0] == ds.labels[ds.labels >= 0]))
+        self.info.emit(f"{model_id}: {acc:.1%} of labelled items correct; colour by “{name}” to see where it errs.")
