@@ -52,7 +52,16 @@ class JobRow(QtWidgets.QWidget):
 
     def tick(self) -> None:
         h = self.handle
-        if h.state in ("queued", "running"):
+        if h.state == "queued":
+            if self.bar.format() != "queued":
+                self.bar.setRange(0, 1000)
+                self.bar.setValue(0)
+                self.bar.setFormat("queued")
+                self.time.setText("waiting for a worker")
+        elif h.state == "running":
+            if self.bar.format() == "queued":
+                self.bar.setFormat("%p%")
+                self.bar.setRange(0, 0)  # busy until the first progress with a total
             self.time.setText(f"{_fmt_s(h.elapsed)} elapsed, {_fmt_s(h.remaining())} left")
 
     def _on_done(self) -> None:
@@ -68,7 +77,8 @@ class JobRow(QtWidgets.QWidget):
 
 
 class JobsPanel(QtWidgets.QWidget):
-    """Lists the runner's jobs, newest first; keeps the last 30."""
+    """Lists the runner's jobs: running ones on top, then the queued ones in the order they will
+    start, then the finished ones, newest first; keeps the last 30."""
 
     MAX_ROWS = 30
 
@@ -94,10 +104,16 @@ class JobsPanel(QtWidgets.QWidget):
         self._timer.timeout.connect(self._tick)
         self._timer.start()
 
+    _ORDER = {"running": 0, "queued": 1}
+
     def add(self, handle: JobHandle) -> None:
         self.empty.hide()
         row = JobRow(handle)
+        self._seq = getattr(self, "_seq", 0) + 1
+        row.seq = self._seq
         self.rows.insertWidget(0, row)
+        row.tick()
+        self._sort()
         while self.rows.count() - 1 > self.MAX_ROWS:
             item = self.rows.takeAt(self.rows.count() - 2)
             if item.widget():
@@ -107,6 +123,16 @@ class JobsPanel(QtWidgets.QWidget):
         return [self.rows.itemAt(i).widget() for i in range(self.rows.count())
                 if isinstance(self.rows.itemAt(i).widget(), JobRow)]
 
+    def _sort(self) -> None:
+        rows = self.job_rows()
+        want = sorted(rows, key=lambda r: (self._ORDER.get(r.handle.state, 2),
+                                           -getattr(r.handle, "priority", 0) if r.handle.state == "queued" else 0,
+                                           r.seq if r.handle.state in self._ORDER else -r.seq))
+        if want != rows:
+            for i, r in enumerate(want):
+                self.rows.insertWidget(i, r)
+
     def _tick(self) -> None:
         for r in self.job_rows():
             r.tick()
+        self._sort()

@@ -1,0 +1,54 @@
+"""The jobs panel says what waits: running jobs on top, then the queued ones in the order they
+will start (priority first) marked "queued", then finished ones, newest first; and the pool
+starts the queued job of highest priority first."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+pytest.importorskip("PySide6")
+
+
+def test_running_on_top_then_queued_by_priority(qtbot):
+    from explorer.gui.jobs_panel import JobsPanel
+    from explorer.gui.workers import JobRunner
+    from explorer.jobs import Progress
+
+    runner = JobRunner(max_threads=1)
+    panel = JobsPanel(runner)
+    qtbot.addWidget(panel)
+    gate = threading.Event()
+    started = []
+
+    def blocker():
+        started.append("blocker")
+        yield Progress(0, 1, "holding the only worker")
+        gate.wait(20)
+        return None
+
+    def quick(name):
+        def job():
+            started.append(name)
+            yield Progress(1, 1, name)
+        return job
+
+    runner.submit("blocker", blocker)
+    qtbot.waitUntil(lambda: started == ["blocker"], timeout=5000)
+    runner.submit("low", quick("low"), priority=1)
+    runner.submit("high", quick("high"), priority=9)
+    runner.submit("mid", quick("mid"), priority=5)
+    panel._tick()
+    rows = panel.job_rows()
+    assert [r.handle.name for r in rows] == ["blocker", "high", "mid", "low"]
+    assert [r.bar.format() for r in rows[1:]] == ["queued"] * 3
+    gate.set()
+    qtbot.waitUntil(lambda: len(started) == 4, timeout=10000)
+    assert started == ["blocker", "high", "mid", "low"]
+    runner.wait(5000)
+    qtbot.waitUntil(lambda: all(r.handle.state == "finished" for r in panel.job_rows()), timeout=5000)
+    panel._tick()
+    # finished: newest submission first
+    assert [r.handle.name for r in panel.job_rows()] == ["mid", "high", "low", "blocker"]
+    assert [r.bar.format() for r in panel.job_rows()] == ["done"] * 4
