@@ -782,6 +782,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.mapview.set_layout(coords, reset_view=first)
         self._shown_n = len(coords)
         self._apply_colors()
+        if self.search.text().strip():
+            self.mapview.set_filter(self._search_mask(self.search.text()))
         info = m.layout_info.get(method) or {}
         self.projpanel.info.setText(info.get("summary", ""))
         self._update_map_state()
@@ -847,10 +849,12 @@ class MainWindow(QtWidgets.QMainWindow):
     def _search_changed(self, text: str) -> None:
         """The search greys out what does not match on the map and on every comparison tab."""
         mask = self._search_mask(text)
-        self.mapview.set_filter(mask)
+        ds = self.session.dataset
+        if getattr(self, "_shown_n", None) and ds is not None and self._shown_n == len(ds):
+            self.mapview.set_filter(mask)  # else: applied when this dataset's map appears
         for i in range(1, self.center_tabs.count()):
             w = self.tab_view(i)
-            if hasattr(w, "set_filter") and getattr(w, "dataset", None) is self.session.dataset:
+            if hasattr(w, "set_filter") and getattr(w, "dataset", None) is ds:
                 w.set_filter(mask)
 
     def _search_select(self) -> None:
