@@ -97,8 +97,9 @@ class Pipeline:
 
     # -- opening ---------------------------------------------------------------------------
     def open_dataset(self, path, fmt: Optional[str] = None, metadata: Optional[str] = None,
-                     id_column: Optional[str] = None, **options) -> Any:
-        """Read ``path`` in a worker (optionally joining a metadata table), then :meth:`use_dataset`."""
+                     id_column: Optional[str] = None, then: Optional[Callable[[], None]] = None, **options) -> Any:
+        """Read ``path`` in a worker (optionally joining a metadata table), then :meth:`use_dataset`,
+        then ``then()``."""
         from explorer.data import attach_metadata, open_dataset
 
         def job():
@@ -109,8 +110,14 @@ class Pipeline:
             return ds
 
         source = {"path": str(Path(metadata).resolve()), "id_column": id_column} if metadata else None
-        return self.submit(Task(f"Open {Path(path).name}", job, lambda ds: self.use_dataset(ds, source),
-                                exclusive="open-dataset", priority=PRIORITY["open"]))
+
+        def done(ds):
+            self.use_dataset(ds, source)
+            if then is not None:
+                then()
+
+        return self.submit(Task(f"Open {Path(path).name}", job, done, exclusive="open-dataset",
+                                priority=PRIORITY["open"]))
 
     def use_dataset(self, ds, metadata_source: Optional[dict] = None) -> None:
         """Make ``ds`` the session's dataset; embed it with every model that can."""
@@ -139,6 +146,26 @@ class Pipeline:
         return self.submit(Task(f"Load {Path(path).name}", job,
                                 lambda enc: self.add_encoder(enc, kept, name=name, make_current=make_current),
                                 priority=PRIORITY["open"]))
+
+    def open_demo(self) -> None:
+        """The bundled sample digits with their metadata and the three sample checkpoints
+        (healthy, dimensionally collapsed, collapsed); the healthy one is shown first."""
+        from explorer.errors import InputError
+        from explorer.resources import sample_data_dir
+
+        root = sample_data_dir()
+        data, meta = root / "digits", root / "digits_metadata.csv"
+        if not data.is_dir():
+            raise InputError(f"The sample data is missing from {root}; reinstall the app or run make sample-data.")
+        models = [p for p in (root / "checkpoints" / n for n in ("healthy.pt", "dimcollapsed.pt", "collapsed.pt"))
+                  if p.exists()]
+
+        def opened():
+            for p in models:
+                self.open_encoder(p, make_current=p.name == "healthy.pt")
+
+        self.open_dataset(data, metadata=str(meta) if meta.exists() else None,
+                          id_column="path" if meta.exists() else None, then=opened)
 
     def add_encoder(self, encoder, options: Optional[dict] = None, name: Optional[str] = None,
                     source: Optional[str] = None, make_current: bool = False):

@@ -30,7 +30,7 @@ def make_app(argv=None):
 
     from explorer.resources import assets_dir, setup_numba_cache
 
-    from explorer.gui.mainwindow import settings as _settings
+    from explorer.gui.settings import settings as _settings
 
     cache = str(_settings().value("cache_dir", "") or "")
     if cache and not os.environ.get("EMBEDDING_EXPLORER_CACHE"):
@@ -46,7 +46,7 @@ def make_app(argv=None):
         icon.addFile(str(png))
     if not icon.isNull():
         app.setWindowIcon(icon)
-    from explorer.gui.mainwindow import settings
+    from explorer.gui.settings import settings
 
     apply_theme(app, str(settings().value("theme", "light")))
     return app

@@ -242,7 +242,7 @@ class SettingsDialog(QtWidgets.QDialog):
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
-        from explorer.gui.mainwindow import settings
+        from explorer.gui.settings import settings
         from explorer.resources import cache_dir
 
         self.setWindowTitle("Settings")
@@ -298,7 +298,7 @@ class SettingsDialog(QtWidgets.QDialog):
         form.addRow(bb)
 
     def save(self) -> None:
-        from explorer.gui.mainwindow import settings
+        from explorer.gui.settings import settings
 
         s = settings()
         s.setValue("device", self.device.currentText())

@@ -13,38 +13,20 @@ import traceback
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from explorer import __version__
 from explorer.errors import ExplorerError
+from explorer.gui.browser import DataBrowser
 from explorer.gui.jobs_panel import JobsPanel
-from explorer.gui.panels import (InspectorPanel, MessageBar, ProjectionPanel, ProjectionSettings,
-                                 SelectionPanel, item_tooltip_html)
+from explorer.gui.map_panel import MapPanel
+from explorer.gui.settings import APP, settings
+from explorer.gui.status_bar import StatusBar
+from explorer.gui.details import DetailsPanel
+from explorer.gui.panels import MessageBar, ProjectionSettings
 from explorer.gui.workers import JobRunner
 from explorer.gui.subscriptions import Subscriptions
 from explorer.session import Session
-
-ORG, APP = "embedding-explorer", "Embedding Explorer"
-
-
-def settings() -> QtCore.QSettings:
-    return QtCore.QSettings(ORG, APP)
-
-
-def icon(name: str) -> QtGui.QIcon:
-    from explorer.resources import assets_dir
-
-    app = QtWidgets.QApplication.instance()
-    dark = app is not None and app.property("theme") == "dark"
-    base = assets_dir() / "icons" / "toolbar"
-    for folder in ((base / "dark", base) if dark else (base,)):
-        for ext in (".svg", ".png"):
-            p = folder / f"{name}{ext}"
-            if p.exists():
-                return QtGui.QIcon(str(p))
-    return QtGui.QIcon()
-
 
 class MainWindow(QtWidgets.QMainWindow):
     idle = QtCore.Signal()  # no job running any more (for --screenshot and tests)
@@ -67,7 +49,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._bind_session(self.pipeline.session)
         self.pipeline.info.connect(self.show_info)
         self.pipeline.error.connect(self.show_error)
-        self.pipeline.waiting.connect(self._show_waiting)
+        self.pipeline.waiting.connect(lambda mid, text: self.map_panel.show_waiting(mid, text))
         self.pipeline.embedded.connect(self._after_embedded)
         self._build_ui()
         self._build_actions()
@@ -91,106 +73,43 @@ class MainWindow(QtWidgets.QMainWindow):
 
     # ------------------------------------------------------------------ UI construction
     def _build_ui(self) -> None:
-        from explorer.gui.mapview import MapView
-
         central = QtWidgets.QWidget()
         v = QtWidgets.QVBoxLayout(central)
         v.setContentsMargins(6, 6, 6, 0)
         self.message = MessageBar()
         v.addWidget(self.message)
-        bar = QtWidgets.QHBoxLayout()
-        self.model_combo = QtWidgets.QComboBox()
-        self.model_combo.setSizeAdjustPolicy(QtWidgets.QComboBox.AdjustToMinimumContentsLengthWithIcon)
-        self.model_combo.setMinimumContentsLength(10)
-        self.model_combo.setToolTip("Which model's embedding the map shows")
-        self.model_combo.currentTextChanged.connect(self._model_combo_changed)
-        self.method_combo = QtWidgets.QComboBox()
-        self.method_combo.addItems(["umap", "pca"])
-        self.method_combo.setToolTip("Map: UMAP (neighbourhoods) or PCA (exact, linear)")
-        self.method_combo.currentTextChanged.connect(self._method_changed)
-        self.color_combo = QtWidgets.QComboBox()
-        self.color_combo.setSizeAdjustPolicy(QtWidgets.QComboBox.AdjustToMinimumContentsLengthWithIcon)
-        self.color_combo.setMinimumContentsLength(8)
-        self.color_combo.setToolTip("Colour points by a label, a metadata column or a per-point metric")
-        self.color_combo.currentTextChanged.connect(self._color_changed)
-        self.search = QtWidgets.QLineEdit()
-        self.search.setPlaceholderText("Search: 7 (a label), col=value, col~text…  Enter selects")
-        self.search.setClearButtonEnabled(True)
-        self.search.setMinimumWidth(120)
-        self.search.setToolTip("A bare word matches the label exactly (then the item ids); col=value matches a "
-                               "column exactly, col~text contains. Greys out the rest; Enter selects the matches")
-        self.search.textChanged.connect(self._search_changed)
-        self.search.returnPressed.connect(self._search_select)
-        for lbl, w in (("Model", self.model_combo), ("Map", self.method_combo), ("Colour", self.color_combo)):
-            bar.addWidget(QtWidgets.QLabel(lbl))
-            bar.addWidget(w)
-        bar.addWidget(self.search, 1)
-        self.search_count = QtWidgets.QLabel("")
-        self.search_count.setToolTip("What the search matched")
-        bar.addWidget(self.search_count)
-        self.map_state = QtWidgets.QLabel("")
-        self.map_state.setObjectName("map_state")
-        self.map_state.setWordWrap(True)
-        self.map_state.setVisible(False)
-        v.addLayout(bar)
-        v.addWidget(self.map_state)
-        self.stack = QtWidgets.QStackedWidget()
-        self.start_page = self._build_start_page()
-        self.mapview = MapView()
+        self.map_panel = MapPanel(self.pipeline, self._build_start_page())
+        mp = self.map_panel
+        # the panel's parts, under the names menus, views and tests use
+        (self.model_combo, self.method_combo, self.color_combo, self.search, self.search_count, self.mapview,
+         self.center_tabs, self.stack, self.start_page) = (mp.model_combo, mp.method_combo, mp.color_combo, mp.search,
+                                                           mp.search_count, mp.mapview, mp.center_tabs, mp.stack,
+                                                           mp.start_page)
+        self.add_tab, self.tab_view, self.tab_index, self._close_tab = mp.add_tab, mp.tab_view, mp.tab_index, mp.close_tab
+        mp.model_chosen.connect(lambda mid: self.guarded(lambda: self.pipeline.show_model(mid)))
+        mp.method_chosen.connect(self._method_changed)
+        mp.status.connect(lambda text: self.statusBar().showMessage(text, 4000))
+        mp.layout_shown.connect(lambda summary: self.projpanel.info.setText(summary))
         self.mapview.bind_selection(self.selection)
-        self.mapview.set_hover_provider(self._hover)
-        self.center_tabs = QtWidgets.QTabWidget()
-        self.center_tabs.setDocumentMode(True)
-        self.center_tabs.setTabsClosable(True)
-        self.center_tabs.addTab(self.mapview, "Map")
-        self.center_tabs.tabBar().setTabButton(0, QtWidgets.QTabBar.RightSide, None)
-        self.center_tabs.tabCloseRequested.connect(self._close_tab)
-        self.stack.addWidget(self.start_page)
-        self.stack.addWidget(self.center_tabs)
-        v.addWidget(self.stack, 1)
+        v.addWidget(mp, 1)
         self.setCentralWidget(central)
 
         # left: browser
-        self.browser = QtWidgets.QTreeWidget()
-        self.browser.setHeaderLabels(["Item", "State"])
-        self.browser.setColumnWidth(0, 170)
-        self.browser.header().setStretchLastSection(True)
-        self.browser.setMinimumWidth(180)
-        self.browser.itemDoubleClicked.connect(self._browser_activated)
+        self.browser = DataBrowser()
+        self.browser.model_activated.connect(lambda mid: self.guarded(lambda: self.pipeline.show_model(mid)))
         self._dock("Data and models", self.browser, QtCore.Qt.LeftDockWidgetArea, "browser")
         # right: tabs
-        self.tabs = QtWidgets.QTabWidget()
-        self.inspector = InspectorPanel()
-        self.inspector.neighbor_activated.connect(lambda i: self.selection.set_focus(i, source=self))
-        self.inspector.k_changed.connect(lambda _k: self._show_neighbors())
-        self.inspector.metric_changed.connect(lambda _m: self._show_neighbors())
-        self.selpanel = SelectionPanel()
-        self.selpanel.item_activated.connect(lambda i: self.selection.set_focus(i, source=self))
-        self.projpanel = ProjectionPanel()
+        self.tabs = DetailsPanel(self.pipeline)
+        self.tabs.error.connect(self.show_error)
+        self.inspector, self.selpanel, self.projpanel, self.diagpanel = (
+            self.tabs.inspector, self.tabs.selpanel, self.tabs.projpanel, self.tabs.diagpanel)
         self.projpanel.apply_requested.connect(self.apply_projection)
-        self.tabs.addTab(self.inspector, "Inspector")
-        self.tabs.addTab(self.selpanel, "Selection")
-        self.tabs.addTab(self.projpanel, "Map settings")
-        try:
-            from explorer.gui.diagnostics_panel import DiagnosticsPanel
-
-            self.diagpanel = DiagnosticsPanel()
-            self.tabs.addTab(self.diagpanel, "Diagnostics")
-        except ImportError:
-            self.diagpanel = None
         details = self._dock("Details", self.tabs, QtCore.Qt.RightDockWidgetArea, "details")
         self.resizeDocks([details], [420], QtCore.Qt.Horizontal)
         # bottom: jobs
         self.jobs_panel = JobsPanel(self.runner)
         self._dock("Jobs", self.jobs_panel, QtCore.Qt.BottomDockWidgetArea, "jobs")
-        # status bar
-        sb = self.statusBar()
-        self.status_device = QtWidgets.QLabel()
-        self.status_points = QtWidgets.QLabel()
-        self.status_sel = QtWidgets.QLabel()
-        self.status_mem = QtWidgets.QLabel()
-        for w in (self.status_device, self.status_mem, self.status_points, self.status_sel):
-            sb.addPermanentWidget(w)
+        self.setStatusBar(StatusBar())
         self._mem_timer = QtCore.QTimer(self)
         self._mem_timer.setInterval(2000)
         self._mem_timer.timeout.connect(self._update_status)
@@ -217,109 +136,17 @@ class MainWindow(QtWidgets.QMainWindow):
         return d
 
     def _build_start_page(self) -> QtWidgets.QWidget:
-        w = QtWidgets.QWidget()
-        lay = QtWidgets.QVBoxLayout(w)
-        lay.addStretch(1)
-        title = QtWidgets.QLabel(f"<h1>{APP}</h1><p>See what your embedding space looks like: open a dataset "
-                                 "and your own checkpoints, map them, diagnose collapse, compare.</p>"
-                                 "<p>Drop files or folders here, or:</p>")
-        title.setAlignment(QtCore.Qt.AlignCenter)
-        title.setWordWrap(True)
-        lay.addWidget(title)
-        grid = QtWidgets.QGridLayout()  # 2 x 2: fits a narrow window
-        for i, (text, slot) in enumerate((("Open dataset…", self.open_dataset_dialog),
-                                          ("Open encoder…", self.open_encoder_dialog),
-                                          ("Open session…", self.open_session_dialog), ("Try the demo", self.open_demo))):
-            b = QtWidgets.QPushButton(text)
-            b.setMinimumWidth(140)
-            b.clicked.connect(slot)
-            grid.addWidget(b, i // 2, i % 2)
-        row = QtWidgets.QHBoxLayout()
-        row.addStretch(1)
-        row.addLayout(grid)
-        row.addStretch(1)
-        lay.addLayout(row)
-        self.recent_list = QtWidgets.QListWidget()
-        self.recent_list.setMaximumWidth(700)
-        self.recent_list.setMaximumHeight(200)
-        self.recent_list.itemActivated.connect(lambda it: self.open_path(it.data(QtCore.Qt.UserRole)))
-        rl = QtWidgets.QHBoxLayout()
-        rl.addStretch(1)
-        box = QtWidgets.QVBoxLayout()
-        box.addWidget(QtWidgets.QLabel("Recent"))
-        box.addWidget(self.recent_list)
-        rl.addLayout(box)
-        rl.addStretch(1)
-        lay.addLayout(rl)
-        lay.addStretch(2)
-        return w
+        from explorer.gui.start_page import StartPage
+
+        page = StartPage((("Open dataset…", self.open_dataset_dialog), ("Open encoder…", self.open_encoder_dialog),
+                          ("Open session…", self.open_session_dialog), ("Try the demo", self.open_demo)))
+        page.open_recent.connect(self.open_path)
+        return page
 
     def _build_actions(self) -> None:
-        mb = self.menuBar()
-        tb = self.addToolBar("Main")
-        tb.setObjectName("main_toolbar")
-        tb.setIconSize(QtCore.QSize(20, 20))
-        tb.setToolButtonStyle(QtCore.Qt.ToolButtonTextBesideIcon)
+        from explorer.gui.menus import build_menus
 
-        def act(menu, text, slot, shortcut=None, tip="", icon_name=None, toolbar=False):
-            a = QtGui.QAction(text, self)
-            if icon_name:
-                a.setIcon(icon(icon_name))
-            if shortcut:
-                a.setShortcut(QtGui.QKeySequence(shortcut))
-            a.setToolTip(tip or text)
-            a.setStatusTip(tip or text)
-            a.triggered.connect(slot)
-            menu.addAction(a)
-            if toolbar:
-                tb.addAction(a)
-            return a
-
-        f = mb.addMenu("&File")
-        act(f, "Open &dataset…", self.open_dataset_dialog, "Ctrl+O", "Open an image folder, array, HDF5, text or vector file", "open", True)
-        act(f, "Open &encoder…", self.open_encoder_dialog, "Ctrl+E", "Open a checkpoint (TorchScript, state_dict, safetensors, Lightning)", "open", True)
-        act(f, "Add &layer of this encoder…", self.add_layer_dialog, "Ctrl+L",
-            "Embed with another layer of the current encoder (e.g. backbone vs projector) to compare them")
-        act(f, "Attach &metadata…", self.attach_metadata_dialog, None, "Join a CSV/TSV table to the dataset by row order or id column")
-        f.addSeparator()
-        act(f, "Open &session…", self.open_session_dialog, "Ctrl+Shift+O")
-        act(f, "&Save session…", self.save_session_dialog, "Ctrl+S", "Save the workspace and the open views")
-        f.addSeparator()
-        act(f, "Export &selection…", self.export_selection_dialog, "Ctrl+Shift+E", "CSV of ids, labels and metadata; vectors as .npy or .h5", "export", True)
-        act(f, "Export map &image…", self.export_map_dialog, "Ctrl+Shift+P", "PNG or SVG at publication resolution")
-        act(f, "Copy &Python snippet", self.copy_snippet, "Ctrl+Shift+C", "Copy code that reproduces the current map from the workspace")
-        f.addSeparator()
-        self.recent_menu = f.addMenu("Recent")
-        f.addSeparator()
-        act(f, "Se&ttings…", self.settings_dialog, "Ctrl+,")
-        act(f, "&Quit", self.close, "Ctrl+Q")
-        act(f, "&Find similar to a file or text…", self.find_similar_dialog, "Ctrl+Shift+F",
-            "Embed a new image or sentence with the current encoder and list its nearest items")
-        c = mb.addMenu("&Compute")
-        tb.addSeparator()
-        act(c, "&Embed", self.embed_current, "Ctrl+Return", "Embed the dataset with the current model", "embed", True)
-        act(c, "Embed &all models", self.embed_all, "Ctrl+Shift+Return")
-        act(c, "&Recompute map", lambda: self.apply_projection(self.projpanel.settings()), "Ctrl+R", "Re-run the map with the settings panel's values", "map", True)
-        act(c, "&Diagnose collapse", self.diagnose_current, "Ctrl+D", "Collapse diagnostics of the current model", "diagnose", True)
-        act(c, "Cancel all jobs", self.runner.cancel_all, "Ctrl+.", "Cancel every running job", "cancel")
-        cmp_menu = mb.addMenu("Com&pare")
-        act(cmp_menu, "Compare models &side by side…", self.compare_dialog, "Ctrl+K",
-            "2-4 models in linked, aligned maps with neighbourhood overlap and CKA", "compare", True)
-        act(cmp_menu, "Open a checkpoint &run (timeline)…", self.timeline_dialog, "Ctrl+T",
-            "Embed every checkpoint of a training run on a probe set: metric curves and aligned maps")
-        self.finetune_action = act(cmp_menu, "&Fine-tune…", self.finetune_dialog, "Ctrl+F",
-                                   "Linear probe or fine-tune the current encoder, live, then compare before/after",
-                                   "finetune", True)
-        vmenu = mb.addMenu("&View")
-        act(vmenu, "&Reset view", lambda: self.mapview.reset_view(), "R", "Show all points", "reset_view", True)
-        act(vmenu, "&Zoom to selection", lambda: self.mapview.zoom_to_selection(), "Z")
-        act(vmenu, "Clear selection", lambda: self.selection.clear(source=self), "Esc")
-        act(vmenu, "Select &all", lambda: self.selection.select(np.arange(self.selection.n), source=self), "Ctrl+A")
-        vmenu.addSeparator()
-        for d in self.findChildren(QtWidgets.QDockWidget):
-            vmenu.addAction(d.toggleViewAction())
-        h = mb.addMenu("&Help")
-        act(h, "&About", self.about)
+        self.finetune_action = build_menus(self)["finetune_dialog"]
         self._refresh_recent()
 
     # ------------------------------------------------------------------ settings
@@ -334,27 +161,9 @@ class MainWindow(QtWidgets.QMainWindow):
         state = s.value("windowState")
         if state is not None:
             self.restoreState(state)
-        self.status_device.setText(f"Device: {settings().value('device', 'auto')}")
 
     def _probe_device(self) -> None:
-        """Name the device (and its free memory) in the status bar. Importing torch takes
-        seconds, so it happens in a worker after the window is up, not before."""
-        dev = str(settings().value("device", "auto"))
-        self.status_device.setText(f"Device: {dev}")
-        self.status_device.setToolTip("Choose the device in File > Settings")
-
-        def job():
-            from explorer.device import device_info
-            from explorer.jobs import Progress
-
-            yield Progress(0, 1, "looking for a GPU")
-            return device_info(None if dev == "auto" else dev).describe()
-
-        def show(text):
-            self.status_device.setText(f"Device: {text}")
-
-        self.runner.submit("Detect the compute device", job, show,
-                           lambda msg, _d: self.status_device.setText(f"Device: {msg}"), exclusive="device")
+        self.statusBar().probe_device(self.runner)
 
     def embed_params(self):
         from explorer.embed import EmbedParams
@@ -423,43 +232,17 @@ class MainWindow(QtWidgets.QMainWindow):
         return bool(self.runner.active())
 
     def _update_status(self) -> None:
-        ds = self.session.dataset
-        self.status_points.setText(f"{len(ds):,} points" if ds is not None else "no dataset")
-        self.status_sel.setText(f"{len(self.selection):,} selected")
-        try:
-            import resource
-
-            rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-            self.status_mem.setText(f"Memory: {rss:,.0f} MB peak")
-        except Exception:
-            self.status_mem.setText("")
-        n = len(self.runner.active())
-        if n:
-            self.statusBar().showMessage(f"{n} job{'s' if n > 1 else ''} running", 2500)
-        else:
-            self.statusBar().clearMessage()
+        self.statusBar().show_counts(self.session.dataset, len(self.selection), len(self.runner.active()))
 
     # ------------------------------------------------------------------ opening things
     def _remember_recent(self, path: str, kind: str) -> None:
-        s = settings()
-        recent = [r for r in (s.value("recent", []) or []) if r and r.split("|", 1)[-1] != path]
-        recent.insert(0, f"{kind}|{path}")
-        s.setValue("recent", recent[:12])
+        from explorer.gui.start_page import remember
+
+        remember(path, kind)
         self._refresh_recent()
 
     def _refresh_recent(self) -> None:
-        recent = settings().value("recent", []) or []
-        if isinstance(recent, str):
-            recent = [recent]
-        self.recent_menu.clear()
-        self.recent_list.clear()
-        for r in recent:
-            kind, _, path = r.partition("|")
-            a = self.recent_menu.addAction(f"{kind}: {path}")
-            a.triggered.connect(lambda _=False, p=path, k=kind: self.open_path(p, k))
-            it = QtWidgets.QListWidgetItem(f"{kind}:  {path}")
-            it.setData(QtCore.Qt.UserRole, path)
-            self.recent_list.addItem(it)
+        self.start_page.refresh(self.recent_menu)
 
     def open_path(self, path: str, kind: Optional[str] = None) -> None:
         """Open whatever ``path`` is: a session, a checkpoint or a dataset (asks the registries)."""
@@ -479,8 +262,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.pipeline.open_dataset(path, fmt, metadata=metadata, **options)
 
     def open_encoder(self, path: str, **options) -> None:
-        self.pipeline.open_encoder(path, make_current=getattr(self, "_demo_current", None) == Path(path).name,
-                                   **options)
+        self.pipeline.open_encoder(path, **options)
 
     def open_dataset_dialog(self) -> None:
         from explorer.gui.dialogs import DatasetDialog
@@ -550,11 +332,8 @@ class MainWindow(QtWidgets.QMainWindow):
 
         def done(results):
             idx, scores = results[0]
-            ds = self.session.dataset
-            self.inspector.show_item(None, None)
-            self.inspector.title.setText(f"Query: {Path(str(items[0])).name if kind != 'text' else str(items[0])[:60]}")
-            self.inspector.show_neighbors(ds, idx, scores, metric)
-            self.tabs.setCurrentWidget(self.inspector)
+            self.tabs.show_query(f"Query: {Path(str(items[0])).name if kind != 'text' else str(items[0])[:60]}",
+                                 idx, scores, metric)
             self.selection.select(idx, source=self)
 
         self.submit("Find similar", job, done)
@@ -582,46 +361,17 @@ class MainWindow(QtWidgets.QMainWindow):
 
     # ------------------------------------------------------------------ demo
     def open_demo(self) -> None:
-        """The bundled sample data with its checkpoints; maps and diagnostics computed."""
-        from explorer.resources import sample_data_dir
-
-        root = sample_data_dir()
-        data = root / "digits"
-        if not data.is_dir():
-            return self.show_error(f"The sample data is missing from {root}; reinstall the app or run make sample-data.")
-        meta = root / "digits_metadata.csv"
-        self._pending_metadata = str(meta) if meta.exists() else None
-        self._demo_models = [p for p in (root / "checkpoints" / n for n in ("healthy.pt", "dimcollapsed.pt", "collapsed.pt")) if p.exists()]
-        from explorer.data import open_dataset
-
-        def job():
-            from explorer.jobs import Progress
-
-            yield Progress(0, None, "Reading the sample digits")
-            ds = open_dataset(str(data))
-            if self._pending_metadata:
-                from explorer.data import attach_metadata
-
-                ds = attach_metadata(ds, self._pending_metadata, id_column="path")
-            return ds
-
+        """The bundled sample data with its checkpoints; maps and diagnostics computed, and one
+        item inspected so its neighbours show what the tool is for."""
         self._demo_focus = True
-        self._demo_current = "healthy.pt"  # the demo opens on the healthy model, the others beside it
-
-        def done(ds):
-            meta = self._pending_metadata
-            self.pipeline.use_dataset(ds, {"path": str(Path(meta).resolve()), "id_column": "path"} if meta else None)
-            for p in self._demo_models:
-                self.open_encoder(str(p))
-
-        self.submit("Open the demo", job, done)
+        self.guarded(self.pipeline.open_demo)
 
     # ------------------------------------------------------------------ compute
     def embed(self, model_id: str) -> None:
         self.pipeline.embed(model_id)
 
     def _after_embedded(self, model_id: str) -> None:
-        if getattr(self, "_demo_focus", False) and model_id == self.session.current:
+        if getattr(self, "_demo_focus", False) and self.session.dataset is not None:
             # the demo opens with one item inspected, so its neighbours show what the tool is for
             self._demo_focus = False
             self.selection.set_focus(min(42, len(self.session.dataset) - 1), source=self)
@@ -663,276 +413,45 @@ class MainWindow(QtWidgets.QMainWindow):
 
     # ------------------------------------------------------------------ session signals
     def _on_dataset_changed(self, ds) -> None:
-        self._waiting_text = ""
-        self._show_current_map()  # clears the previous dataset's map
+        self.map_panel.dataset_changed()
         if ds is not None and getattr(ds, "source", None):
             self._remember_recent(str(ds.source), "dataset")
-        self.stack.setCurrentWidget(self.center_tabs)
-        self._refresh_color_choices()
         self._refresh_browser()
-        self.inspector.show_item(None, None)
-        self.selpanel.show_selection(None, np.zeros(0, int))
+        self.tabs.clear()
         self._update_status()
 
-    def _refresh_color_choices(self) -> None:
-        ds = self.session.dataset
-        cur = self.color_combo.currentText()
-        with QtCore.QSignalBlocker(self.color_combo):
-            self.color_combo.clear()
-            self.color_combo.addItem("(uniform)")
-            if ds is not None:
-                for name in ds.columns():
-                    self.color_combo.addItem(name)
-            for extra in ("projection trust",):
-                self.color_combo.addItem(extra)
-            if cur and self.color_combo.findText(cur) >= 0:
-                self.color_combo.setCurrentText(cur)
-            elif ds is not None and ds.labels is not None:
-                self.color_combo.setCurrentText("label")
-        self._apply_colors()
-
     def _refresh_browser(self) -> None:
-        self.browser.clear()
-        ds = self.session.dataset
-        top = QtWidgets.QTreeWidgetItem(["Dataset", "" if ds is None else f"{len(ds):,} {ds.kind} items"])
-        if ds is not None:
-            it = QtWidgets.QTreeWidgetItem([ds.name, f"{len(ds.label_names)} classes" if ds.label_names else ""])
-            it.setToolTip(0, str(ds.source))
-            top.addChild(it)
-        self.browser.addTopLevelItem(top)
-        mt = QtWidgets.QTreeWidgetItem(["Models", f"{len(self.session.models)}"])
-        for mid, m in self.session.models.items():
-            state = "not embedded"
-            if m.vectors is not None:
-                state = f"{m.vectors.shape[1]}-d"
-                if m.layouts:
-                    state += ", " + "+".join(sorted(m.layouts))
-                if m.diagnostics:
-                    state += ", " + m.diagnostics.get("verdict", {}).get("label", "diagnosed")
-            it = QtWidgets.QTreeWidgetItem([mid, state])
-            it.setData(0, QtCore.Qt.UserRole, mid)
-            it.setToolTip(0, m.source or "precomputed vectors")
-            if mid == self.session.current:
-                f = it.font(0)
-                f.setBold(True)
-                it.setFont(0, f)
-            mt.addChild(it)
-        self.browser.addTopLevelItem(mt)
-        wt = QtWidgets.QTreeWidgetItem(["Workspace", self.session.workspace_path.name])
-        wt.setToolTip(0, str(self.session.workspace_path))
-        try:
-            for key, attrs in self.session.workspace.list("embeddings"):
-                wt.addChild(QtWidgets.QTreeWidgetItem([str(attrs.get("model", key)), f"cached {attrs.get('n', '?')}x{attrs.get('dim', '?')}"]))
-        except Exception:
-            pass
-        self.browser.addTopLevelItem(wt)
-        self.browser.expandAll()
-        with QtCore.QSignalBlocker(self.model_combo):
-            self.model_combo.clear()
-            self.model_combo.addItems(list(self.session.models))
-            if self.session.current:
-                self.model_combo.setCurrentText(self.session.current)
-
-    def _browser_activated(self, item, _col) -> None:
-        mid = item.data(0, QtCore.Qt.UserRole)
-        if mid and mid in self.session.models:
-            self.guarded(lambda: self.pipeline.show_model(mid))
-
-    def _model_combo_changed(self, mid: str) -> None:
-        if mid and mid in self.session.models:
-            self.guarded(lambda: self.pipeline.show_model(mid))
+        self.browser.refresh(self.session)
+        self.map_panel.refresh_models()
 
     def _on_current_changed(self, mid) -> None:
         self._refresh_browser()
-        self._show_current_map()
-        self._show_diagnostics()
-        self._show_neighbors()
+        self.map_panel.show_current_map()
+        self.tabs.show_diagnostics()
+        self.tabs.show_neighbors()
 
     def _on_model_updated(self, mid: str) -> None:
         self._refresh_browser()
         if mid == self.session.current:
-            self._show_current_map()
-            self._show_neighbors()
-        self._show_diagnostics()
+            self.map_panel.show_current_map()
+            self.tabs.show_neighbors()
+        self.tabs.show_diagnostics()
 
     def _method_changed(self, method: str) -> None:
         self.projection.method = method
         self.projpanel.method.setCurrentText(method)
         if self.session.current:
             self.pipeline.show_model(self.session.current)
-        self._show_current_map()
-
-    def _show_current_map(self) -> None:
-        m = self.session.model() if self.session.current else None
-        ds = self.session.dataset
-        method = self.method_combo.currentText()
-        coords = None if m is None else m.layouts.get(method)
-        if coords is None and m is not None:
-            coords = m.layouts.get("pca")
-        if coords is None or ds is None or len(coords) != len(ds):
-            # nothing of this dataset to show yet: never keep the previous dataset's layout
-            if getattr(self, "_shown_key", None) is not None:
-                self.mapview.set_layout(np.zeros((0, 2), np.float32))
-                self._shown_key, self._shown_n = None, 0
-            self._update_map_state()
-            return
-        shown = (m.id, method if method in m.layouts else "pca", len(coords))
-        first = getattr(self, "_shown_key", None) != shown
-        self._shown_key = shown
-        self.mapview.set_layout(coords, reset_view=first)
-        self._shown_n = len(coords)
-        self._apply_colors()
-        if self.search.text().strip():
-            self.mapview.set_filter(self._search_mask(self.search.text()))
-        info = m.layout_info.get(method) or {}
-        self.projpanel.info.setText(info.get("summary", ""))
-        self._update_map_state()
-
-    def _show_waiting(self, model_id: str, text: str) -> None:
-        self._waiting_text = text if model_id == self.session.current else getattr(self, "_waiting_text", "")
-        self._update_map_state()
-
-    def _update_map_state(self) -> None:
-        """Under the toolbar: what the map shows, and what it waits for."""
-        m = self.session.model() if self.session.current else None
-        method = self.method_combo.currentText()
-        shown = (getattr(self, "_shown_key", None) or (None, None))[1]
-        waiting = getattr(self, "_waiting_text", "")
-        if m is None or self.session.dataset is None:
-            text = ""
-        elif shown is None:
-            text = waiting or "No map yet."
-        elif shown != method:
-            text = f"Showing {shown.upper()} until the {method.upper()} is ready" + (f" ({waiting})" if waiting else ".")
-        else:
-            text = ""
-        self.map_state.setText(text)
-        self.map_state.setVisible(bool(text))
-
-    def _apply_colors(self) -> None:
-        ds = self.session.dataset
-        name = self.color_combo.currentText()
-        if ds is None or getattr(self, "_shown_n", None) != len(ds):
-            return
-        if name == "projection trust":
-            m = self.session.model()
-            trust = (m.layout_info.get(self.method_combo.currentText()) or {}).get("trust")
-            if trust is None:
-                self.statusBar().showMessage("Projection trust is computed with the UMAP map.", 4000)
-                return self.mapview.set_uniform()
-            return self.mapview.set_continuous(np.asarray(trust, np.float32), "viridis", 0.0, 1.0)
-        cols = ds.columns()
-        if name not in cols:
-            return self.mapview.set_uniform()
-        from explorer.gui.palette import colour_codes
-
-        kind, values, names = colour_codes(cols[name], ds.label_names if name == "label" else ())
-        if kind == "continuous":
-            return self.mapview.set_continuous(values, "viridis", None, None)
-        self.mapview.set_categorical(values, names)
-
-    def _color_changed(self, _name: str) -> None:
-        self._apply_colors()
-
-    def _search_mask(self, text: str) -> Optional[np.ndarray]:
-        """The search's mask (None: no search, or a query that cannot run, said in the count label)."""
-        from explorer.app.search import search
-
-        try:
-            res = search(self.session.dataset, text)
-        except ExplorerError as exc:
-            self.search_count.setText(str(exc))
-            return None
-        self.search_count.setText(res.description)
-        return res.mask
-
-    def _search_changed(self, text: str) -> None:
-        """The search greys out what does not match on the map and on every comparison tab."""
-        mask = self._search_mask(text)
-        ds = self.session.dataset
-        if getattr(self, "_shown_n", None) and ds is not None and self._shown_n == len(ds):
-            self.mapview.set_filter(mask)  # else: applied when this dataset's map appears
-        for i in range(1, self.center_tabs.count()):
-            w = self.tab_view(i)
-            if hasattr(w, "set_filter") and getattr(w, "dataset", None) is ds:
-                w.set_filter(mask)
-
-    def _search_select(self) -> None:
-        mask = self._search_mask(self.search.text())
-        if mask is not None:
-            self.selection.select(np.flatnonzero(mask), source=self)
-
-    def _hover(self, index: int):
-        ds = self.session.dataset
-        if ds is None:
-            return None
-        from explorer.gui.gallery import safe_thumbnail
-
-        return item_tooltip_html(ds, index), safe_thumbnail(ds, index, 96)
+        self.map_panel.show_current_map()
 
     def _on_selection_changed(self, indices, source) -> None:
-        self.selpanel.show_selection(self.session.dataset, indices)
+        self.tabs.show_selection(indices, from_elsewhere=source is not self)
         self._update_status()
-        if len(indices) > 1 and source is not self:
-            self.tabs.setCurrentWidget(self.selpanel)
 
     def _on_focus_changed(self, index, source) -> None:
-        self.inspector.show_item(self.session.dataset, index)
-        self._show_neighbors()
-        if index is not None:
-            self.tabs.setCurrentWidget(self.inspector)
-
-    def _show_neighbors(self) -> None:
-        idx = self.selection.focus
-        ds = self.session.dataset
-        if idx is None or ds is None or self.session.current is None:
-            return
-        m = self.session.model()
-        if m.vectors is None:
-            return
-        k = self.inspector.k.value()
-        metric = self.inspector.metric_box.currentText()
-
-        def run():
-            nbr, scores = self.session.neighbors(m.id, int(idx), k=k, metric=metric)
-            self.inspector.show_neighbors(ds, nbr, scores, metric)
-
-        self.guarded(run)
-
-    def _show_diagnostics(self) -> None:
-        if self.diagpanel is None or self.session.current is None:
-            return
-        m = self.session.model()
-        self.diagpanel.show_metrics(m.id, m.diagnostics)
-        self.diagpanel.show_all({mid: mm.diagnostics for mid, mm in self.session.models.items()})
+        self.tabs.show_focus(index)
 
     # ------------------------------------------------------------------ compare, timeline, fine-tune
-    def _close_tab(self, index: int) -> None:
-        if index > 0:
-            w, view = self.center_tabs.widget(index), self.tab_view(index)
-            self.center_tabs.removeTab(index)
-            if hasattr(view, "release"):  # a view drops its subscriptions to the session first
-                view.release()
-            w.deleteLater()
-
-    def add_tab(self, widget: QtWidgets.QWidget, title: str) -> None:
-        """Open ``widget`` as a tab, inside a scroll area: a wide view scrolls, the window never grows."""
-        area = QtWidgets.QScrollArea()
-        area.setWidgetResizable(True)
-        area.setFrameShape(QtWidgets.QFrame.NoFrame)
-        area.setWidget(widget)
-        self.stack.setCurrentWidget(self.center_tabs)
-        self.center_tabs.addTab(area, title)
-        self.center_tabs.setCurrentWidget(area)
-
-    def tab_view(self, index: int) -> Optional[QtWidgets.QWidget]:
-        """The view shown in tab ``index`` (unwrapping its scroll area)."""
-        w = self.center_tabs.widget(index)
-        return w.widget() if isinstance(w, QtWidgets.QScrollArea) else w
-
-    def tab_index(self, view: QtWidgets.QWidget) -> int:
-        return next((i for i in range(self.center_tabs.count()) if self.tab_view(i) is view), -1)
-
     def compare_dialog(self) -> None:
         ready = [mid for mid, m in self.session.models.items() if m.vectors is not None and m.layouts]
         if len(ready) < 2:
@@ -971,7 +490,7 @@ class MainWindow(QtWidgets.QMainWindow):
                         [(m.id, m.vectors, m.layouts.get(method, m.layouts.get("pca"))) for m in ms],
                         self.selection, diagnostics=[m.diagnostics for m in ms])
         self.add_tab(view, "Compare: " + " vs ".join(ids))
-        view.set_filter(self._search_mask(self.search.text()))
+        view.set_filter(self.map_panel.search_mask(self.search.text()))
         return view
 
     def timeline_dialog(self) -> None:
@@ -1126,13 +645,12 @@ class MainWindow(QtWidgets.QMainWindow):
             self._session_subs.connect(sig, slot)
 
     def _on_columns_changed(self, _name) -> None:
-        self._refresh_color_choices()
+        self.map_panel.refresh_color_choices()
 
     def _adopt_session(self, new: Session) -> None:
         self._bind_session(new)
         self.mapview.bind_selection(self.selection)
-        self._shown_n = None
-        self._shown_key = None
+        self.map_panel.forget_shown()
 
     # ------------------------------------------------------------------ misc dialogs
     def settings_dialog(self) -> None:

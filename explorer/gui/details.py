@@ -1,0 +1,86 @@
+"""The Details dock: the inspected item with its exact nearest neighbours, the selection, the
+map settings and the collapse diagnostics. It reads the session through the pipeline and
+moves the shared focus; it never reaches into the window."""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6 import QtCore, QtWidgets
+
+from explorer.errors import ExplorerError
+from explorer.gui.panels import InspectorPanel, ProjectionPanel, SelectionPanel
+
+
+class DetailsPanel(QtWidgets.QTabWidget):
+    error = QtCore.Signal(str)  # one sentence for the message bar
+
+    def __init__(self, pipeline, parent=None) -> None:
+        super().__init__(parent)
+        self.pipeline = pipeline
+        self.inspector = InspectorPanel()
+        self.inspector.neighbor_activated.connect(self._focus)
+        self.inspector.k_changed.connect(lambda _k: self.show_neighbors())
+        self.inspector.metric_changed.connect(lambda _m: self.show_neighbors())
+        self.selpanel = SelectionPanel()
+        self.selpanel.item_activated.connect(self._focus)
+        self.projpanel = ProjectionPanel()
+        self.addTab(self.inspector, "Inspector")
+        self.addTab(self.selpanel, "Selection")
+        self.addTab(self.projpanel, "Map settings")
+        try:
+            from explorer.gui.diagnostics_panel import DiagnosticsPanel
+
+            self.diagpanel = DiagnosticsPanel()
+            self.addTab(self.diagpanel, "Diagnostics")
+        except ImportError:
+            self.diagpanel = None
+
+    @property
+    def session(self):
+        return self.pipeline.session
+
+    def _focus(self, index: int) -> None:
+        self.session.selection.set_focus(int(index), source=self)
+
+    def clear(self) -> None:
+        self.inspector.show_item(None, None)
+        self.selpanel.show_selection(None, np.zeros(0, int))
+
+    def show_selection(self, indices, from_elsewhere: bool) -> None:
+        self.selpanel.show_selection(self.session.dataset, indices)
+        if len(indices) > 1 and from_elsewhere:
+            self.setCurrentWidget(self.selpanel)
+
+    def show_focus(self, index) -> None:
+        self.inspector.show_item(self.session.dataset, index)
+        self.show_neighbors()
+        if index is not None:
+            self.setCurrentWidget(self.inspector)
+
+    def show_neighbors(self) -> None:
+        """The focused item's exact nearest neighbours in the shown model's space."""
+        s = self.session
+        idx, ds = s.selection.focus, s.dataset
+        if idx is None or ds is None or s.current is None or s.model().vectors is None:
+            return
+        k, metric = self.inspector.k.value(), self.inspector.metric_box.currentText()
+        try:
+            nbr, scores = s.neighbors(s.current, int(idx), k=k, metric=metric)
+        except ExplorerError as exc:
+            return self.error.emit(str(exc))
+        self.inspector.show_neighbors(ds, nbr, scores, metric)
+
+    def show_query(self, title: str, indices, scores, metric: str) -> None:
+        """Neighbours of an item from outside the dataset (Find similar)."""
+        self.inspector.show_item(None, None)
+        self.inspector.title.setText(title)
+        self.inspector.show_neighbors(self.session.dataset, indices, scores, metric)
+        self.setCurrentWidget(self.inspector)
+
+    def show_diagnostics(self) -> None:
+        s = self.session
+        if self.diagpanel is None or s.current is None:
+            return
+        m = s.model()
+        self.diagpanel.show_metrics(m.id, m.diagnostics)
+        self.diagpanel.show_all({mid: mm.diagnostics for mid, mm in s.models.items()})

@@ -1,0 +1,100 @@
+"""The window's menus and toolbar as one table: (menu, text, slot, shortcut, tip, icon,
+on the toolbar). A slot is the name of a MainWindow method, or a callable of the window."""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6 import QtCore, QtGui, QtWidgets
+
+from explorer.gui.settings import icon
+
+SEPARATOR = None
+MENUS = {
+    "&File": [
+        ("Open &dataset…", "open_dataset_dialog", "Ctrl+O", "Open an image folder, array, HDF5, text or vector file", "open", True),
+        ("Open &encoder…", "open_encoder_dialog", "Ctrl+E", "Open a checkpoint (TorchScript, state_dict, safetensors, Lightning)", "open", True),
+        ("Add &layer of this encoder…", "add_layer_dialog", "Ctrl+L",
+         "Embed with another layer of the current encoder (e.g. backbone vs projector) to compare them", None, False),
+        ("Attach &metadata…", "attach_metadata_dialog", None, "Join a CSV/TSV table to the dataset by row order or id column", None, False),
+        SEPARATOR,
+        ("Open &session…", "open_session_dialog", "Ctrl+Shift+O", "", None, False),
+        ("&Save session…", "save_session_dialog", "Ctrl+S", "Save the workspace and the open views", None, False),
+        SEPARATOR,
+        ("Export &selection…", "export_selection_dialog", "Ctrl+Shift+E", "CSV of ids, labels and metadata; vectors as .npy or .h5", "export", True),
+        ("Export map &image…", "export_map_dialog", "Ctrl+Shift+P", "PNG or SVG at publication resolution", None, False),
+        ("Copy &Python snippet", "copy_snippet", "Ctrl+Shift+C", "Copy code that reproduces the current map from the workspace", None, False),
+        SEPARATOR,
+        "recent",
+        SEPARATOR,
+        ("Se&ttings…", "settings_dialog", "Ctrl+,", "", None, False),
+        ("&Quit", "close", "Ctrl+Q", "", None, False),
+        ("&Find similar to a file or text…", "find_similar_dialog", "Ctrl+Shift+F",
+         "Embed a new image or sentence with the current encoder and list its nearest items", None, False),
+    ],
+    "&Compute": [
+        "toolbar-separator",
+        ("&Embed", "embed_current", "Ctrl+Return", "Embed the dataset with the current model", "embed", True),
+        ("Embed &all models", "embed_all", "Ctrl+Shift+Return", "", None, False),
+        ("&Recompute map", lambda w: w.apply_projection(w.projpanel.settings()), "Ctrl+R",
+         "Re-run the map with the settings panel's values", "map", True),
+        ("&Diagnose collapse", "diagnose_current", "Ctrl+D", "Collapse diagnostics of the current model", "diagnose", True),
+        ("Cancel all jobs", lambda w: w.runner.cancel_all(), "Ctrl+.", "Cancel every running job", "cancel", False),
+    ],
+    "Com&pare": [
+        ("Compare models &side by side…", "compare_dialog", "Ctrl+K",
+         "2-4 models in linked, aligned maps with neighbourhood overlap and CKA", "compare", True),
+        ("Open a checkpoint &run (timeline)…", "timeline_dialog", "Ctrl+T",
+         "Embed every checkpoint of a training run on a probe set: metric curves and aligned maps", None, False),
+        ("&Fine-tune…", "finetune_dialog", "Ctrl+F",
+         "Linear probe or fine-tune the current encoder, live, then compare before/after", "finetune", True),
+    ],
+    "&View": [
+        ("&Reset view", lambda w: w.mapview.reset_view(), "R", "Show all points", "reset_view", True),
+        ("&Zoom to selection", lambda w: w.mapview.zoom_to_selection(), "Z", "", None, False),
+        ("Clear selection", lambda w: w.selection.clear(source=w), "Esc", "", None, False),
+        ("Select &all", lambda w: w.selection.select(np.arange(w.selection.n), source=w), "Ctrl+A", "", None, False),
+        SEPARATOR,
+        "docks",
+    ],
+    "&Help": [("&About", "about", None, "", None, False)],
+}
+
+
+def build_menus(window: QtWidgets.QMainWindow) -> dict:
+    """Create the menu bar and toolbar of ``window`` from :data:`MENUS`; returns the actions by
+    slot name, and ``window.recent_menu`` is the File > Recent submenu."""
+    mb = window.menuBar()
+    tb = window.addToolBar("Main")
+    tb.setObjectName("main_toolbar")
+    tb.setIconSize(QtCore.QSize(20, 20))
+    tb.setToolButtonStyle(QtCore.Qt.ToolButtonTextBesideIcon)
+    actions = {}
+    for title, entries in MENUS.items():
+        menu = mb.addMenu(title)
+        for e in entries:
+            if e is SEPARATOR:
+                menu.addSeparator()
+            elif e == "toolbar-separator":
+                tb.addSeparator()
+            elif e == "recent":
+                window.recent_menu = menu.addMenu("Recent")
+            elif e == "docks":
+                for d in window.findChildren(QtWidgets.QDockWidget):
+                    menu.addAction(d.toggleViewAction())
+            else:
+                text, slot, shortcut, tip, icon_name, on_toolbar = e
+                a = QtGui.QAction(text, window)
+                if icon_name:
+                    a.setIcon(icon(icon_name))
+                if shortcut:
+                    a.setShortcut(QtGui.QKeySequence(shortcut))
+                a.setToolTip(tip or text)
+                a.setStatusTip(tip or text)
+                fn = getattr(window, slot) if isinstance(slot, str) else (lambda _=False, f=slot: f(window))
+                a.triggered.connect(fn)
+                menu.addAction(a)
+                if on_toolbar:
+                    tb.addAction(a)
+                if isinstance(slot, str):
+                    actions[slot] = a
+    return actions
