@@ -633,7 +633,12 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _embedded(self, model_id: str, result) -> None:
         key, vectors = result
+        before = self.session.dataset
         self.session.apply_embedding(model_id, key, vectors)
+        ds = self.session.dataset
+        if ds is not before and ds is not None and ds.skipped:
+            self.show_info(f"{len(ds.skipped)} items of {ds.name} could not be read and were left out "
+                           f"(first: {ds.skipped[0][0]}: {ds.skipped[0][1]}).")
         self._probe_correctness(model_id)
         self.compute_maps(model_id)
         self.diagnose(model_id)
