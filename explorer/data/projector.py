@@ -108,7 +108,7 @@ def _read_vectors(path: Path) -> np.ndarray:
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"{path}: cannot be read ({exc}).") from None
     lines = [ln for ln in text.splitlines() if ln.strip()]
-    if len(lines) > 1 and index_header(lines[0].split("\t")):
+    if len(lines) > 1 and index_header(lines[0].split("\t"), [ln.split("\t") for ln in lines[1:101]]):
         # a header of column numbers (0..D-1, as pandas writes it) is not a vector
         text = text.split(lines[0], 1)[1]
         lines = lines[1:]

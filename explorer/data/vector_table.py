@@ -73,13 +73,21 @@ def _floats(values: Sequence[str]) -> Optional[np.ndarray]:
         return None
 
 
-def index_header(first: Sequence[str]) -> bool:
-    """True when a row of numbers is the column numbers ``0..D-1`` or ``1..D`` (a header)."""
+def index_header(first: Sequence[str], rest: Sequence[Sequence[str]] = ()) -> bool:
+    """True when a first row of numbers is a header: the column numbers ``0..D-1`` or
+    ``1..D`` (as pandas and numpy write them) above rows that are not all whole numbers
+    (among the first 100). A row of integers among integer rows is data."""
     v = _floats(first)
     if v is None or len(v) < 2:
         return False
     d = len(v)
-    return bool(np.array_equal(v, np.arange(d)) or np.array_equal(v, np.arange(1, d + 1)))
+    if not (np.array_equal(v, np.arange(d)) or np.array_equal(v, np.arange(1, d + 1))):
+        return False
+    for row in list(rest)[:100]:
+        r = _floats([x.strip() for x in row])
+        if r is None or not np.all(np.mod(r[np.isfinite(r)], 1) == 0) or not np.isfinite(r).all():
+            return True
+    return False
 
 
 def numeric_row(row: Sequence[str]) -> bool:
@@ -91,9 +99,9 @@ def vectors_from_rows(path: Path, fmt: str, header: list, rows: list,
                       options: dict) -> Optional[VectorTableDataset]:
     """A :class:`VectorTableDataset` when the table ``header`` + ``rows`` (strings, as the csv
     module reads them) holds vectors; None when it is a text table."""
-    if options.get("column"):
+    if "column" in options:  # a text column was asked for (even "" = none found: an error)
         return None
-    if numeric_row(header) and not index_header(header):  # no header: the first row is data
+    if numeric_row(header) and not index_header(header, rows):  # no header: the first row is data
         rows = [list(header)] + rows
         header = [str(k) for k in range(len(header))]
     if not rows:
