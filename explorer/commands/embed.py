@@ -33,8 +33,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     d.add_argument("--data-format", metavar="F", help="dataset format name (default: detected)")
     d.add_argument("--key", metavar="K", help="array key inside an .npz/HDF5 file")
     d.add_argument("--labels-key", metavar="K", help="labels array key inside an .npz/HDF5 file")
-    d.add_argument("--column", metavar="C", help="text column of a CSV/TSV/JSONL table")
-    d.add_argument("--label-column", metavar="C", help="label column of a CSV/TSV/JSONL table")
+    d.add_argument("--column", metavar="C",
+                   help="item column of a table: text (CSV/TSV/JSONL), or vectors/images/text (Parquet, Arrow)")
+    d.add_argument("--label-column", metavar="C", help="label column of a table")
+    d.add_argument("--id-column", metavar="C", help="id column of a table (unique values)")
+    d.add_argument("--split", metavar="S", help="split of a Hugging Face DatasetDict folder (default: train)")
     e = p.add_argument_group("encoder")
     e.add_argument("--encoder", metavar="PATH",
                    help="checkpoint or model folder (omit for precomputed vector datasets)")
@@ -79,7 +82,8 @@ def run(args) -> int:
     from explorer.data import open_dataset
 
     options = {k: v for k, v in (("key", args.key), ("labels_key", args.labels_key),
-                                 ("column", args.column), ("label_column", args.label_column))
+                                 ("column", args.column), ("label_column", args.label_column),
+                                 ("id_column", args.id_column), ("split", args.split))
                if v is not None}
     dataset = open_dataset(data, args.data_format, **options)
 
