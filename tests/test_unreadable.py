@@ -159,3 +159,36 @@ def test_records_without_rows_read_as_complete(tmp_path):
     assert len(s.dataset) == 4
     with pytest.raises(Exception, match="has 3 rows but v has 4 items"):
         s.apply_embedding("precomputed", "k0", v[:3])
+
+
+@pytest.mark.parametrize("preload", [True, False])
+def test_timeline_compares_checkpoints_on_readable_probe_items(tmp_path, preload, monkeypatch):
+    """Two checkpoints over a folder with two bad files: every checkpoint's rows are the six
+    readable images (float64 reference per checkpoint), labels follow, the bad ones are named."""
+    from explorer.data import open_dataset
+    from explorer.encoders.archs import small_cnn
+    from explorer.jobs import drain
+    from explorer.timeline import TimelineParams, timeline_job
+
+    root, good = _folder(tmp_path)
+    run = tmp_path / "run"
+    run.mkdir()
+    for i in (1, 2):
+        torch.manual_seed(i)
+        torch.save(small_cnn().state_dict(), run / f"epoch_{i}.pt")
+    order = sorted(good)
+    p = TimelineParams(probe_size=50, arch="small_cnn", device="cpu", map_method="pca",
+                       metrics=("rankme", "knn_accuracy"), knn_k=3, batch_size=4)
+    ds = open_dataset(root)
+    if not preload:  # the engine reads through the probe without the in-memory cache
+        import explorer.timeline as tl
+
+        monkeypatch.setattr(tl.ProbeDataset, "preload", lambda self, size, max_bytes=0: False)
+    res = drain(timeline_job(run, ds, p))
+    assert sorted(res.info["left_out"]) == ["a/garbage.jpg", "b/cut.jpg"]
+    assert [ds.ids[i] for i in res.probe_indices] == order
+    assert [ds.label_names[c] for c in res.labels] == [r.split("/")[0] for r in order]
+    for i, Z in zip((1, 2), res.vectors):
+        torch.save(torch.load(run / f"epoch_{i}.pt"), tmp_path / "w.pt")
+        np.testing.assert_allclose(Z, _reference(tmp_path / "w.pt", np.stack([good[r] for r in order])),
+                                   rtol=1e-4, atol=1e-4)
