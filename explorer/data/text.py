@@ -143,6 +143,12 @@ def open_table(path, fmt: str, **options) -> Dataset:
     if bad:
         raise InputError(f"{path}: unknown option(s) {', '.join(bad)} (known: "
                          f"{', '.join(TABLE_OPTIONS)}).")
+    if fmt in ("csv", "tsv"):
+        from explorer.data.vector_table import fast_vectors
+
+        vt = fast_vectors(path, fmt, _read_text(path), "\t" if fmt == "tsv" else ",", options)
+        if vt is not None:
+            return vt
     names, rows = read_table(path)
     if fmt in ("csv", "tsv"):
         from explorer.data.vector_table import vectors_from_rows

