@@ -142,11 +142,10 @@ def fast_vectors(path: Path, fmt: str, text: str, delimiter: str,
         return None
     cols: dict = {header[k]: nums[:, j] for j, k in enumerate(num_idx)}
     if str_idx:
-        split = [ln.split(delimiter) for ln in body]
-        if any(len(r) != width for r in split):
+        if any(ln.count(delimiter) != width - 1 for ln in body):
             return None
-        for k in str_idx:
-            cols[header[k]] = [r[k].strip() for r in split]
+        for k in str_idx:  # split only as far as the column (ids usually come first)
+            cols[header[k]] = [ln.split(delimiter, k + 1)[k].strip() for ln in body]
     return _interpret(path, fmt, header, cols, len(body), options)
 
 
