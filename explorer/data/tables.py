@@ -286,9 +286,11 @@ def dataset_from_table(path: Path, fmt: str, table, options: dict, files: list) 
             labels = np.array([-1 if v is None else v for v in values], dtype=np.int64)
             label_names = classes
         else:
-            labels, label_names = encode_labels(str_array(values) if not all(
-                isinstance(v, (int, float)) or v is None for v in values) else
-                np.array([np.nan if v is None else v for v in values], dtype=np.float64), str(path))
+            numeric = all(v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
+                          for v in values)
+            arr = (np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+                   if numeric else str_array(values))
+            labels, label_names = encode_labels(arr, str(path))
     ids = str_array(table.column(id_col).to_pylist()) if id_col else str_array(range(n))
 
     metadata = {}
