@@ -192,3 +192,20 @@ def test_timeline_compares_checkpoints_on_readable_probe_items(tmp_path, preload
         torch.save(torch.load(run / f"epoch_{i}.pt"), tmp_path / "w.pt")
         np.testing.assert_allclose(Z, _reference(tmp_path / "w.pt", np.stack([good[r] for r in order])),
                                    rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_leaves_the_same_items_out(tmp_path):
+    """Pinned batches with unreadable rows removed on the way to the GPU give the CPU rows."""
+    from explorer.data import open_dataset
+    from explorer.embed import EmbedParams, embed
+    from explorer.encoders import open_encoder
+    from explorer.jobs import drain
+
+    root, good = _folder(tmp_path, n_good=40)
+    w = _weights(tmp_path)
+    ds = open_dataset(root)
+    cpu = drain(embed(ds, open_encoder(w, arch="small_cnn"), EmbedParams(device="cpu", num_workers=0)))
+    gpu = drain(embed(ds, open_encoder(w, arch="small_cnn"), EmbedParams(device="cuda", batch_size=8)))
+    assert gpu.rows.tolist() == cpu.rows.tolist() and len(gpu.rows) == 40
+    np.testing.assert_allclose(gpu.vectors, cpu.vectors, rtol=1e-3, atol=1e-3)
