@@ -12,6 +12,11 @@ with the encoder's mean/std -> the encoder's layer and pooling under ``inference
 optional bf16/fp16 autocast -> float32 rows written into one preallocated (N, D) array.
 Extra memory is bounded by the batch, not by N.
 
+Unreadable items (a truncated JPEG, a file that vanished) are never embedded as a blank: they
+get no row. The result holds M <= N rows with their dataset indices (``EmbedResult.rows``; a
+workspace record stores them as the array ``rows`` when M < N, see :func:`embedding_rows`),
+and names the items left out; a dataset with no readable item is an :class:`InputError`.
+
 Out of GPU memory: the batch is halved and the same rows retried (said in a progress message);
 only a batch of one that still does not fit is an error. Cancellation (``gen.close()``) stops
 at the next batch and shuts the loader's workers down; nothing is written to a workspace.
@@ -33,7 +38,7 @@ from explorer.errors import InputError
 from explorer.jobs import Job, Progress
 from explorer.store import Workspace, content_key
 
-__all__ = ["EmbedParams", "EmbedResult", "embed", "embed_cached", "embedding_key",
+__all__ = ["EmbedParams", "EmbedResult", "embed", "embed_cached", "embedding_key", "embedding_rows",
            "auto_workers", "EMBEDDINGS"]
 
 EMBEDDINGS = "embeddings"
@@ -72,10 +77,11 @@ class EmbedParams:
 
 @dataclass
 class EmbedResult:
-    """vectors: float32 (N, D) in dataset order. skipped: (id, reason) of items that could not
-    be read (their rows hold the embedding of a blank image; ``skipped_indices`` lists them).
-    device: where it ran. seconds: wall time. batch_size: the batch finally used (smaller
-    than asked after an out-of-memory retry)."""
+    """vectors: float32 (M, D), one row per *readable* item, in dataset order; ``rows`` (M,)
+    are their dataset indices. Items that could not be read get no row (never a made-up
+    vector): ``skipped`` holds their (id, reason) and ``skipped_indices`` their dataset
+    indices, so ``M + len(skipped) == N``. device: where it ran. seconds: wall time.
+    batch_size: the batch finally used (smaller than asked after an out-of-memory retry)."""
 
     vectors: np.ndarray
     skipped: list = field(default_factory=list)
@@ -85,6 +91,16 @@ class EmbedResult:
     precision: str = "fp32"
     skipped_indices: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     messages: list = field(default_factory=list)
+    rows: Optional[np.ndarray] = None
+
+    def __post_init__(self) -> None:
+        if self.rows is None:
+            self.rows = np.arange(len(self.vectors), dtype=np.int64)
+
+    @property
+    def complete(self) -> bool:
+        """True when every item of the dataset has a row."""
+        return len(self.skipped_indices) == 0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -333,6 +349,8 @@ def embed(dataset, encoder, params: EmbedParams = EmbedParams()) -> Job:
             collate_fn=_identity, persistent_workers=False, prefetch_factor=2 if workers else None)
     out: Optional[np.ndarray] = None
     bad: list[int] = []
+    kept: list[np.ndarray] = []  # dataset indices of the rows written, batch by batch
+    written = 0  # rows of ``out`` filled: unreadable items get none
     messages: list[str] = []
     cur = bs  # rows per forward pass; shrinks on out-of-memory
     done = 0
@@ -343,7 +361,14 @@ def embed(dataset, encoder, params: EmbedParams = EmbedParams()) -> Job:
         for start, xb, ok in it:
             m = len(xb)
             if ok is not None and not bool(ok.all()):
-                bad.extend((start + np.flatnonzero(~ok.numpy())).tolist())
+                okn = ok.numpy()
+                bad.extend((start + np.flatnonzero(~okn)).tolist())
+                done += m - int(okn.sum())
+                xb = xb[ok]  # an unreadable item is left out, never embedded as a blank
+                kept.append(start + np.flatnonzero(okn))
+                m = len(xb)
+            else:
+                kept.append(np.arange(start, start + m, dtype=np.int64))
             pos = 0
             while pos < m:
                 sub = min(cur, m - pos)
@@ -359,7 +384,7 @@ def embed(dataset, encoder, params: EmbedParams = EmbedParams()) -> Job:
                                          "choose a layer or pooling that gives one vector per item.")
                     if out is None:
                         out = np.empty((n, y.shape[1]), dtype=np.float32)
-                    out[start + pos:start + pos + sub] = y.cpu().numpy()
+                    out[written + pos:written + pos + sub] = y.cpu().numpy()
                 except Exception as exc:
                     if not _is_oom(exc):
                         raise
@@ -377,7 +402,9 @@ def embed(dataset, encoder, params: EmbedParams = EmbedParams()) -> Job:
                     continue
                 pos += sub
                 done += sub
-            yield Progress(done, n, f"{done}/{n} {noun} on {device}")
+            written += m
+            yield Progress(done, n, f"{done}/{n} {noun} on {device}"
+                           + (f" ({len(bad)} unreadable, left out)" if bad else ""))
     finally:
         runner.close()
         if it is not None and hasattr(it, "_shutdown_workers"):
@@ -387,11 +414,17 @@ def embed(dataset, encoder, params: EmbedParams = EmbedParams()) -> Job:
         if isinstance(loader, _ThreadedBatches):
             loader.close()
         del it
+    skipped = _describe_skipped(dataset, bad, int(pp.size) if kind == "image" else 0)
+    if n and not written:
+        why = f"; {skipped[0][1].rstrip('.')}" if skipped else ""
+        raise InputError(f"None of the {n} items of {dataset.name} could be read{why}.")
     if out is None:
         out = np.zeros((0, 0), dtype=np.float32)
-    skipped = _describe_skipped(dataset, bad, int(pp.size) if kind == "image" else 0)
+    elif written < n:
+        out = out[:written].copy()  # release the rows unreadable items would have taken
+    rows = np.concatenate(kept) if kept else np.zeros(0, dtype=np.int64)
     return EmbedResult(out, skipped, str(device), time.perf_counter() - t0, cur, params.precision,
-                       np.asarray(bad, dtype=np.int64), messages)
+                       np.asarray(bad, dtype=np.int64), messages, rows.astype(np.int64))
 
 
 def _per_channel(values, c: int) -> list:
@@ -452,8 +485,18 @@ def embed_cached(workspace: Workspace, dataset, encoder, params: EmbedParams = E
     arrays = {"vectors": res.vectors}
     if len(res.skipped_indices):
         arrays["skipped"] = res.skipped_indices
+        arrays["rows"] = res.rows
     workspace.put(EMBEDDINGS, key, arrays, record_attrs(dataset, encoder, res))
     return key, res.vectors
+
+
+def embedding_rows(workspace: Workspace, key: str) -> Optional[np.ndarray]:
+    """Dataset indices (M,) of the rows of the stored embedding ``key`` when some items could
+    not be read and were left out; None when every item has its row (all records written
+    before rows were stored are of this kind, so older workspaces read as before)."""
+    rec = workspace.get(EMBEDDINGS, key, names=["rows"])
+    rows = rec.arrays.get("rows")
+    return None if rows is None else np.asarray(rows, dtype=np.int64)
 
 
 def record_attrs(dataset, encoder, res: EmbedResult) -> dict:
@@ -480,6 +523,7 @@ def record_attrs(dataset, encoder, res: EmbedResult) -> dict:
         "encoder_format": None if encoder is None else encoder.format,
         "preprocess": None if encoder is None else encoder.preprocess.to_dict(),
         "n": int(res.vectors.shape[0]),
+        "n_items": int(res.vectors.shape[0]) + len(res.skipped_indices),
         "dim": int(res.vectors.shape[1]) if res.vectors.ndim == 2 else 0,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "device": res.device,

@@ -141,6 +141,12 @@ class Session:
         return embed_cached(self.workspace, ds, m.encoder, params or EmbedParams())
 
     def apply_embedding(self, model_id: str, key: str, vectors: np.ndarray) -> None:
+        """Show ``vectors`` (the workspace record ``key``) as model ``model_id``'s embedding.
+        When the record left unreadable items out (it stores their ``rows``), the session's
+        dataset becomes the readable items only, so maps, neighbours, diagnostics and exports
+        all see real rows; ``dataset.skipped`` names the items left out."""
+        if self.dataset is not None and vectors is not None:
+            self._align_rows(model_id, key, len(vectors))
         m = self.models[model_id]
         m.emb_key, m.vectors = key, vectors
         m.indexes.clear()
@@ -149,6 +155,46 @@ class Session:
         m.layout_info.clear()
         m.diagnostics = None
         self.model_updated.emit(model_id)
+
+    def _align_rows(self, model_id: str, key: str, n_vectors: int) -> None:
+        from explorer.data.base import SubsetDataset
+        from explorer.embed import EMBEDDINGS, embedding_rows
+
+        ds = self.dataset
+        rows = embedding_rows(self.workspace, key) if self.workspace.has(EMBEDDINGS, key) else None
+        if rows is None:
+            if n_vectors != len(ds):
+                raise InputError(f"The embedding {key[:12]} has {n_vectors} rows but {ds.name} has "
+                                 f"{len(ds)} items; embed this dataset again.")
+            return
+        full = ds.parent if isinstance(ds, SubsetDataset) else ds
+        cur = ds.rows if isinstance(ds, SubsetDataset) else np.arange(len(ds), dtype=np.int64)
+        attrs = dict(self.workspace.list(EMBEDDINGS)).get(key, {})
+        n_items = int(attrs.get("n_items", len(full)))
+        if n_items == len(ds) and ds is not full:
+            rows = cur[rows]  # computed on the narrowed dataset: rows are positions in it
+        elif n_items != len(full):
+            raise InputError(f"The embedding {key[:12]} was made from {n_items} items but {ds.name} "
+                             f"has {len(full)}; embed this dataset again.")
+        if np.array_equal(rows, cur):
+            return
+        bad = np.setdiff1d(np.arange(len(full)), rows)
+        narrowed = full.subset(rows)
+        known = {str(s[0]): str(s[1]) for s in full.skipped}
+        reasons = {str(s[0]): str(s[1]) for s in attrs.get("skipped", []) if len(s) == 2}
+        ids = full.ids if full.ids is not None else np.arange(len(full)).astype(str)
+        narrowed.skipped = [(str(ids[i]), known.get(str(ids[i])) or reasons.get(str(ids[i]), "could not be read"))
+                            for i in bad]
+        self.dataset = narrowed
+        for other in self.models.values():
+            if other.id != model_id and other.vectors is not None:
+                # embedded on other rows: its maps and neighbours would not line up; embed again
+                other.emb_key = other.vectors = other.knn = other.diagnostics = None
+                other.layouts.clear()
+                other.layout_info.clear()
+                other.indexes.clear()
+        self.selection.reset(len(narrowed))
+        self.dataset_changed.emit(narrowed)
 
     def neighbors(self, model_id: Optional[str], index: int, k: int = 10, metric: str = "cosine"):
         """Exact k nearest neighbours of item ``index`` in the model's original space, itself

@@ -10,10 +10,16 @@ named arrays (HDF5 datasets, chunked) and JSON attributes::
     ws.list("embeddings")      -> [(key, attrs), ...] in creation order
     ws.delete("embeddings", key)
 
-File layout (format version 1): root attributes ``format = "embedding-explorer-workspace"``
-and ``version = 1``; each record is an HDF5 group whose attribute ``attrs`` holds the record's
+File layout (format version 2): root attributes ``format = "embedding-explorer-workspace"``
+and ``version = 2``; each record is an HDF5 group whose attribute ``attrs`` holds the record's
 attributes as a JSON string (so numbers, strings, lists and nested dicts round-trip exactly)
 and whose datasets are the arrays (float/int/bool arrays as they are, string arrays as UTF-8).
+
+Versions: 2 lets an ``embeddings`` record hold fewer rows than its dataset has items, with
+the array ``rows`` (their dataset indices) and the attribute ``n_items``, when unreadable items
+were left out (:func:`explorer.embed.embedding_rows`). A version-1 file is read as it is (all
+its records have every row) and becomes version 2 on its next write; an app that reads only
+version 1 refuses a version-2 file instead of pairing rows with the wrong items.
 
 **Atomic writes.** Every change is made on a copy: the current file is copied (object by
 object with ``H5Ocopy``, which also drops the space of deleted or overwritten records) into a
@@ -52,7 +58,7 @@ from explorer.errors import WorkspaceError
 __all__ = ["Workspace", "Record", "RecordNotFound", "content_key", "FORMAT", "FORMAT_VERSION"]
 
 FORMAT = "embedding-explorer-workspace"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: embeddings records may leave unreadable items out (array "rows")
 
 #: Target size of one HDF5 chunk. 1 MiB keeps whole-array reads at memory speed (the cache
 #: hit) while a reader of a few rows touches little.

@@ -249,9 +249,19 @@ class ProbeDataset(Dataset):
             return True
         from explorer.embed import _read_images
 
-        self._cache, _ = _read_images(self.base, self.indices, size)
+        self._cache, self._ok = _read_images(self.base, self.indices, size)
         self._cache_size = size
         return True
+
+    def read_images(self, indices, size: int):
+        """uint8 (B, size, size, 3) and ``ok`` (B,): unreadable images are flagged, so the
+        engine leaves them out instead of embedding a blank."""
+        from explorer.embed import _read_images
+
+        idx = np.asarray(indices, dtype=np.int64)
+        if self._cache is not None and size == self._cache_size:
+            return self._cache[idx], self._ok[idx]
+        return _read_images(self.base, self.indices[idx], size)
 
     def image(self, i: int, size: Optional[int] = None) -> np.ndarray:
         if self._cache is not None and size == self._cache_size:
@@ -522,7 +532,7 @@ def timeline_job(folder_or_paths, dataset: Dataset, params: TimelineParams = Tim
     files, probe and parameters is loaded instead of recomputed. Progress: one unit per
     checkpoint embedded (fractions within), one per metric row, one per map. Cancelling stops
     at the next batch or stage; nothing is written for a cancelled run."""
-    from explorer.embed import EmbedParams, embed, embed_cached, embedding_key
+    from explorer.embed import EmbedParams, embed, embed_cached, embedding_key, embedding_rows
     from explorer.encoders import open_encoder
     from explorer.store import content_key
 
@@ -555,6 +565,7 @@ def timeline_job(folder_or_paths, dataset: Dataset, params: TimelineParams = Tim
 
     yield Progress(0, total, f"Probe set of {probe.n} points; {T} checkpoints")
     vectors: list[np.ndarray] = []
+    rows: list[np.ndarray] = []  # probe positions of each checkpoint's rows
     emb_keys: list[Optional[str]] = []
     preloaded = False
     for i, path in enumerate(paths):
@@ -581,12 +592,29 @@ def timeline_job(folder_or_paths, dataset: Dataset, params: TimelineParams = Tim
             gen.close()
         if workspace is not None:
             k, Z = out
+            r = embedding_rows(workspace, k)
         else:
-            k, Z = None, out.vectors
+            k, Z, r = None, out.vectors, out.rows
         vectors.append(np.ascontiguousarray(Z, dtype=np.float32))
+        rows.append(np.arange(probe.n, dtype=np.int64) if r is None else np.asarray(r, dtype=np.int64))
         emb_keys.append(k)
         timings["embed"] += time.perf_counter() - t0
         del enc
+    if any(len(r) != probe.n for r in rows):
+        # unreadable probe items have no row: compare checkpoints on the items all of them read
+        common = rows[0]
+        for r in rows[1:]:
+            common = np.intersect1d(common, r)
+        if len(common) < 2:
+            raise InputError(f"Fewer than 2 probe items of {dataset.name} could be read.")
+        vectors = [Z[np.searchsorted(r, common)] for Z, r in zip(vectors, rows)]
+        ids = probe.ids if probe.ids is not None else np.arange(probe.n).astype(str)
+        left_out = [str(ids[i]) for i in np.setdiff1d(np.arange(probe.n), common)]
+        idx = idx[common]
+        labels = None if labels is None else labels[common]
+        yield Progress(T, total, f"{len(left_out)} unreadable probe items left out (first: {left_out[0]})")
+    else:
+        left_out = []
 
     metrics: list[dict] = []
     t0 = time.perf_counter()
@@ -598,6 +626,8 @@ def timeline_job(folder_or_paths, dataset: Dataset, params: TimelineParams = Tim
 
     t0 = time.perf_counter()
     info: dict = {"align": p.align, "map_method": p.map_method}
+    if left_out:
+        info["left_out"] = left_out[:1000]
     gen = _layouts(vectors, p, info)
     try:
         while True:

@@ -153,13 +153,20 @@ def test_kind_mismatch_is_one_sentence():
 def test_unreadable_images_are_skipped_counted_and_named():
     x = images(n=30)
     res = drain(embed(MemImages(x, bad={4, 17}), enc(tiny_cnn()), EmbedParams(device="cpu", batch_size=8)))
-    assert res.vectors.shape == (30, 6)
+    assert res.vectors.shape == (28, 6)  # no row for an unreadable item, never a blank's vector
     assert res.skipped_indices.tolist() == [4, 17]
     assert [s[0] for s in res.skipped] == ["img4", "img17"]
     assert "truncated" in res.skipped[0][1]
     good = [i for i in range(30) if i not in (4, 17)]
+    assert res.rows.tolist() == good
     ref = reference(tiny_cnn(), x[good], PP.mean, PP.std)
-    np.testing.assert_allclose(res.vectors[good], ref, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(res.vectors, ref, rtol=1e-4, atol=1e-5)
+
+
+def test_no_readable_item_is_an_error():
+    x = images(n=5)
+    with pytest.raises(InputError, match=r"None of the 5 items of mem could be read; img0: cannot read image \(truncated\)\.$"):
+        drain(embed(MemImages(x, bad=set(range(5))), enc(tiny_cnn()), EmbedParams(device="cpu", batch_size=2)))
 
 
 # -- out of memory -----------------------------------------------------------------------------

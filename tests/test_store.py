@@ -53,7 +53,7 @@ def test_file_format_attributes(tmp_path):
     Workspace(tmp_path / "w.h5").put("knn", "a", {"indices": np.arange(6).reshape(3, 2)}, {"k": 2})
     with h5py.File(tmp_path / "w.h5", "r") as f:
         assert f.attrs["format"] == "embedding-explorer-workspace" == FORMAT
-        assert int(f.attrs["version"]) == 1 == FORMAT_VERSION
+        assert int(f.attrs["version"]) == 2 == FORMAT_VERSION
         ds = f["knn/a/indices"]
         assert ds.chunks is not None  # chunked storage
         assert json.loads(f["knn/a"].attrs["attrs"]) == {"k": 2}
@@ -125,7 +125,7 @@ def test_newer_version_is_refused_before_reading(tmp_path):
     with h5py.File(p, "r+") as f:
         f.attrs["version"] = FORMAT_VERSION + 1
     before = sha(p)
-    with pytest.raises(WorkspaceError, match=r"w\.h5 was written by a newer Embedding Explorer .*format 2.*update"):
+    with pytest.raises(WorkspaceError, match=r"w\.h5 was written by a newer Embedding Explorer .*format 3.*update"):
         Workspace(p)
     assert sha(p) == before
 
@@ -258,3 +258,18 @@ def test_threads_writing_at_once_lose_nothing(tmp_path):
     keys = {k for k, _ in ws.list("layouts")}
     assert keys == {f"t{t}-{i}" for t in range(3) for i in range(4)}
     assert ws.get("layouts", "t2-3").arrays["coords"][0, 0] == 23
+
+
+def test_version_1_files_still_open_and_are_upgraded_on_write(tmp_path):
+    """Version 1 (before embeddings records could leave unreadable items out) reads as it is."""
+    p = tmp_path / "w.h5"
+    v = np.arange(6, dtype=np.float32).reshape(3, 2)
+    Workspace(p).put("embeddings", "a", {"vectors": v}, {"n": 3})
+    with h5py.File(p, "r+") as f:
+        f.attrs["version"] = 1
+    ws = Workspace(p)
+    np.testing.assert_array_equal(ws.get("embeddings", "a").arrays["vectors"], v)
+    ws.put("knn", "b", {"indices": np.zeros((3, 1), np.int64)}, {})
+    with h5py.File(p, "r") as f:
+        assert int(f.attrs["version"]) == 2
+    np.testing.assert_array_equal(Workspace(p).get("embeddings", "a").arrays["vectors"], v)

@@ -72,6 +72,11 @@ def can_embed(model, dataset) -> Optional[str]:
     return f"{model.id} takes {kind} input and {dataset.name} holds {dataset.kind} items"
 
 
+def _root(dataset):
+    """The dataset a narrowed one (readable items only) was made from; itself otherwise."""
+    return getattr(dataset, "parent", None) or dataset
+
+
 @dataclass
 class Pipeline:
     """The workflow over one :class:`~explorer.session.Session` (see the module docstring).
@@ -256,10 +261,21 @@ class Pipeline:
 
     def _embedded(self, model_id: str, dataset, result) -> None:
         s = self.session
-        if s.dataset is not dataset or model_id not in s.models:
-            return  # the dataset changed (or the model went) while it ran
+        if model_id not in s.models:
+            return  # the model went while it ran
+        if s.dataset is not dataset:
+            if _root(s.dataset) is _root(dataset):  # narrowed to its readable items meanwhile
+                self.embed(model_id)
+            return  # else another dataset was opened while it ran
         key, vectors = result
         s.apply_embedding(model_id, key, vectors)
+        if s.dataset is not dataset:  # this embedding left unreadable items out: only real rows stay
+            ds = s.dataset
+            self.info.emit(f"{len(ds.skipped)} items of {ds.name} could not be read and were left out "
+                           f"(first: {ds.skipped[0][0]}: {ds.skipped[0][1]}).")
+            for other, m in s.models.items():
+                if other != model_id and m.vectors is None and can_embed(m, ds) is None:
+                    self.embed(other)  # its rows no longer line up: embed the readable items again
         self._probe_correctness(model_id)
         self.embedded.emit(model_id)
         self.compute_maps(model_id)

@@ -15,6 +15,7 @@ import os
 import sys
 import uuid
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 
@@ -32,8 +33,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     d.add_argument("--data-format", metavar="F", help="dataset format name (default: detected)")
     d.add_argument("--key", metavar="K", help="array key inside an .npz/HDF5 file")
     d.add_argument("--labels-key", metavar="K", help="labels array key inside an .npz/HDF5 file")
-    d.add_argument("--column", metavar="C", help="text column of a CSV/TSV/JSONL table")
-    d.add_argument("--label-column", metavar="C", help="label column of a CSV/TSV/JSONL table")
+    d.add_argument("--column", metavar="C",
+                   help="item column of a table: text (CSV/TSV/JSONL), or vectors/images/text (Parquet, Arrow)")
+    d.add_argument("--label-column", metavar="C", help="label column of a table")
+    d.add_argument("--id-column", metavar="C", help="id column of a table (unique values)")
+    d.add_argument("--split", metavar="S", help="split of a Hugging Face DatasetDict folder (default: train)")
     e = p.add_argument_group("encoder")
     e.add_argument("--encoder", metavar="PATH",
                    help="checkpoint or model folder (omit for precomputed vector datasets)")
@@ -47,14 +51,16 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help="data-loading worker processes (default: by data type)")
     o = p.add_argument_group("output")
     o.add_argument("--workspace", required=True, metavar="FILE", help="workspace file (.h5), created if missing")
-    o.add_argument("--out", metavar="FILE", help="also write the vectors (float32, dataset order) to .npy or .h5")
+    o.add_argument("--out", metavar="FILE",
+                   help="also write the vectors (float32, dataset order, readable items only) to .npy "
+                        "(ids in NAME.ids.txt) or .h5 (datasets vectors and ids)")
     o.add_argument("--json", action="store_true", help="print the summary as JSON")
     o.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
 
 def run(args) -> int:
-    from explorer.embed import EMBEDDINGS, EmbedParams, embed_cached, embedding_key
+    from explorer.embed import EMBEDDINGS, EmbedParams, embed_cached, embedding_key, embedding_rows
     from explorer.jobs import run_job
     from explorer.store import Workspace
 
@@ -76,7 +82,8 @@ def run(args) -> int:
     from explorer.data import open_dataset
 
     options = {k: v for k, v in (("key", args.key), ("labels_key", args.labels_key),
-                                 ("column", args.column), ("label_column", args.label_column))
+                                 ("column", args.column), ("label_column", args.label_column),
+                                 ("id_column", args.id_column), ("split", args.split))
                if v is not None}
     dataset = open_dataset(data, args.data_format, **options)
 
@@ -97,15 +104,20 @@ def run(args) -> int:
     key, vectors = run_job(embed_cached(ws, dataset, encoder, params, key=key),
                            desc=f"Embedding {dataset.name}", quiet=args.quiet)
     attrs = dict(ws.list(EMBEDDINGS)).get(key, {})
+    rows = embedding_rows(ws, key)
+    ids = None if dataset.ids is None else (dataset.ids if rows is None else dataset.ids[rows])
+    ids_path = None
     if out is not None:
-        write_vectors(out, vectors, dataset)
+        ids_path = write_vectors(out, vectors, ids)
+    dropped = [str(s[0]) for s in attrs.get("skipped", [])]
     summary = {
         "key": key, "n": int(vectors.shape[0]), "dim": int(vectors.shape[1]),
         "model": attrs.get("model"), "layer": attrs.get("layer"),
         "device": attrs.get("device"), "precision": attrs.get("precision"),
         "seconds": attrs.get("seconds"), "cache_hit": hit,
-        "skipped": attrs.get("n_skipped", 0), "workspace": str(ws.path),
-        "out": str(out) if out else None,
+        "skipped": attrs.get("n_skipped", 0), "skipped_items": dropped,
+        "workspace": str(ws.path), "out": str(out) if out else None,
+        "ids": str(ids_path) if ids_path else None,
     }
     if args.json:
         print(json.dumps(summary))
@@ -113,35 +125,62 @@ def run(args) -> int:
         how = ("cache hit (computed earlier in "
                f"{summary['seconds']} s on {summary['device']})" if hit
                else f"computed in {summary['seconds']} s on {summary['device']} ({summary['precision']})")
-        extra = f", {summary['skipped']} unreadable items skipped" if summary["skipped"] else ""
+        extra = ""
+        if summary["skipped"]:
+            named = ", ".join(dropped[:5]) + (f" and {summary['skipped'] - 5} more" if summary["skipped"] > 5 else "")
+            extra = f", {summary['skipped']} unreadable items left out ({named})"
         print(f"{summary['n']} x {summary['dim']} embeddings of {dataset.name} by {summary['model']}: "
-              f"{how}{extra}; key {key} in {ws.path.name}" + (f"; vectors written to {out}" if out else ""))
+              f"{how}{extra}; key {key} in {ws.path.name}"
+              + (f"; vectors written to {out}" if out else "")
+              + (f", their ids to {ids_path}" if ids_path and ids_path != out else ""))
     return 0
 
 
-def write_vectors(path: Path, vectors: np.ndarray, dataset=None) -> None:
-    """float32 (N, D) rows in dataset order to ``.npy`` or ``.h5`` (dataset ``vectors``, plus
-    ``ids`` when known), written to a temporary file then renamed (never half-written)."""
+def ids_path_for(path: Path) -> Path:
+    """Where ``--out vectors.npy`` writes the ids of its rows: ``vectors.ids.txt``."""
+    return path.with_name(path.stem + ".ids.txt")
+
+
+def write_vectors(path: Path, vectors: np.ndarray, ids=None) -> Optional[Path]:
+    """float32 (M, D) rows (the readable items, in dataset order) to ``.npy`` or ``.h5``,
+    with the ids of those rows so they can be matched to the items: the ``ids`` dataset of
+    the ``.h5`` file, or ``<name>.ids.txt`` (one id a line) next to a ``.npy``. Each file is
+    written to a temporary file then renamed (never half-written). Returns where the ids
+    went (``path`` itself for ``.h5``), or None when there are none."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    if ids is not None and len(ids) != len(vectors):
+        raise InputError(f"{path}: {len(ids)} ids for {len(vectors)} vectors.")
+    targets = [path]
+    npy = path.suffix.lower() == ".npy"
+    if npy and ids is not None:
+        targets.append(ids_path_for(path))
+    tmps = [p.with_name(f".{p.name}.{uuid.uuid4().hex[:8]}.tmp") for p in targets]
     try:
-        if path.suffix.lower() == ".npy":
-            with open(tmp, "wb") as f:
+        if npy:
+            with open(tmps[0], "wb") as f:
                 np.save(f, np.ascontiguousarray(vectors, dtype=np.float32))
+            if ids is not None:
+                text = "".join(str(i).replace("\n", " ") + "\n" for i in ids)
+                tmps[1].write_text(text, encoding="utf-8")
         else:
             import h5py
 
-            with h5py.File(tmp, "w") as f:
+            with h5py.File(tmps[0], "w") as f:
                 f.create_dataset("vectors", data=np.asarray(vectors, dtype=np.float32))
-                if dataset is not None and dataset.ids is not None:
-                    f.create_dataset("ids", data=np.asarray([str(i) for i in dataset.ids], dtype=object),
+                if ids is not None:
+                    f.create_dataset("ids", data=np.asarray([str(i) for i in ids], dtype=object),
                                      dtype=h5py.string_dtype("utf-8"))
-        os.replace(tmp, path)
+        for tmp, target in zip(tmps, targets):
+            os.replace(tmp, target)
     except OSError as exc:
         raise InputError(f"{path}: cannot write the vectors ({exc.strerror or exc}).") from None
     finally:
-        if tmp.exists():
-            tmp.unlink()
+        for tmp in tmps:
+            if tmp.exists():
+                tmp.unlink()
+    if ids is None:
+        return None
+    return targets[-1]
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -115,6 +115,8 @@ def _query_new(args, Z, out: dict) -> None:
     items, kind = (args.query_file, "image") if args.query_file else (args.query_text, "text")
     enc = open_encoder(args.encoder, arch=args.arch, factory=args.factory)
     res = drain(embed(query_items(items, kind), enc, EmbedParams(device=args.device or "auto", num_workers=0)))
+    if res.skipped:
+        raise InputError(f"{res.skipped[0][0]} could not be read: {res.skipped[0][1]}")
     if res.vectors.shape[1] != Z.shape[1]:
         raise InputError(f"{args.encoder} gives {res.vectors.shape[1]}-d vectors but the searched ones are "
                          f"{Z.shape[1]}-d; use the encoder (and layer) that made them.")

@@ -5,9 +5,11 @@
     ds = open_dataset("feats.h5", key="x", labels_key="y")
     ds = attach_metadata(ds, "extra.csv", id_column="file")
 
-Built-in formats: image-folder, npy, npz, hdf5, txt, csv, tsv, jsonl, projector
-(TensorBoard vectors.tsv + metadata.tsv, as a file or a folder). Third-party formats
-register through the ``embedding_explorer.datasets`` entry-point group.
+Built-in formats: image-folder, npy, npz, hdf5, txt, csv, tsv (texts, or vectors when the
+columns are numbers), jsonl, projector (TensorBoard vectors.tsv + metadata.tsv, as a file or a
+folder), parquet, arrow (Arrow IPC / Feather), hf-datasets (a ``save_to_disk`` folder) and
+torch-tensor (a ``.pt`` file holding one tensor). Third-party formats register through the
+``embedding_explorer.datasets`` entry-point group.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from explorer.data.registry import DATASETS
 from explorer.data import arrays as _arrays  # noqa: E402,F401
 from explorer.data import images as _images  # noqa: E402,F401
 from explorer.data import projector as _projector  # noqa: E402,F401
+from explorer.data import tables as _tables  # noqa: E402,F401
+from explorer.data import tensor_file as _tensor_file  # noqa: E402,F401
 from explorer.data import text as _text  # noqa: E402,F401
 from explorer.data.metadata import attach_metadata  # noqa: E402
 from explorer.errors import InputError

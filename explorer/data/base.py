@@ -100,3 +100,68 @@ class Dataset:
         return {"name": self.name, "source": str(self.source), "kind": self.kind, "n": self.n,
                 "classes": len(self.label_names), "columns": list(self.metadata),
                 "skipped": len(self.skipped), "format": self.format}
+
+    def subset(self, rows) -> "Dataset":
+        """The items ``rows`` (dataset indices, increasing) as a dataset of their own: same
+        kind and item readers, labels, metadata and ids cut to those rows. Used to leave out
+        items that could not be read, so every view sees only real rows."""
+        return SubsetDataset(self, rows)
+
+
+class SubsetDataset(Dataset):
+    """A view on some rows of another dataset (see :meth:`Dataset.subset`)."""
+
+    def __init__(self, parent: Dataset, rows) -> None:
+        rows = np.asarray(rows, dtype=np.int64).reshape(-1)
+        if len(rows) and (rows.min() < 0 or rows.max() >= parent.n):
+            raise IndexError(f"rows out of range for {parent.n} items")
+        super().__init__(
+            name=parent.name, source=parent.source, kind=parent.kind, n=len(rows),
+            labels=None if parent.labels is None else parent.labels[rows],
+            label_names=list(parent.label_names),
+            metadata={k: np.asarray(v)[rows] for k, v in parent.metadata.items()},
+            ids=None if parent.ids is None else parent.ids[rows],
+            skipped=parent.skipped, options=parent.options, format=parent.format)
+        self.parent, self.rows = parent, rows
+
+    def _map(self, indices) -> np.ndarray:
+        return self.rows[np.asarray(indices, dtype=np.int64).reshape(-1)]
+
+    def image(self, i: int, size: Optional[int] = None) -> np.ndarray:
+        return self.parent.image(int(self.rows[int(i)]), size)
+
+    def images(self, indices, size: int) -> np.ndarray:
+        return self.parent.images(self._map(indices), size)
+
+    def read_images(self, indices, size: int):
+        reader = getattr(self.parent, "read_images", None)
+        if reader is None:
+            out = self.images(indices, size)
+            return out, np.ones(len(out), dtype=bool)
+        return reader(self._map(indices), size)
+
+    def text(self, i: int) -> str:
+        return self.parent.text(int(self.rows[int(i)]))
+
+    def texts(self, indices) -> list:
+        return self.parent.texts(self._map(indices))
+
+    def vectors(self, indices=None) -> np.ndarray:
+        return self.parent.vectors(self.rows if indices is None else self._map(indices))
+
+    def thumbnail(self, i: int, size: int = 96) -> Optional[np.ndarray]:
+        return self.parent.thumbnail(int(self.rows[int(i)]), size)
+
+    @property
+    def decodes_files(self) -> bool:
+        return getattr(self.parent, "files", None) is not None or bool(
+            getattr(self.parent, "decodes_files", False))
+
+    def fingerprint(self) -> str:
+        """The parent's fingerprint and the rows kept."""
+        import hashlib
+
+        h = hashlib.sha256(self.parent.fingerprint().encode())
+        h.update(b"subset")
+        h.update(np.ascontiguousarray(self.rows).tobytes())
+        return h.hexdigest()

@@ -10,10 +10,10 @@ Unreadable or truncated images are found when they are read:
   naming the file;
 * :meth:`ImageFolderDataset.read_images` never raises for a bad file: it puts zeros in its
   place, returns ``ok[j] = False`` and records ``(relative path, reason)`` in ``skipped``. The
-  embedding engine should use it, drop the rows where ``ok`` is False (or keep them and mark
-  them) and report ``len(skipped)`` and which files. In DataLoader worker processes ``skipped``
-  is filled in the worker's copy, so the engine must collect the failures from the ``ok`` masks
-  it gets back (``ImageFolderDataset.ids[indices[~ok]]``) rather than from ``skipped``;
+  embedding engine (:mod:`explorer.embed`) uses it and leaves the rows where ``ok`` is False
+  out of the vectors (the zeros are never embedded), then names those files. In DataLoader
+  worker processes ``skipped`` is filled in the worker's copy, so the engine collects the
+  failures from the ``ok`` masks it gets back rather than from ``skipped``;
 * :meth:`ImageFolderDataset.verify` is a job that decodes every image once (cheaply) and
   records the bad ones, for a "check the data first" step.
 """

@@ -20,6 +20,7 @@ from explorer.data._common import (LABEL_NAMES, column_array, encode_labels, fin
                                    fingerprint_files, str_array)
 from explorer.data.base import Dataset
 from explorer.data.registry import DATASETS
+from explorer.data.vector_table import index_header
 from explorer.errors import InputError
 
 
@@ -107,6 +108,10 @@ def _read_vectors(path: Path) -> np.ndarray:
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"{path}: cannot be read ({exc}).") from None
     lines = [ln for ln in text.splitlines() if ln.strip()]
+    if len(lines) > 1 and index_header(lines[0].split("\t"), [ln.split("\t") for ln in lines[1:101]]):
+        # a header of column numbers (0..D-1, as pandas writes it) is not a vector
+        text = text.split(lines[0], 1)[1]
+        lines = lines[1:]
     if not lines:
         raise InputError(f"{path}: the vectors file is empty.")
     d = len(lines[0].split("\t"))

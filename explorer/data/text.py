@@ -1,5 +1,6 @@
 """Text: ``.txt`` (one item a line, blank lines skipped), ``.csv``/``.tsv`` (header row) and
-``.jsonl`` (one JSON object a line).
+``.jsonl`` (one JSON object a line). A ``.csv``/``.tsv`` of numbers is vectors instead
+(:mod:`explorer.data.vector_table`).
 
 Options for tables: ``column`` (the text; default a column named text / sentence / content /
 caption, else the first column holding non-numeric strings), ``label_column`` (default a
@@ -134,13 +135,27 @@ def _jsonable(v):
     return v
 
 
-def open_table(path, fmt: str, **options) -> TextDataset:
+def open_table(path, fmt: str, **options) -> Dataset:
+    """A text table, or (.csv/.tsv whose item columns are all numbers) a table of vectors:
+    see :mod:`explorer.data.vector_table`."""
     path = Path(path)
     bad = [k for k in options if k not in TABLE_OPTIONS]
     if bad:
         raise InputError(f"{path}: unknown option(s) {', '.join(bad)} (known: "
                          f"{', '.join(TABLE_OPTIONS)}).")
+    if fmt in ("csv", "tsv"):
+        from explorer.data.vector_table import fast_vectors
+
+        vt = fast_vectors(path, fmt, _read_text(path), "\t" if fmt == "tsv" else ",", options)
+        if vt is not None:
+            return vt
     names, rows = read_table(path)
+    if fmt in ("csv", "tsv"):
+        from explorer.data.vector_table import vectors_from_rows
+
+        vt = vectors_from_rows(path, fmt, names, rows, options)
+        if vt is not None:
+            return vt
     if not rows:
         raise InputError(f"{path}: the table has no rows.")
     cols = {c: [r[k] for r in rows] for k, c in enumerate(names)}
@@ -181,15 +196,15 @@ def open_table(path, fmt: str, **options) -> TextDataset:
     return TextDataset(path, fmt, texts, ids, labels, label_names, metadata, opts)
 
 
-@DATASETS.register("csv", label="Text table (.csv)", extensions=(".csv",), priority=5)
-def open_csv(path, **options) -> TextDataset:
-    """A .csv table with a header row; choose the text column (column)."""
+@DATASETS.register("csv", label="Table (.csv): texts or vectors", extensions=(".csv",), priority=5)
+def open_csv(path, **options) -> Dataset:
+    """A .csv table: texts (choose the column) or, when its columns are numbers, vectors."""
     return open_table(path, "csv", **options)
 
 
-@DATASETS.register("tsv", label="Text table (.tsv)", extensions=(".tsv", ".tab"), priority=5)
-def open_tsv(path, **options) -> TextDataset:
-    """A .tsv table with a header row; choose the text column (column)."""
+@DATASETS.register("tsv", label="Table (.tsv): texts or vectors", extensions=(".tsv", ".tab"), priority=5)
+def open_tsv(path, **options) -> Dataset:
+    """A .tsv table: texts (choose the column) or, when its columns are numbers, vectors."""
     return open_table(path, "tsv", **options)
 
 

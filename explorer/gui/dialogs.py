@@ -54,6 +54,17 @@ class _PreviewMixin:
         return h
 
 
+def _dataset_patterns() -> str:
+    """File patterns of every registered dataset format that reads files (the registry's)."""
+    try:
+        from explorer.data import DATASETS
+
+        exts = sorted({x for e in DATASETS.entries() if not e.directory for x in e.extensions})
+    except ImportError:
+        exts = [".npy", ".npz", ".h5", ".csv", ".tsv", ".txt", ".jsonl"]
+    return " ".join(f"*{x}" for x in exts)
+
+
 class DatasetDialog(QtWidgets.QDialog, _PreviewMixin):
     """Path, format (auto from the registry), format options and an optional metadata table."""
 
@@ -62,8 +73,9 @@ class DatasetDialog(QtWidgets.QDialog, _PreviewMixin):
         self.setWindowTitle("Open dataset")
         self.setMinimumWidth(640)
         form = QtWidgets.QFormLayout(self)
-        row, self.path = _browse_row(self, "Image folder, .npy/.npz/.h5, .txt/.csv/.tsv/.jsonl, vectors.tsv",
-                                     "Datasets (*.npy *.npz *.h5 *.hdf5 *.txt *.csv *.tsv *.jsonl);;All files (*)")
+        row, self.path = _browse_row(self, "Image folder, .npy/.npz/.h5, .csv/.tsv/.txt/.jsonl, .parquet/.arrow, "
+                                     "a Hugging Face dataset folder, a .pt tensor",
+                                     f"Datasets ({_dataset_patterns()});;All files (*)")
         self.path.setText(path)
         form.addRow("Path", row)
         self.fmt = QtWidgets.QComboBox()
@@ -82,7 +94,7 @@ class DatasetDialog(QtWidgets.QDialog, _PreviewMixin):
         self.labels_key = QtWidgets.QLineEdit()
         self.labels_key.setPlaceholderText("HDF5/npz: array with the labels (optional)")
         self.column = QtWidgets.QLineEdit()
-        self.column.setPlaceholderText("CSV/TSV/JSONL: text column (default: text, sentence, …)")
+        self.column.setPlaceholderText("Tables: the item column: text, vectors or images (default: by type)")
         row2, self.metadata = _browse_row(self, "Optional CSV/TSV joined by row order or by id", "Tables (*.csv *.tsv)", False)
         form.addRow("Data key", self.key)
         form.addRow("Labels key", self.labels_key)

@@ -255,6 +255,11 @@ class MainWindow(QtWidgets.QMainWindow):
 
     @staticmethod
     def _looks_like_encoder(p: Path) -> bool:
+        if p.suffix.lower() in (".pt", ".pth") and p.is_file():
+            from explorer.data import DATASETS
+
+            if any(e.name == "torch-tensor" for e in DATASETS.find(p)):
+                return False  # one tensor of vectors: a dataset, not a model
         return p.suffix.lower() in (".pt", ".pth", ".ckpt", ".safetensors", ".onnx", ".jit", ".ts")
 
     def open_dataset(self, path: str, fmt: Optional[str] = None, metadata: Optional[str] = None, **options) -> None:

@@ -53,8 +53,10 @@ def test_csv_first_string_column_and_explicit_column(tmp_path):
         open_dataset(q, column="nope")
     r = tmp_path / "nums.csv"
     r.write_text("a,b\n1,2\n3,4\n")
+    nums = open_dataset(r)  # a table of numbers is vectors (issue 14), no longer "no text column"
+    assert nums.kind == "vector" and nums.vectors().tolist() == [[1, 2], [3, 4]]
     with pytest.raises(InputError, match="no text column"):
-        open_dataset(r)
+        open_dataset(r, column="")
 
 
 def test_tsv_and_jsonl(tmp_path):
