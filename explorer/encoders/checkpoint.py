@@ -50,6 +50,7 @@ class Checkpoint:
     module: Any = None  # a full nn.Module (pickled model, trusted files only)
     nested_key: Optional[str] = None  # e.g. "state_dict" for Lightning checkpoints
     meta: dict = field(default_factory=dict)
+    meta_origin: dict = field(default_factory=dict)  # metadata key -> name of the file it came from
 
 
 # -- metadata ----------------------------------------------------------------------------
@@ -87,6 +88,37 @@ def read_sidecar(path: Path) -> dict:
     if not isinstance(data, dict):
         raise CheckpointError(f"{side.name}: the metadata next to {path.name} must be a JSON object.")
     return data
+
+
+#: How deeply nested ``arch_kwargs`` from a file may be.
+MAX_JSON_DEPTH = 16
+
+
+def is_plain_json(value: Any, depth: int = 0) -> bool:
+    """True when ``value`` is made only of str/int/float/bool/None and lists/dicts of those
+    (string keys), at most :data:`MAX_JSON_DEPTH` deep: data, never an object with behaviour."""
+    if depth > MAX_JSON_DEPTH:
+        return False
+    if value is None or type(value) in (str, int, float, bool):
+        return True
+    if type(value) in (list, tuple):
+        return all(is_plain_json(v, depth + 1) for v in value)
+    if type(value) is dict:
+        return all(type(k) is str and is_plain_json(v, depth + 1) for k, v in value.items())
+    return False
+
+
+def meta_with_sidecar(meta: dict, path: Path) -> tuple[dict, dict]:
+    """``meta`` (read from ``path``) overridden by the JSON sidecar, and for each key the name of
+    the file it came from (so that a refusal can name it)."""
+    origin = {k: path.name for k in meta}
+    side = read_sidecar(path)
+    meta = {**meta, **side}
+    origin.update({k: sidecar_path(path).name for k in side})
+    if "architecture" in side and "arch" not in side:
+        meta["arch"] = meta.pop("architecture")
+        origin["arch"] = sidecar_path(path).name
+    return meta, origin
 
 
 def _plain(value: Any) -> Any:
@@ -278,16 +310,15 @@ def read_checkpoint(path: Path, trust: bool = False) -> Checkpoint:
     import torch.nn as nn
 
     obj = load_torch_file(path, trust=trust)
-    meta = collect_meta(obj)
-    meta.update(read_sidecar(path))
+    meta, origin = meta_with_sidecar(collect_meta(obj), path)
     if isinstance(obj, nn.Module):
-        return Checkpoint(path, module=obj, meta=meta)
+        return Checkpoint(path, module=obj, meta=meta, meta_origin=origin)
     if isinstance(obj, Mapping):
         for key in ("model", "module", "net", "network", "model_ema", "ema"):
             if isinstance(obj.get(key), nn.Module):
-                return Checkpoint(path, module=obj[key], nested_key=key, meta=meta)
+                return Checkpoint(path, module=obj[key], nested_key=key, meta=meta, meta_origin=origin)
     sd, key = find_state_dict(obj, path)
-    return Checkpoint(path, state_dict=sd, nested_key=key, meta=meta)
+    return Checkpoint(path, state_dict=sd, nested_key=key, meta=meta, meta_origin=origin)
 
 
 def read_safetensors(path: Path) -> Checkpoint:
@@ -314,9 +345,8 @@ def read_safetensors(path: Path) -> Checkpoint:
                 meta[k] = json.loads(v) if k in ("preprocess", "arch_kwargs", "epoch", "step", "global_step") else v
             except (TypeError, json.JSONDecodeError):
                 meta[k] = v
-    meta = collect_meta(meta) if meta else {}
-    meta.update(read_sidecar(path))
-    return Checkpoint(path, state_dict=sd, meta=meta)
+    meta, origin = meta_with_sidecar(collect_meta(meta) if meta else {}, path)
+    return Checkpoint(path, state_dict=sd, meta=meta, meta_origin=origin)
 
 
 # -- fitting -----------------------------------------------------------------------------

@@ -129,6 +129,13 @@ def builtin(name: str) -> Architecture:
                         kwargs=dict(entry.extra.get("kwargs", {})), builtin=True, spec=name)
 
 
+def registered_architecture(name: str) -> Architecture:
+    """A registered architecture by name (built-in, ``[vision]`` ones, or registered by an
+    installed plugin); never imports or runs anything named by ``name`` itself. InputError
+    when no registered architecture has that name."""
+    return builtin(name)
+
+
 def resolve_architecture(arch: Any = None, factory: Any = None) -> Optional[Architecture]:
     """The architecture the user named: ``factory`` (a spec or a callable) wins over ``arch``
     (a built-in name, or a spec). None when neither is given."""

@@ -3,10 +3,13 @@
 ``.safetensors``.
 
 The file is read with ``torch.load(weights_only=True)`` (or safetensors), so opening it runs
-no code from it. The architecture comes from the user (a built-in name or a factory
+no code from it. The architecture comes from the user (a registered name or a factory
 ``file.py:function``), else from the checkpoint's metadata (``arch`` key or ``<file>.json``
-sidecar), else it is the one built-in architecture the weights fit exactly. A full pickled
-``nn.Module`` is opened only with ``trust=True``.
+sidecar), else it is the one built-in architecture the weights fit exactly. A name found in a
+file resolves only against registered architectures; a factory spec or path found there is
+refused (code runs only from the user's own ``--factory``), and its ``arch_kwargs`` must be
+plain JSON values, passed only to registered builders. A full pickled ``nn.Module`` is opened
+only with ``trust=True``.
 """
 
 from __future__ import annotations
@@ -16,25 +19,58 @@ from typing import Any, Optional
 
 from explorer.encoders.base import Encoder, Preprocess
 from explorer.encoders.checkpoint import (Checkpoint, as_preprocess, count_parameters, fits_exactly,
-                                          load_into, read_checkpoint, read_safetensors)
+                                          is_plain_json, load_into, read_checkpoint, read_safetensors)
 from explorer.encoders.factory import (Architecture, build_model, builtin, builtin_architectures,
-                                       is_factory_spec, load_factory, resolve_architecture)
+                                       is_factory_spec, registered_architecture, resolve_architecture)
 from explorer.encoders.registry import ENCODERS
-from explorer.errors import CheckpointError
+from explorer.errors import CheckpointError, InputError
 
 
-def _meta_architecture(meta: dict, path: Path) -> Optional[Architecture]:
-    """The architecture a checkpoint names in its metadata; a factory spec there is looked up
-    next to the checkpoint first."""
+def _looks_like_code(name: str) -> bool:
+    """A factory spec or a path (``module:function``, ``file.py:fn``, ``/abs``, ``../x``)
+    rather than the name of a registered architecture."""
+    return (is_factory_spec(name) or any(c in name for c in "/\\") or ".py" in name
+            or (":" in name and not name.startswith("timm:")) or name.startswith("."))
+
+
+def _meta_architecture(ckpt: Checkpoint) -> Optional[Architecture]:
+    """The architecture a checkpoint (or its sidecar) names in its metadata, resolved only
+    against registered architectures (issue 13: a name in a file is a name, never code).
+
+    A factory spec or path found there is refused with one sentence naming the file: code runs
+    only when the user passes ``--factory`` (or fills the factory field) themselves."""
+    meta, path = ckpt.meta, ckpt.path
     name = meta.get("arch")
-    if not name:
+    if name is None or name == "":
         return None
-    name = str(name)
-    if is_factory_spec(name):
-        left, _, fn = name.rpartition(":")
-        local = path.parent / left
-        return load_factory(f"{local}:{fn}" if local.is_file() else name)
-    return builtin(name)
+    where = ckpt.meta_origin.get("arch", path.name)
+    if not isinstance(name, str):
+        raise CheckpointError(f"{where} gives an architecture that is not a name "
+                              f"({type(name).__name__}); pass --arch NAME or --factory file.py:function.")
+    if _looks_like_code(name):
+        raise CheckpointError(
+            f"{where} names {name!r} as its architecture, and Embedding Explorer never runs code "
+            f"named in a file; if you trust it, pass --factory file.py:function explicitly.")
+    try:
+        return registered_architecture(name)
+    except InputError:
+        known = ", ".join(e.name for e in builtin_architectures()) or "none"
+        raise CheckpointError(
+            f"{where} names the architecture {name!r}, which is not registered here (known: {known}; "
+            f"torchvision/timm names need the [vision] extra); pass --arch NAME or "
+            f"--factory file.py:function.") from None
+
+
+def _meta_arch_kwargs(ckpt: Checkpoint) -> Optional[dict]:
+    """``arch_kwargs`` from the checkpoint or its sidecar: plain JSON values only."""
+    kwargs = ckpt.meta.get("arch_kwargs")
+    if kwargs is None:
+        return None
+    where = ckpt.meta_origin.get("arch_kwargs", ckpt.path.name)
+    if not isinstance(kwargs, dict) or not is_plain_json(kwargs):
+        raise CheckpointError(f"{where}: arch_kwargs must be a JSON object of plain values "
+                              f"(strings, numbers, booleans, null, lists and objects of those).")
+    return dict(kwargs)
 
 
 def _guess_architecture(ckpt: Checkpoint) -> Optional[Architecture]:
@@ -77,7 +113,7 @@ def encoder_from_checkpoint(ckpt: Checkpoint, fmt: str, *, arch: Any = None, fac
     archi = resolve_architecture(arch, factory)
     from_meta = False
     if archi is None:
-        archi = _meta_architecture(meta, path)
+        archi = _meta_architecture(ckpt)
         from_meta = archi is not None
     if archi is None:
         archi = _guess_architecture(ckpt)
@@ -88,11 +124,14 @@ def encoder_from_checkpoint(ckpt: Checkpoint, fmt: str, *, arch: Any = None, fac
         raise CheckpointError(f"{path.name} holds only weights; name the architecture they belong to with "
                               f"--arch NAME (built-in: {known}) or --factory path/to/file.py:function.")
     meta_arch = str(meta.get("arch") or "")
-    if arch_kwargs is None and isinstance(meta.get("arch_kwargs"), dict) and (
-            from_meta or meta_arch in (archi.name, "")):
-        kwargs = dict(meta["arch_kwargs"])
-    else:
-        kwargs = dict(arch_kwargs or {})
+    kwargs = dict(arch_kwargs or {})
+    if arch_kwargs is None and "arch_kwargs" in meta and (from_meta or meta_arch in (archi.name, "")):
+        file_kwargs = _meta_arch_kwargs(ckpt)
+        if archi.builtin:  # a file's settings go only to registered builders, never to a factory
+            kwargs = file_kwargs or {}
+        elif file_kwargs:
+            info["arch_kwargs_ignored"] = (f"{ckpt.meta_origin.get('arch_kwargs', path.name)} gives arch_kwargs, "
+                                           f"which are passed only to registered architectures")
     model = build_model(archi, kwargs)
     try:
         info.update(load_into(model, ckpt, archi.name))
