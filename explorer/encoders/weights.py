@@ -17,9 +17,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Optional
 
-from explorer.encoders.base import Encoder, Preprocess
-from explorer.encoders.checkpoint import (Checkpoint, as_preprocess, count_parameters, fits_exactly,
-                                          is_plain_json, load_into, read_checkpoint, read_safetensors)
+from explorer.encoders.base import DEFAULTS_NOTE, Encoder, Preprocess
+from explorer.encoders.checkpoint import (Checkpoint, count_parameters, fits_exactly, is_plain_json,
+                                          load_into, merge_preprocess, read_checkpoint, read_safetensors)
 from explorer.encoders.factory import (Architecture, build_model, builtin, builtin_architectures,
                                        is_factory_spec, registered_architecture, resolve_architecture)
 from explorer.encoders.registry import ENCODERS
@@ -89,11 +89,10 @@ def _guess_architecture(ckpt: Checkpoint) -> Optional[Architecture]:
 
 def encoder_from_checkpoint(ckpt: Checkpoint, fmt: str, *, arch: Any = None, factory: Any = None,
                             arch_kwargs: Optional[dict] = None, preprocess: Any = None,
-                            trust: bool = False) -> Encoder:
+                            trust: bool = False, submodel: Optional[str] = None) -> Encoder:
     """Build the :class:`Encoder` for a read checkpoint (see the module docstring)."""
     path, meta = ckpt.path, ckpt.meta
-    user_pre = as_preprocess(preprocess, path.name)
-    meta_pre = as_preprocess(meta.get("preprocess"), path.name)
+    meta_where = ckpt.meta_origin.get("preprocess", path.name)
     info: dict = {}
     for k in ("epoch", "step"):
         if k in meta:
@@ -102,14 +101,20 @@ def encoder_from_checkpoint(ckpt: Checkpoint, fmt: str, *, arch: Any = None, fac
     if ckpt.module is not None:  # a pickled nn.Module (trusted)
         module = ckpt.module.eval()
         own = getattr(module, "preprocess", None)
-        pre = user_pre or meta_pre or (own if isinstance(own, Preprocess) else None) or Preprocess()
+        base, src = ((own, f"the model's own preprocess attribute") if isinstance(own, Preprocess)
+                     else (Preprocess(), DEFAULTS_NOTE))
+        pre, src = _with_meta_and_user(base, src, meta.get("preprocess"), meta_where, preprocess)
         info.update({"arch": type(module).__name__, "pickled_module": True, "trusted": True,
-                     "parameters": count_parameters(module)})
+                     "parameters": count_parameters(module), "preprocess_source": src})
         if arch is not None or factory is not None:
             info["arch_ignored"] = "the file holds a whole model, so the architecture given was not used"
         return Encoder(name=name, source=path, format=fmt, module=module, preprocess=pre,
                        layer=meta.get("layer"), pooling=str(meta.get("pooling") or "auto"), info=info)
 
+    from explorer.encoders.submodels import choose_submodel
+
+    ckpt, chosen = choose_submodel(ckpt, submodel)
+    info.update(chosen)
     archi = resolve_architecture(arch, factory)
     from_meta = False
     if archi is None:
@@ -122,7 +127,8 @@ def encoder_from_checkpoint(ckpt: Checkpoint, fmt: str, *, arch: Any = None, fac
     if archi is None:
         known = ", ".join(e.name for e in builtin_architectures()) or "none"
         raise CheckpointError(f"{path.name} holds only weights; name the architecture they belong to with "
-                              f"--arch NAME (built-in: {known}) or --factory path/to/file.py:function.")
+                              f"--arch NAME (built-in: {known}, or a torchvision/timm name with the [vision] "
+                              f"extra) or --factory path/to/file.py:function.")
     meta_arch = str(meta.get("arch") or "")
     kwargs = dict(arch_kwargs or {})
     if arch_kwargs is None and "arch_kwargs" in meta and (from_meta or meta_arch in (archi.name, "")):
@@ -144,28 +150,57 @@ def encoder_from_checkpoint(ckpt: Checkpoint, fmt: str, *, arch: Any = None, fac
     info.update({"arch": archi.name, "arch_kwargs": kwargs, "parameters": count_parameters(model)})
     if not archi.builtin and archi.spec:
         info["factory"] = archi.spec
-    pre = user_pre or meta_pre or archi.preprocess or Preprocess()
+    from explorer.encoders.vision import describe_head
+
+    head = describe_head(model)
+    if head.get("head_removed") and info.get("unexpected_keys"):
+        info["head_weights_unused"] = info.pop("unexpected_keys")
+    info.update(head)
+    base, src = archi.preprocess, archi.preprocess_note
+    if archi.preprocess_from is not None:
+        base, src = archi.preprocess_from(model)
+    if base is None:
+        base, src = Preprocess(), DEFAULTS_NOTE
+    elif not src:
+        src = f"{'the built-in ' if archi.builtin else 'factory '}{archi.name}"
+    pre, src = _with_meta_and_user(base, src, meta.get("preprocess"), meta_where, preprocess)
+    info["preprocess_source"] = src
     return Encoder(name=name, source=path, format=fmt, module=model, preprocess=pre,
                    layer=meta.get("layer"), pooling=str(meta.get("pooling") or "auto"), info=info)
+
+
+def _with_meta_and_user(base: Preprocess, src: str, meta_pre: Any, meta_where: str, user_pre: Any):
+    """The preprocessing and where it came from: ``base`` (architecture/library), then the
+    checkpoint's or sidecar's ``preprocess`` (fields it names), then the user's."""
+    if meta_pre is not None:
+        base = merge_preprocess(base, meta_pre, meta_where)
+        src = meta_where if src == DEFAULTS_NOTE else f"{src}, then {meta_where}"
+    if user_pre is not None:
+        base = merge_preprocess(base, user_pre, "preprocess")
+        src = f"{src}, then the user's settings"
+    return base, src
 
 
 @ENCODERS.register("state_dict", label="PyTorch weights + architecture",
                    extensions=(".pt", ".pth", ".ckpt", ".bin", ".pkl", ".tar"), priority=0,
                    description="A state_dict (.pt/.pth/.bin) or Lightning .ckpt, with an architecture.")
 def open_state_dict(path: Path, *, arch: Any = None, factory: Any = None, trust: bool = False,
-                    arch_kwargs: Optional[dict] = None, preprocess: Any = None, **_options) -> Encoder:
+                    arch_kwargs: Optional[dict] = None, preprocess: Any = None,
+                    submodel: Optional[str] = None, **_options) -> Encoder:
     """A state_dict (.pt/.pth/.bin) or Lightning .ckpt, with an architecture."""
     ckpt = read_checkpoint(Path(path), trust=trust)
     return encoder_from_checkpoint(ckpt, "state_dict", arch=arch, factory=factory,
-                                   arch_kwargs=arch_kwargs, preprocess=preprocess, trust=trust)
+                                   arch_kwargs=arch_kwargs, preprocess=preprocess, trust=trust,
+                                   submodel=submodel)
 
 
 @ENCODERS.register("safetensors", label="safetensors weights + architecture",
                    extensions=(".safetensors",), priority=10,
                    description="Weights in a .safetensors file, with an architecture.")
 def open_safetensors(path: Path, *, arch: Any = None, factory: Any = None,
-                     arch_kwargs: Optional[dict] = None, preprocess: Any = None, **_options) -> Encoder:
+                     arch_kwargs: Optional[dict] = None, preprocess: Any = None,
+                     submodel: Optional[str] = None, **_options) -> Encoder:
     """Weights in a .safetensors file, with an architecture."""
     ckpt = read_safetensors(Path(path))
     return encoder_from_checkpoint(ckpt, "safetensors", arch=arch, factory=factory,
-                                   arch_kwargs=arch_kwargs, preprocess=preprocess)
+                                   arch_kwargs=arch_kwargs, preprocess=preprocess, submodel=submodel)
