@@ -15,6 +15,7 @@ from typing import Any, Optional
 
 from explorer.encoders import hf as _hf  # noqa: F401  (registers the format)
 from explorer.encoders import onnx as _onnx  # noqa: F401
+from explorer.encoders import timm_folder as _timm_folder  # noqa: F401
 from explorer.encoders import torchscript as _torchscript  # noqa: F401
 from explorer.encoders import weights as _weights  # noqa: F401
 from explorer.encoders.base import DEFAULTS_NOTE, POOLINGS, Encoder, Preprocess

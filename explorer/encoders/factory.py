@@ -149,6 +149,8 @@ def registered_architecture(name: str) -> Architecture:
 def resolve_architecture(arch: Any = None, factory: Any = None) -> Optional[Architecture]:
     """The architecture the user named: ``factory`` (a spec or a callable) wins over ``arch``
     (a built-in name, or a spec). None when neither is given."""
+    if isinstance(arch, Architecture) and factory is None:
+        return arch
     if factory is not None:
         if callable(factory):
             name = getattr(factory, "__name__", "factory")
