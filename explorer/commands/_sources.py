@@ -103,7 +103,7 @@ def encoder_notes(encoder) -> list[str]:
         lines.append(f"input kind: {info['input_kind']}.")
     src = str(info.get("preprocess_source", ""))
     pre = encoder.preprocess.describe()
-    if src.startswith("defaults"):
+    if src.startswith("defaults") and "set by the user" not in src:
         lines.append(f"note: no preprocessing declared for {encoder.name}; using defaults: {pre} "
                      f"(set them with --image-size/--resize/--interpolation/--mean/--std or a .json sidecar).")
     else:

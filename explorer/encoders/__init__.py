@@ -102,6 +102,8 @@ def open_encoder(path: str | Path, fmt: Optional[str] = None, *, arch: Any = Non
         if src.startswith("defaults"):
             src = "defaults"
         enc.info["preprocess_source"] = f"{src}, then set by the user ({', '.join(sorted(changed)) or 'all'})"
+        if "kind" in changed or not changed:
+            enc.info["input_kind_declared"] = True
     elif whole is not None:
         enc.info["preprocess_source"] = "set by the user"
     enc.info.setdefault("preprocess_source", f"the {enc.format} model")
@@ -143,8 +145,10 @@ def match_input_kind(encoder: Optional[Encoder], dataset) -> Optional[Encoder]:
     fix = (f"declare the input with --input-kind (or \"preprocess\": {{\"kind\": \"{kind}\"}} in the "
            f"checkpoint's .json sidecar)")
     if input_kind_declared(encoder) or kind not in ("vector", "image"):
-        raise InputError(f"{dataset.name} holds {kind} items but encoder {encoder.name} takes {pp.kind} input "
-                         f"({encoder.info.get('preprocess_source')}); choose a matching encoder or dataset, or {fix}.")
+        src = encoder.info.get("preprocess_source")
+        raise InputError(f"{dataset.name} holds {kind} items but encoder {encoder.name} takes {pp.kind} input"
+                         + (f" (declared by {src})" if src else "")
+                         + f"; choose a matching encoder or dataset, or {fix}.")
     import dataclasses
 
     import numpy as np
