@@ -276,3 +276,52 @@ def test_folder_fingerprint_covers_tokenizer_and_config(tmp_path):
     assert weights_digest(m, folder) == a
     (folder / "tokenizer.json").write_text('{"vocab": 2}')
     assert weights_digest(m, folder) != a
+
+
+def test_onnx_external_data_is_part_of_the_cache_key(tmp_path, capsys):
+    """m.onnx + m.onnx.data: new weights in the data file are a cache miss with the new vectors."""
+    onnx = pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    x = np.random.default_rng(4).normal(size=(5, 6)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    path = tmp_path / "m.onnx"
+    graphs: list = []
+
+    def export(seed: int) -> np.ndarray:
+        torch.manual_seed(seed)
+        m = nn.Sequential(nn.Linear(6, 8), nn.Tanh(), nn.Linear(8, 3)).eval()
+        tmp = tmp_path / f"tmp{seed}.onnx"
+        torch.onnx.export(m, (torch.zeros(1, 6),), str(tmp), input_names=["x"],
+                          dynamic_axes={"x": {0: "n"}}, dynamo=False)
+        model = onnx.load(str(tmp))
+        if graphs:  # the first export's graph with these weights: only the data file differs
+            first = graphs[0]
+            new = {t.name: t for t in model.graph.initializer}
+            for t in first.graph.initializer:
+                t.CopyFrom(new[t.name])
+            model = first
+        graphs.append(model)
+        (tmp_path / "m.onnx.data").unlink(missing_ok=True)  # a re-export rewrites it
+        onnx.save_model(model, str(path), save_as_external_data=True, all_tensors_to_one_file=True,
+                        location="m.onnx.data", size_threshold=0)
+        with torch.no_grad():
+            return m(torch.from_numpy(x)).double().numpy()
+
+    def run() -> dict:
+        capsys.readouterr()
+        rc = main(["embed", "--data", str(tmp_path / "x.npy"), "--encoder", str(path), "--workspace",
+                   str(tmp_path / "w.h5"), "--out", str(tmp_path / "v.npy"), "--json", "--quiet"])
+        out = capsys.readouterr()
+        assert rc == 0, out.err
+        return json.loads(out.out)
+
+    want1 = export(1)
+    assert (tmp_path / "m.onnx.data").stat().st_size > 0
+    first = run()
+    np.testing.assert_allclose(np.load(tmp_path / "v.npy"), want1, rtol=1e-5, atol=1e-5)
+    onnx_bytes = path.read_bytes()
+    want2 = export(2)
+    assert path.read_bytes() == onnx_bytes  # only the external data changed
+    second = run()
+    assert not second["cache_hit"] and second["key"] != first["key"]
+    np.testing.assert_allclose(np.load(tmp_path / "v.npy"), want2, rtol=1e-5, atol=1e-5)
