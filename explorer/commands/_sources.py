@@ -45,18 +45,10 @@ def add_encoder_options(group, trust: bool = True, layer: bool = True, pooling: 
                            help="what the model takes (default: declared by the model, else follows the data)")
 
 
-def _floats(text: str, flag: str) -> list:
-    try:
-        vals = [float(v) for v in str(text).replace(" ", "").split(",") if v]
-    except ValueError:
-        raise InputError(f"{flag} takes numbers separated by commas (e.g. 0.485,0.456,0.406), not {text!r}.") from None
-    if not vals or (flag == "--std" and any(v <= 0 for v in vals)):
-        raise InputError(f"{flag} needs one or three numbers" + (" above 0" if flag == "--std" else "") + ".")
-    return vals
-
-
 def preprocess_options(args) -> Optional[dict]:
     """The preprocessing fields set on the command line (None: none was)."""
+    from explorer.encoders.report import channel_values
+
     d: dict = {}
     for flag, key in (("image_size", "size"), ("resize", "resize"), ("interpolation", "interpolation"),
                       ("input_kind", "kind")):
@@ -68,7 +60,7 @@ def preprocess_options(args) -> Optional[dict]:
     for flag in ("mean", "std"):
         v = getattr(args, flag, None)
         if v is not None:
-            d[flag] = tuple(_floats(v, f"--{flag}"))
+            d[flag] = tuple(channel_values(v, f"--{flag}", positive=flag == "std"))
     if "resize" in d and "size" in d and d["resize"] < d["size"]:
         raise InputError(f"--resize ({d['resize']}) must be at least --image-size ({d['size']}).")
     return d or None
@@ -86,35 +78,12 @@ def encoder_options(args) -> dict:
     return opts
 
 
-def encoder_notes(encoder) -> list[str]:
-    """Lines telling the user how ``encoder`` was set up: the network chosen from several, the
-    classifier removed or suspected, and the preprocessing (saying when it is the defaults)."""
-    info, lines = encoder.info, []
-    if info.get("submodels"):
-        lines.append(f"{encoder.source.name} holds {len(info['submodels'])} networks "
-                     f"({', '.join(info['submodels'])}); using {info['submodel']} ({info.get('submodel_rule')}).")
-    if info.get("head_removed"):
-        lines.append(f"{info.get('arch')}: classifier removed: {info['head_removed']}.")
-    if info.get("output_looks_like_logits"):
-        lines.append(f"note: {info['output_looks_like_logits']}.")
-    if info.get("layer_for_pooling"):
-        lines.append(f"{info['layer_for_pooling']}.")
-    if info.get("input_kind"):
-        lines.append(f"input kind: {info['input_kind']}.")
-    src = str(info.get("preprocess_source", ""))
-    pre = encoder.preprocess.describe()
-    if src.startswith("defaults") and "set by the user" not in src:
-        lines.append(f"note: no preprocessing declared for {encoder.name}; using defaults: {pre} "
-                     f"(set them with --image-size/--resize/--interpolation/--mean/--std or a .json sidecar).")
-    else:
-        lines.append(f"preprocessing: {pre} (from {src}).")
-    return lines
-
-
 def print_encoder_notes(encoder, quiet: bool = False) -> None:
     if encoder is None or quiet:
         return
     import sys
+
+    from explorer.encoders.report import encoder_notes
 
     for line in encoder_notes(encoder):
         print(line, file=sys.stderr)
