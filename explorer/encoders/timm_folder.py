@@ -20,6 +20,10 @@ from explorer.encoders.registry import ENCODERS
 from explorer.errors import CheckpointError, InputError
 
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+#: The ``pretrained_cfg`` fields taken from the folder (how to preprocess; nothing that locates
+#: or downloads weights).
+PREPROCESS_KEYS = ("input_size", "interpolation", "crop_pct", "crop_mode", "mean", "std",
+                   "fixed_input_size", "pool_size", "first_conv", "classifier")
 
 
 def _config(path: Path) -> Optional[dict]:
@@ -61,13 +65,16 @@ def open_timm_folder(path: Path, *, preprocess: Any = None, arch_kwargs: Optiona
         raise CheckpointError(f"{path.name}/config.json names the architecture {name!r}, which this timm "
                               f"version does not know.")
     pcfg = cfg.get("pretrained_cfg")
-    overlay = dict(pcfg) if isinstance(pcfg, dict) and is_plain_json(pcfg) else None
+    overlay = ({k: v for k, v in pcfg.items() if k in PREPROCESS_KEYS}
+               if isinstance(pcfg, dict) and is_plain_json(pcfg) else None)
     model_args = cfg.get("model_args") if isinstance(cfg.get("model_args"), dict) else {}
     if not is_plain_json(model_args):
         model_args = {}
 
     def build(headless: bool = True, **kwargs):
         extra = {**model_args, **kwargs}
+        if not headless and isinstance(cfg.get("num_classes"), int):
+            extra.setdefault("num_classes", cfg["num_classes"])
         if overlay is not None:
             extra.setdefault("pretrained_cfg_overlay", overlay)
         return vision.build_timm(name, headless=headless, **extra)
