@@ -191,4 +191,4 @@ def reopen_encoder(description: dict, trust: bool = False) -> Encoder:
                         trust=trust, layer=description.get("layer"),
                         pooling=description.get("pooling") or "auto",
                         preprocess=description.get("preprocess"),
-                        arch_kwargs=description.get("arch_kwargs"))
+                        arch_kwargs=description.get("arch_kwargs"), submodel=description.get("submodel"))

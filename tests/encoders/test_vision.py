@@ -61,7 +61,13 @@ def _close(got: np.ndarray, want: torch.Tensor) -> None:
     np.testing.assert_allclose(got, want, atol=2e-5 * scale, rtol=0)
 
 
-@pytest.mark.parametrize("name", ["resnet18", "efficientnet_b0"])
+#: Each model's classifier, written out here (its input is the penultimate layer).
+CLASSIFIER = {"resnet18": lambda m: m.fc, "resnet50": lambda m: m.fc,
+              "efficientnet_b0": lambda m: m.classifier[1], "convnext_tiny": lambda m: m.classifier[2],
+              "vit_b_16": lambda m: m.heads.head}
+
+
+@pytest.mark.parametrize("name", ["resnet18", "efficientnet_b0", "resnet50", "convnext_tiny", "vit_b_16"])
 def test_torchvision_by_name_gives_penultimate_with_its_own_transforms(name, tmp_path, photos, capsys):
     tv = _need("torchvision")
     import torchvision.models as tvm
@@ -75,7 +81,7 @@ def test_torchvision_by_name_gives_penultimate_with_its_own_transforms(name, tmp
     weights = tvm.get_model_weights(name).DEFAULT
     tf = weights.transforms()  # torchvision's own eval preprocessing
     x = torch.stack([tf(im) for im in _pil_images(photos)])
-    head = ref.fc if name == "resnet18" else ref.classifier[-1]
+    head = CLASSIFIER[name](ref)
     seen = []
     h = head.register_forward_pre_hook(lambda m, inp: seen.append(inp[0]))
     with torch.no_grad():
