@@ -30,7 +30,7 @@ def _looks_like_code(name: str) -> bool:
     """A factory spec or a path (``module:function``, ``file.py:fn``, ``/abs``, ``../x``)
     rather than the name of a registered architecture."""
     return (is_factory_spec(name) or any(c in name for c in "/\\") or ".py" in name
-            or (":" in name and not name.startswith("timm:")) or name.startswith("."))
+            or (":" in name and not name.startswith(("timm:", "torchvision:"))) or name.startswith("."))
 
 
 def _meta_architecture(ckpt: Checkpoint) -> Optional[Architecture]:

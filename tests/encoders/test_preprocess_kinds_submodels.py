@@ -157,6 +157,31 @@ def test_input_kind_follows_vector_data_for_every_layout(setup, capsys):
     assert rc == 2 and "--input-kind" in err
 
 
+def test_the_app_path_follows_the_data_too(setup):
+    """The session/GUI path (embed_cached with no key) decides the input kind the same way,
+    before the cache key, so a second run is a hit."""
+    from explorer.data import open_dataset
+    from explorer.embed import EmbedParams, embed_cached
+    from explorer.jobs import drain
+    from explorer.store import Workspace
+
+    tmp_path, ns, _, _ = setup
+    torch.manual_seed(5)
+    mlp = ns["mlp"]().eval()
+    torch.save(mlp.state_dict(), tmp_path / "m.pt")
+    x = np.random.default_rng(5).normal(size=(4, 6)).astype(np.float32)
+    np.save(tmp_path / "v.npy", x)
+    ws = Workspace(tmp_path / "app.h5")
+    ds = open_dataset(tmp_path / "v.npy")
+    enc = open_encoder(tmp_path / "m.pt", factory=f"{tmp_path / 'f.py'}:mlp")
+    key, Z = drain(embed_cached(ws, ds, enc, EmbedParams(device="cpu")))
+    with torch.no_grad():
+        np.testing.assert_allclose(Z, mlp(torch.from_numpy(x)).numpy(), rtol=1e-5, atol=1e-6)
+    enc2 = open_encoder(tmp_path / "m.pt", factory=f"{tmp_path / 'f.py'}:mlp")
+    key2, _ = drain(embed_cached(ws, ds, enc2, EmbedParams(device="cpu")))
+    assert key2 == key and ws.has("embeddings", key)
+
+
 # -- several networks in one checkpoint ---------------------------------------------------------
 def _mlp_sd(seed: int) -> dict:
     from explorer.encoders.archs import mlp

@@ -168,3 +168,25 @@ def test_unknown_vision_name_is_one_sentence(tmp_path, capsys):
                "--workspace", str(tmp_path / "w.h5")])
     err = capsys.readouterr().err
     assert rc == 2 and len(err.strip().splitlines()) == 1 and "resnet999" in err
+
+
+def test_vision_names_in_a_sidecar_are_registered_names(tmp_path):
+    """``torchvision:NAME`` and ``timm:NAME`` in a sidecar resolve as registered architectures
+    (they are names, not code), and give the same tensors as the model they name."""
+    _need("torchvision")
+    timm = _need("timm")
+    import torchvision.models as tvm
+
+    torch.manual_seed(2)
+    for arch, ref in (("torchvision:resnet18", tvm.resnet18(weights=None)),
+                      ("timm:resnet18", timm.create_model("resnet18", pretrained=False))):
+        ckpt = tmp_path / f"{arch.split(':')[0]}.pth"
+        torch.save(ref.state_dict(), ckpt)
+        Path(str(ckpt) + ".json").write_text(json.dumps({"arch": arch}))
+        enc = open_encoder(ckpt)
+        assert enc.info["arch"] == arch
+        got = dict(enc.module.state_dict())
+        for k, v in ref.state_dict().items():
+            if k in got:
+                assert torch.equal(got[k], v)
+        assert "head_weights_unused" in enc.info  # the classifier's tensors were in the file
