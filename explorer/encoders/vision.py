@@ -136,10 +136,17 @@ def build_timm(name: str, headless: bool = True, **kwargs):
     return model
 
 
+def _library(model) -> str:
+    return type(model).__module__.split(".")[0]
+
+
 def sequence_layer(model) -> Optional[str]:
-    """The layer whose output is the token sequence (B, T, D) of a ViT, for cls/mean pooling."""
+    """The layer whose output is the token sequence (B, T, D) of a torchvision or timm ViT, for
+    cls/mean pooling (None for other models)."""
     import torch.nn as nn
 
+    if _library(model) not in ("torchvision", "timm"):
+        return None
     names = dict(model.named_modules())
     if type(model).__name__ == "VisionTransformer" and "encoder" in names and hasattr(model, "class_token"):
         return "encoder"  # torchvision: encoder output includes its final LayerNorm
@@ -191,7 +198,7 @@ def describe_head(model) -> dict:
     if head is not None:
         info["head_removed"] = (f"{head[0]} (Linear {head[1]}->{head[2]}); the embedding is its "
                                 f"{head[1]}-d input (penultimate layer)")
-    elif hasattr(model, "num_classes") and getattr(model, "num_classes", None) == 0:
+    elif _library(model) == "timm" and getattr(model, "num_classes", None) == 0:
         info["head_removed"] = (f"timm classifier (num_classes=0); the embedding is the "
                                 f"{getattr(model, 'num_features', '?')}-d pre-logits features")
     seq = sequence_layer(model)
