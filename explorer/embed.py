@@ -142,8 +142,10 @@ class _Batches:
     """Map-style dataset whose item ``b`` is batch ``b``: (start, payload, ok). Picklable, so
     worker processes can read batches themselves."""
 
-    def __init__(self, dataset, kind: str, n: int, batch_size: int, size: int) -> None:
+    def __init__(self, dataset, kind: str, n: int, batch_size: int, size: int,
+                 resize: Optional[int] = None, interpolation: str = "bilinear") -> None:
         self.dataset, self.kind, self.n, self.bs, self.size = dataset, kind, n, batch_size, size
+        self.resize, self.interpolation = resize, interpolation
 
     def __len__(self) -> int:
         return (self.n + self.bs - 1) // self.bs
@@ -154,7 +156,7 @@ class _Batches:
         start = b * self.bs
         idx = np.arange(start, min(self.n, start + self.bs), dtype=np.int64)
         if self.kind == "image":
-            x, ok = _read_images(self.dataset, idx, self.size)
+            x, ok = read_images_for(self.dataset, idx, self.size, self.resize, self.interpolation)
             return start, torch.from_numpy(np.ascontiguousarray(x, dtype=np.uint8)), torch.from_numpy(ok)
         if self.kind == "vector":
             v = np.ascontiguousarray(self.dataset.vectors(idx), dtype=np.float32)
@@ -214,6 +216,51 @@ def _read_images(dataset, idx: np.ndarray, size: int) -> tuple[np.ndarray, np.nd
             except Exception:
                 ok[j] = False
         return out, ok
+
+
+def read_images_for(dataset, idx: np.ndarray, size: int, resize: Optional[int] = None,
+                    interpolation: str = "bilinear") -> tuple[np.ndarray, np.ndarray]:
+    """uint8 (B, size, size, 3) and ``ok`` (B,): each image's shorter side resized to ``resize``
+    with ``interpolation``, then the centre ``size`` crop, as torchvision's ``Resize(resize)``
+    + ``CenterCrop(size)`` on a PIL image (same output sizes and crop offsets).
+
+    Bilinear with an even margin reads through the dataset at ``resize`` (its fast path) and
+    crops the centre; other cases decode each image at full size and resize it here."""
+    resize = int(resize or size)
+    if resize == size and interpolation == "bilinear":
+        return _read_images(dataset, idx, size)
+    if interpolation == "bilinear" and (resize - size) % 2 == 0:
+        x, ok = _read_images(dataset, idx, resize)
+        o = (resize - size) // 2  # centre crop of a centre crop: the same offsets as one crop
+        return np.ascontiguousarray(x[:, o:o + size, o:o + size]), ok
+    out = np.zeros((len(idx), size, size, 3), dtype=np.uint8)
+    ok = np.ones(len(idx), dtype=bool)
+    for j, i in enumerate(idx.tolist()):
+        try:
+            out[j] = resize_center_crop(np.asarray(dataset.image(int(i))), resize, size, interpolation)
+        except Exception:
+            ok[j] = False
+    return out, ok
+
+
+def resize_center_crop(rgb: np.ndarray, resize: int, size: int, interpolation: str = "bilinear") -> np.ndarray:
+    """uint8 (H, W, 3) -> (size, size, 3): shorter side to ``resize`` (PIL, antialiased; no
+    resampling when already that size), then the centre crop with torchvision's offsets
+    ``round((h - size) / 2)``."""
+    from PIL import Image
+
+    img = Image.fromarray(np.ascontiguousarray(rgb, dtype=np.uint8), "RGB")
+    w, h = img.size
+    if w <= h:
+        nw, nh = resize, int(resize * h / w)
+    else:
+        nw, nh = int(resize * w / h), resize
+    if (nw, nh) != (w, h):
+        mode = {"bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC, "nearest": Image.NEAREST,
+                "lanczos": Image.LANCZOS}[interpolation]
+        img = img.resize((nw, nh), mode)
+    left, top = int(round((nw - size) / 2.0)), int(round((nh - size) / 2.0))
+    return np.asarray(img.crop((left, top, left + size, top + size)), dtype=np.uint8)
 
 
 def _identity(x):
@@ -300,10 +347,11 @@ def embed(dataset, encoder, params: EmbedParams = EmbedParams()) -> Job:
 
     import torch
 
+    from explorer.encoders import match_input_kind
+
+    match_input_kind(encoder, dataset)  # follows the data when the encoder declares no kind
     pp = encoder.preprocess
     kind = dataset.kind
-    if pp.kind != kind:
-        raise InputError(f"{dataset.name} holds {kind} items but encoder {encoder.name} takes {pp.kind} input.")
     device = resolve_device(params.device)
     amp = autocast_dtype(params.precision)
     if amp is not None and device.type == "cpu" and amp == torch.float16 and not _cpu_fp16_ok():
@@ -340,7 +388,8 @@ def embed(dataset, encoder, params: EmbedParams = EmbedParams()) -> Job:
         enc = {k: v.to(device) for k, v in dict(enc).items()}
         return enc, enc.get("attention_mask")
 
-    batches = _Batches(dataset, kind, n, bs, int(pp.size))
+    batches = _Batches(dataset, kind, n, bs, int(pp.size), getattr(pp, "resize", None),
+                       getattr(pp, "interpolation", "bilinear"))
     if workers > 0 and threading.current_thread() is not threading.main_thread():
         loader = _ThreadedBatches(batches, workers)  # no fork from a multi-threaded process
     else:
@@ -475,6 +524,10 @@ def embed_cached(workspace: Workspace, dataset, encoder, params: EmbedParams = E
     call), else :func:`embed` and store them. Returns ``(key, vectors)``; the record's
     attributes (:meth:`Workspace.list`) say how and when they were computed. ``key``: the
     :func:`embedding_key` if the caller computed it already (fingerprints can be costly)."""
+    if key is None and encoder is not None:
+        from explorer.encoders import match_input_kind
+
+        match_input_kind(encoder, dataset)  # before the key: the input kind is part of it
     key = key or embedding_key(dataset, encoder, params.precision)
     if workspace.has(EMBEDDINGS, key):
         vectors = workspace.get(EMBEDDINGS, key, names=["vectors"]).arrays["vectors"]

@@ -314,6 +314,8 @@ class TimelineParams:
     trust: bool = False
     layer: Optional[str] = None
     pooling: str = "auto"
+    preprocess: Optional[dict] = None  # fields set by the user (--image-size, --mean, ...)
+    submodel: Optional[str] = None
     device: str = "auto"
     batch_size: int = 256
     precision: str = "fp32"
@@ -533,7 +535,7 @@ def timeline_job(folder_or_paths, dataset: Dataset, params: TimelineParams = Tim
     checkpoint embedded (fractions within), one per metric row, one per map. Cancelling stops
     at the next batch or stage; nothing is written for a cancelled run."""
     from explorer.embed import EmbedParams, embed, embed_cached, embedding_key, embedding_rows
-    from explorer.encoders import open_encoder
+    from explorer.encoders import match_input_kind, open_encoder
     from explorer.store import content_key
 
     p = params
@@ -570,12 +572,15 @@ def timeline_job(folder_or_paths, dataset: Dataset, params: TimelineParams = Tim
     preloaded = False
     for i, path in enumerate(paths):
         t0 = time.perf_counter()
-        enc = open_encoder(path, arch=p.arch, factory=p.factory, trust=p.trust, layer=p.layer, pooling=p.pooling)
+        enc = open_encoder(path, arch=p.arch, factory=p.factory, trust=p.trust, layer=p.layer, pooling=p.pooling,
+                           preprocess=p.preprocess, submodel=p.submodel)
+        match_input_kind(enc, probe)  # before the key: the input kind is part of it
         timings["open"] += time.perf_counter() - t0
         t0 = time.perf_counter()
-        if not preloaded and probe.kind == "image" and T > 1:
+        pp = enc.preprocess
+        if not preloaded and probe.kind == "image" and T > 1 and pp.interpolation == "bilinear":
             yield Progress(i, total, "Decoding the probe images once")
-            preloaded = probe.preload(int(enc.preprocess.size))
+            preloaded = probe.preload(int(pp.resize_to))  # the engine reads at the resize, then crops
         job = embed_cached(workspace, probe, enc, eparams, key=embedding_key(probe, enc)) \
             if workspace is not None else embed(probe, enc, eparams)
         gen = job

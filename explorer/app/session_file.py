@@ -39,10 +39,8 @@ WORKSPACE_SUFFIXES = (".h5", ".hdf5", ".eews")
 
 # Encoder options a session may carry (see explorer.encoders.open_encoder); "trust" only in
 # version 1 files, where it is dropped.
-MODEL_OPTION_KEYS = frozenset({
-    "format", "arch", "factory", "layer", "pooling", "preprocess", "arch_kwargs", "submodel",
-    "input_kind", "image_size", "resize", "interpolation", "mean", "std", "trust",
-})
+MODEL_OPTION_KEYS = frozenset({"fmt", "arch", "factory", "layer", "pooling", "preprocess", "arch_kwargs",
+                               "submodel", "trust"})
 PROJECTION_METRICS = ("cosine", "euclidean", "dot", "correlation", "manhattan")
 
 
@@ -165,8 +163,7 @@ def _model_options(v, where):
             _bool(x, f"{where}.trust")
             continue  # trust is never taken from a file
         out[k] = _plain_json()(x, f"{where}.{k}")
-        if k in ("arch", "factory", "layer", "pooling", "format", "submodel", "input_kind",
-                 "interpolation") and not isinstance(out[k], str):
+        if k in ("arch", "factory", "layer", "pooling", "fmt", "submodel") and not isinstance(out[k], str):
             raise _Invalid(f"{where}.{k}", f"must be text, not {_type_name(x)}")
     return out
 

@@ -3,6 +3,10 @@
     embedding-explorer embed --data photos/ --encoder resnet.pt --arch resnet18 \\
         --workspace project.h5 --out vectors.npy
 
+(``resnet18`` and the other torchvision/timm names need the ``[vision]`` extra.) How the
+encoder was set up (network chosen, classifier removed, preprocessing and where it came from)
+is printed on stderr.
+
 Prints one summary line (or a JSON object with ``--json``) on stdout; the progress bar goes to
 stderr. A second run with the same data and weights is a cache hit and calls no model.
 """
@@ -19,7 +23,7 @@ from typing import Optional
 
 import numpy as np
 
-from explorer.commands._sources import add_encoder_options
+from explorer.commands._sources import add_encoder_options, encoder_options, print_encoder_notes
 from explorer.errors import InputError
 
 
@@ -93,9 +97,11 @@ def run(args) -> int:
             from explorer.encoders import open_encoder
         except ImportError:
             raise InputError("This installation has no encoder formats (explorer.encoders.open_encoder is missing).") from None
-        encoder = open_encoder(Path(args.encoder).expanduser(), args.encoder_format, arch=args.arch,
-                               factory=args.factory, trust=args.trust, layer=args.layer,
-                               pooling=args.pooling)
+        encoder = open_encoder(Path(args.encoder).expanduser(), args.encoder_format, **encoder_options(args))
+        from explorer.encoders import match_input_kind
+
+        match_input_kind(encoder, dataset)
+        print_encoder_notes(encoder, args.quiet and args.json)
     elif dataset.kind != "vector":
         raise InputError(f"{data} holds {dataset.kind} items; give --encoder to embed them.")
 

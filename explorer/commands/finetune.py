@@ -73,7 +73,12 @@ def run(args) -> int:
             labels = np.load(lp, allow_pickle=False)
         except (OSError, ValueError) as exc:
             raise InputError(f"{lp}: cannot be read as a .npy label array ({exc}).") from None
-    encoder = open_encoder(enc_path, arch=args.arch, factory=args.factory, layer=args.layer)
+    from explorer.commands._sources import encoder_options, print_encoder_notes
+    from explorer.encoders import match_input_kind
+
+    encoder = open_encoder(enc_path, **encoder_options(args))
+    match_input_kind(encoder, dataset)
+    print_encoder_notes(encoder, args.quiet)
     params = FinetuneParams(objective=args.objective, epochs=args.epochs,
                             lr=args.lr if args.lr is not None else (1e-2 if args.objective == "linear" else 1e-3),
                             batch_size=args.batch_size, temperature=args.temperature, lambda_=args.lambda_,

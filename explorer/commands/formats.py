@@ -12,7 +12,8 @@ import importlib.util
 import json
 import sys
 
-EXTRA_MODULES = {"hf": ("transformers",), "onnx": ("onnxruntime",), "ann": ("hnswlib",)}
+EXTRA_MODULES = {"hf": ("transformers",), "onnx": ("onnxruntime",), "ann": ("hnswlib",),
+                 "vision": ("torchvision", "timm")}
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -107,6 +108,9 @@ def render(info: dict) -> str:
         kw = ", ".join(f"{k}={v}" for k, v in a["kwargs"].items())
         lines.append(f"  {a['name']:<{width}}  {a['label']}" + (f"; input: {what}" if what else "")
                      + (f"; settings: {kw}" if kw else ""))
+    vision = "" if not _extra_missing("vision") else " ([vision] not installed: pip install 'embedding-explorer[vision]')"
+    lines.append(f"  torchvision and timm: any torchvision classification model name (resnet50, vit_b_16, ...) "
+                 f"or timm:NAME{vision}")
     lines.append("Or your own: --factory path/to/file.py:function (a function returning an nn.Module).")
     return "\n".join(lines)
 

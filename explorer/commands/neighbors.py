@@ -113,7 +113,9 @@ def _query_new(args, Z, out: dict) -> None:
     if not args.encoder:
         raise InputError("--query-file/--query-text need --encoder: the model that made the vectors.")
     items, kind = (args.query_file, "image") if args.query_file else (args.query_text, "text")
-    enc = open_encoder(args.encoder, arch=args.arch, factory=args.factory)
+    from explorer.commands._sources import encoder_options
+
+    enc = open_encoder(args.encoder, **encoder_options(args))
     res = drain(embed(query_items(items, kind), enc, EmbedParams(device=args.device or "auto", num_workers=0)))
     if res.skipped:
         raise InputError(f"{res.skipped[0][0]} could not be read: {res.skipped[0][1]}")

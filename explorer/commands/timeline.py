@@ -17,7 +17,7 @@ import json
 import sys
 from pathlib import Path
 
-from explorer.commands._sources import add_encoder_options
+from explorer.commands._sources import add_encoder_options, preprocess_options
 from explorer.errors import InputError
 
 
@@ -92,6 +92,7 @@ def run(args) -> int:
     resolve_device(args.device)
     params = TimelineParams(probe_size=args.probe_size, seed=args.seed, arch=args.arch, factory=args.factory,
                             trust=args.trust, layer=args.layer, pooling=args.pooling, device=args.device,
+                            preprocess=preprocess_options(args), submodel=args.submodel,
                             batch_size=args.batch_size, align=args.align, map_method=args.map_method)
     dataset = open_dataset(data, args.data_format)
     ws = Workspace(args.workspace) if args.workspace else None

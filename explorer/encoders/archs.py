@@ -26,7 +26,7 @@ from explorer.registry import Registry
 
 __all__ = ["ARCHITECTURES", "default_preprocess", "build", "SmallCNN", "MLP", "small_cnn", "mlp"]
 
-ARCHITECTURES = Registry("architecture")
+ARCHITECTURES = Registry("architecture", "embedding_explorer.architectures")
 
 _IMAGE_PREPROCESS = Preprocess(kind="image", size=32, channels=3, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
 _VECTOR_PREPROCESS = Preprocess(kind="vector")

@@ -17,10 +17,11 @@ from typing import Any, Optional
 class Preprocess:
     """How raw items become model input. Saved with the encoder and part of the cache key.
 
-    image: the dataset gives uint8 RGB at ``size`` x ``size`` (shorter side resized, centre
-    crop); the engine scales to [0, 1], converts to grey if ``channels == 1`` and normalises
-    with ``mean``/``std`` on the device.  text: ``tokenizer`` names how to tokenise (``max_length``).
-    vector: rows are used as they are.
+    image: each image's shorter side is resized to ``resize`` (``None``: to ``size``) with
+    ``interpolation``, then the centre ``size`` x ``size`` crop is taken (torchvision's
+    ``Resize(resize)`` + ``CenterCrop(size)``); the engine scales the uint8 RGB to [0, 1],
+    converts to grey if ``channels == 1`` and normalises with ``mean``/``std`` on the device.
+    text: ``tokenizer`` names how to tokenise (``max_length``). vector: rows are used as they are.
     """
 
     kind: str = "image"  # "image" | "text" | "vector"
@@ -30,9 +31,44 @@ class Preprocess:
     std: tuple = (0.5, 0.5, 0.5)
     tokenizer: Optional[str] = None
     max_length: int = 128
+    resize: Optional[int] = None  # shorter side before the centre crop (None: size)
+    interpolation: str = "bilinear"  # "bilinear" | "bicubic" | "nearest" | "lanczos"
+
+    def __post_init__(self) -> None:
+        from explorer.errors import InputError
+
+        if self.kind not in INPUT_KINDS:
+            raise InputError(f"Unknown input kind {self.kind!r}; use one of {', '.join(INPUT_KINDS)}.")
+        if self.interpolation not in INTERPOLATIONS:
+            raise InputError(f"Unknown interpolation {self.interpolation!r}; use one of "
+                             f"{', '.join(INTERPOLATIONS)}.")
+        if int(self.size) < 1 or (self.resize is not None and int(self.resize) < int(self.size)):
+            raise InputError(f"Image size must be at least 1 and the resize at least the image size "
+                             f"(got size {self.size}, resize {self.resize}).")
+
+    @property
+    def resize_to(self) -> int:
+        """The shorter side before the centre crop."""
+        return int(self.resize) if self.resize else int(self.size)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """All fields; ``resize``/``interpolation`` only when they differ from the defaults, so
+        cache keys of encoders that never set them stay as they were."""
+        d = asdict(self)
+        if d["resize"] is None or int(d["resize"]) == int(d["size"]):
+            d.pop("resize")
+        if d["interpolation"] == "bilinear":
+            d.pop("interpolation")
+        return d
+
+    def describe(self) -> str:
+        """One line: ``224 px (resize 256, bicubic), mean 0.485,0.456,0.406, std ...``."""
+        if self.kind != "image":
+            return f"{self.kind} input" + (f", tokenizer {self.tokenizer}" if self.tokenizer else "")
+        r = f"resize {self.resize_to}, " if self.resize_to != int(self.size) else ""
+        fmt = ",".join
+        return (f"{self.size} px ({r}{self.interpolation}, centre crop), mean {fmt(f'{v:g}' for v in self.mean)}, "
+                f"std {fmt(f'{v:g}' for v in self.std)}" + (", grey" if int(self.channels) == 1 else ""))
 
     @classmethod
     def from_dict(cls, d: dict) -> "Preprocess":
@@ -41,6 +77,12 @@ class Preprocess:
             if k in d:
                 d[k] = tuple(d[k])
         return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
+
+
+INPUT_KINDS = ("image", "text", "vector")
+#: What ``Encoder.info["preprocess_source"]`` says when nothing declared the preprocessing.
+DEFAULTS_NOTE = "defaults (nothing declared the preprocessing)"
+INTERPOLATIONS = ("bilinear", "bicubic", "nearest", "lanczos")
 
 
 POOLINGS = ("auto", "avg", "cls", "mean", "flatten", "none")

@@ -50,6 +50,8 @@ class Checkpoint:
     module: Any = None  # a full nn.Module (pickled model, trusted files only)
     nested_key: Optional[str] = None  # e.g. "state_dict" for Lightning checkpoints
     meta: dict = field(default_factory=dict)
+    meta_origin: dict = field(default_factory=dict)  # metadata key -> name of the file it came from
+    alternatives: dict = field(default_factory=dict)  # top-level name -> tensors, when there are several networks
 
 
 # -- metadata ----------------------------------------------------------------------------
@@ -68,6 +70,31 @@ def as_preprocess(value: Any, where: str = "") -> Optional[Preprocess]:
         except (TypeError, ValueError) as exc:
             raise InputError(f"{where or 'preprocess'}: unusable preprocessing ({exc}).") from None
     raise InputError(f"{where or 'preprocess'}: preprocessing must be a dict, not {type(value).__name__}.")
+
+
+def merge_preprocess(base: Preprocess, override: Any, where: str = "") -> Preprocess:
+    """``override`` applied on top of ``base``: a :class:`Preprocess` replaces it; a dict (or JSON
+    string) changes only the fields it names (a sidecar giving ``{"size": 48}`` keeps the
+    architecture's mean and std)."""
+    if override is None:
+        return base
+    if isinstance(override, Preprocess):
+        return override
+    if isinstance(override, str):
+        try:
+            override = json.loads(override)
+        except json.JSONDecodeError:
+            raise InputError(f"{where or 'preprocess'}: the preprocessing is not valid JSON.") from None
+    if not isinstance(override, Mapping):
+        raise InputError(f"{where or 'preprocess'}: preprocessing must be a dict, not {type(override).__name__}.")
+    from dataclasses import asdict
+
+    d = asdict(base)
+    d.update({k: v for k, v in dict(override).items() if k in Preprocess.__dataclass_fields__})
+    try:
+        return Preprocess.from_dict(d)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"{where or 'preprocess'}: unusable preprocessing ({exc}).") from None
 
 
 def sidecar_path(path: Path) -> Path:
@@ -89,6 +116,37 @@ def read_sidecar(path: Path) -> dict:
     return data
 
 
+#: How deeply nested ``arch_kwargs`` from a file may be.
+MAX_JSON_DEPTH = 16
+
+
+def is_plain_json(value: Any, depth: int = 0) -> bool:
+    """True when ``value`` is made only of str/int/float/bool/None and lists/dicts of those
+    (string keys), at most :data:`MAX_JSON_DEPTH` deep: data, never an object with behaviour."""
+    if depth > MAX_JSON_DEPTH:
+        return False
+    if value is None or type(value) in (str, int, float, bool):
+        return True
+    if type(value) in (list, tuple):
+        return all(is_plain_json(v, depth + 1) for v in value)
+    if type(value) is dict:
+        return all(type(k) is str and is_plain_json(v, depth + 1) for k, v in value.items())
+    return False
+
+
+def meta_with_sidecar(meta: dict, path: Path) -> tuple[dict, dict]:
+    """``meta`` (read from ``path``) overridden by the JSON sidecar, and for each key the name of
+    the file it came from (so that a refusal can name it)."""
+    origin = {k: path.name for k in meta}
+    side = read_sidecar(path)
+    meta = {**meta, **side}
+    origin.update({k: sidecar_path(path).name for k in side})
+    if "architecture" in side and "arch" not in side:
+        meta["arch"] = meta.pop("architecture")
+        origin["arch"] = sidecar_path(path).name
+    return meta, origin
+
+
 def _plain(value: Any) -> Any:
     """A JSON-able copy of small metadata values (tensors become numbers)."""
     try:
@@ -98,6 +156,8 @@ def _plain(value: Any) -> Any:
             return value.item() if value.numel() == 1 else value.tolist()
     except ImportError:  # pragma: no cover
         pass
+    if isinstance(value, ConfigStub):
+        return stub_value(value)
     if isinstance(value, Mapping):
         return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -119,6 +179,8 @@ def collect_meta(obj: Any) -> dict:
     if not isinstance(obj, Mapping):
         return meta
     hp = obj.get("hyper_parameters") or obj.get("hparams")
+    if isinstance(hp, ConfigStub):
+        hp = stub_value(hp)
     if isinstance(hp, Mapping) or hasattr(hp, "__dict__"):
         hpd = dict(hp) if isinstance(hp, Mapping) else vars(hp)
         for k in META_KEYS:
@@ -179,6 +241,70 @@ def find_state_dict(obj: Any, path: Path) -> tuple[dict, Optional[str]]:
     raise CheckpointError(f"{path.name} holds a {type(obj).__name__}, not model weights.")
 
 
+# -- OmegaConf hyper-parameters without OmegaConf's code ----------------------------------------
+#: Classes of OmegaConf configs (solo-learn, Hydra-based trainers keep them in
+#: ``hyper_parameters``). A weights-only load rebuilds each as a :class:`ConfigStub` that only
+#: stores the pickled state: nothing from omegaconf (installed or not) runs, and no other class
+#: is allowed. The plain values are read back by :func:`stub_value`.
+OMEGACONF_CLASSES = (
+    "omegaconf.dictconfig.DictConfig", "omegaconf.listconfig.ListConfig",
+    "omegaconf.base.ContainerMetadata", "omegaconf.base.Metadata",
+    "omegaconf.nodes.AnyNode", "omegaconf.nodes.StringNode", "omegaconf.nodes.IntegerNode",
+    "omegaconf.nodes.FloatNode", "omegaconf.nodes.BooleanNode", "omegaconf.nodes.EnumNode",
+    "omegaconf.nodes.BytesNode", "omegaconf.nodes.PathNode",
+)
+
+
+class ConfigStub:
+    """Stands in for a pickled OmegaConf object: keeps its state as data, runs nothing."""
+
+    _explorer_class = ""
+
+    def __setstate__(self, state) -> None:
+        self.__dict__["_state"] = state
+
+
+_STUBS: dict = {}
+
+
+def _stub_class(full_name: str) -> type:
+    if full_name not in _STUBS:
+        mod, _, name = full_name.rpartition(".")
+        _STUBS[full_name] = type(name, (ConfigStub,), {"_explorer_class": full_name, "__module__": mod})
+    return _STUBS[full_name]
+
+
+def _config_globals() -> list:
+    """(object, "module.name") pairs for ``torch.serialization.safe_globals``: the OmegaConf
+    stand-ins, and the plain builtins/typing names their pickles mention."""
+    import collections
+    import typing
+
+    pairs = [(_stub_class(n), n) for n in OMEGACONF_CLASSES]
+    pairs += [(typing.Any, "typing.Any"), (collections.defaultdict, "collections.defaultdict")]
+    pairs += [(t, f"builtins.{t.__name__}") for t in (dict, list, int, float, str, bool, tuple, bytes)]
+    return pairs
+
+
+def stub_value(value: Any) -> Any:
+    """The plain value an OmegaConf stand-in held: a dict for DictConfig, a list for ListConfig,
+    the value of a node; other stand-ins become their class name."""
+    state = value.__dict__.get("_state")
+    if isinstance(state, tuple) and len(state) == 2 and isinstance(state[1], dict):
+        state = {**(state[0] or {}), **state[1]}  # (dict, slots) state
+    if isinstance(state, dict):
+        if "_content" in state:
+            content = state["_content"]
+            if isinstance(content, Mapping):
+                return {str(k): _plain(v) for k, v in content.items()}
+            if isinstance(content, (list, tuple)):
+                return [_plain(v) for v in content]
+            return _plain(content)
+        if "_val" in state:
+            return _plain(state["_val"])
+    return type(value)._explorer_class or type(value).__name__
+
+
 def _magic(path: Path) -> bytes:
     with open(path, "rb") as f:
         return f.read(4)
@@ -205,7 +331,7 @@ def _safe_globals() -> list:
         found += [v for v in vars(npd).values() if isinstance(v, type)]
     except ImportError:  # numpy < 1.25
         pass
-    return found
+    return found + _config_globals()
 
 
 def _unsafe_globals(path: Path, message: str) -> list[str]:
@@ -216,7 +342,7 @@ def _unsafe_globals(path: Path, message: str) -> list[str]:
         names = list(torch.serialization.get_unsafe_globals_in_checkpoint(str(path)))
     except Exception:
         names = re.findall(r"GLOBAL ([\w.]+)", message)
-    safe = set(SAFE_GLOBAL_NAMES)
+    safe = set(SAFE_GLOBAL_NAMES) | {n for _, n in _config_globals()}
     names = [n for n in names if n not in safe and not n.startswith("numpy.dtypes.")]
     return [n for n in names if not n.startswith("torch.")] or names
 
@@ -278,16 +404,19 @@ def read_checkpoint(path: Path, trust: bool = False) -> Checkpoint:
     import torch.nn as nn
 
     obj = load_torch_file(path, trust=trust)
-    meta = collect_meta(obj)
-    meta.update(read_sidecar(path))
+    meta, origin = meta_with_sidecar(collect_meta(obj), path)
     if isinstance(obj, nn.Module):
-        return Checkpoint(path, module=obj, meta=meta)
+        return Checkpoint(path, module=obj, meta=meta, meta_origin=origin)
     if isinstance(obj, Mapping):
         for key in ("model", "module", "net", "network", "model_ema", "ema"):
             if isinstance(obj.get(key), nn.Module):
-                return Checkpoint(path, module=obj[key], nested_key=key, meta=meta)
+                return Checkpoint(path, module=obj[key], nested_key=key, meta=meta, meta_origin=origin)
     sd, key = find_state_dict(obj, path)
-    return Checkpoint(path, state_dict=sd, nested_key=key, meta=meta)
+    alternatives = {}
+    if isinstance(obj, Mapping):  # DINO {"student", "teacher"}, timm {"state_dict", "state_dict_ema"}
+        alternatives = {str(k): t for k, t in ((k, _tensor_dict(v)) for k, v in obj.items()) if t}
+    return Checkpoint(path, state_dict=sd, nested_key=key, meta=meta, meta_origin=origin,
+                      alternatives=alternatives if len(alternatives) > 1 else {})
 
 
 def read_safetensors(path: Path) -> Checkpoint:
@@ -314,9 +443,8 @@ def read_safetensors(path: Path) -> Checkpoint:
                 meta[k] = json.loads(v) if k in ("preprocess", "arch_kwargs", "epoch", "step", "global_step") else v
             except (TypeError, json.JSONDecodeError):
                 meta[k] = v
-    meta = collect_meta(meta) if meta else {}
-    meta.update(read_sidecar(path))
-    return Checkpoint(path, state_dict=sd, meta=meta)
+    meta, origin = meta_with_sidecar(collect_meta(meta) if meta else {}, path)
+    return Checkpoint(path, state_dict=sd, meta=meta, meta_origin=origin)
 
 
 # -- fitting -----------------------------------------------------------------------------

@@ -34,6 +34,8 @@ class Architecture:
     kwargs: dict = field(default_factory=dict)  # defaults, shown to users
     builtin: bool = False
     spec: Optional[str] = None  # how to find it again: absolute "file.py:function" for factories
+    preprocess_note: str = ""  # where the default preprocessing came from (library metadata...)
+    preprocess_from: Optional[Callable[[Any], Any]] = None  # model -> (Preprocess, note), after build
 
 
 def builtin_architectures():
@@ -119,8 +121,16 @@ def builtin(name: str) -> Architecture:
     try:
         entry = ARCHITECTURES.get(name)
     except InputError:
+        from explorer.encoders import vision
+
+        found = vision.lookup(str(name))
+        if found is not None:
+            return found
         known = ", ".join(ARCHITECTURES.names()) or "none"
-        raise InputError(f"Unknown architecture {name!r}; built-in ones: {known}; or give a factory "
+        extra = ("" if vision.torchvision_names() or vision.timm_available() else
+                 " (torchvision and timm names need the [vision] extra)")
+        raise InputError(f"Unknown architecture {name!r}; built-in ones: {known}, any torchvision "
+                         f"classification model and timm:NAME{extra}; or give a factory "
                          f"as path/to/file.py:function.") from None
     from explorer.encoders.checkpoint import as_preprocess
 
@@ -129,9 +139,18 @@ def builtin(name: str) -> Architecture:
                         kwargs=dict(entry.extra.get("kwargs", {})), builtin=True, spec=name)
 
 
+def registered_architecture(name: str) -> Architecture:
+    """A registered architecture by name (built-in, ``[vision]`` ones, or registered by an
+    installed plugin); never imports or runs anything named by ``name`` itself. InputError
+    when no registered architecture has that name."""
+    return builtin(name)
+
+
 def resolve_architecture(arch: Any = None, factory: Any = None) -> Optional[Architecture]:
     """The architecture the user named: ``factory`` (a spec or a callable) wins over ``arch``
     (a built-in name, or a spec). None when neither is given."""
+    if isinstance(arch, Architecture) and factory is None:
+        return arch
     if factory is not None:
         if callable(factory):
             name = getattr(factory, "__name__", "factory")

@@ -24,6 +24,58 @@ def file_digest(path: Path) -> str:
     return h.hexdigest()
 
 
+#: Files whose tensors reach the module's state_dict (hashed there, not byte by byte again).
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".h5", ".msgpack", ".onnx", ".onnx.data")
+
+
+def onnx_external_files(path: Path) -> list[Path]:
+    """The external-data files an ONNX model reads (``m.onnx.data`` ...), found from the
+    ``location`` entries of its tensors (protobuf ``StringStringEntryProto``: key
+    ``location``, then the file name), without importing onnx. Sorted, existing files only."""
+    import re
+
+    path = Path(path)
+    found = set()
+    with open(path, "rb") as f:
+        data = f.read()
+    for m in re.finditer(rb"\x0a\x08location\x12([\x01-\x7f])", data):
+        n = m.group(1)[0]
+        name = data[m.end():m.end() + n].decode("utf-8", "replace")
+        p = (path.parent / name)
+        if name and p.is_file() and p.resolve() != path.resolve():
+            found.add(p)
+    return sorted(found)
+
+
+def files_digest(paths: list, root: Optional[Path] = None) -> str:
+    """sha256 over several files: each file's name (relative to ``root``) and bytes."""
+    h = hashlib.sha256()
+    for p in paths:
+        p = Path(p)
+        h.update((str(p.relative_to(root)) if root else p.name).encode() + b"\0")
+        with open(p, "rb") as f:
+            while chunk := f.read(_CHUNK):
+                h.update(chunk)
+    return h.hexdigest()
+
+
+def source_digest(source: Path, weights_in_state: bool) -> Optional[str]:
+    """Digest of the files a model reads besides the tensors already hashed: for an ``.onnx``
+    file, the file and its external data; for a folder (Hugging Face, timm), its configuration
+    and tokenizer files (and its weight files too when ``weights_in_state`` is False)."""
+    source = Path(source)
+    if source.is_file():
+        if source.suffix.lower() == ".onnx" and not weights_in_state:
+            return files_digest([source, *onnx_external_files(source)])
+        return None if weights_in_state else files_digest([source])
+    if source.is_dir():
+        files = sorted(p for p in source.rglob("*") if p.is_file()
+                       and not any(part.startswith(".") for part in p.relative_to(source).parts)
+                       and not (weights_in_state and p.name.lower().endswith(WEIGHT_SUFFIXES)))
+        return files_digest(files, source) if files else None
+    return None
+
+
 def state_dict_digest(state: dict) -> str:
     """sha256 over the tensors of a state_dict in sorted-name order: each tensor's name, dtype,
     shape and raw bytes (device independent)."""
@@ -47,17 +99,20 @@ def state_dict_digest(state: dict) -> str:
 
 
 def weights_digest(module: Any, source: Optional[Path] = None) -> str:
-    """Digest of a module's weights; for modules holding no tensors (an ONNX session), the
-    digest of the source file or folder."""
+    """Digest of a module's weights (its tensors), combined for a folder with its other files
+    (config, tokenizer); for modules holding no tensors (an ONNX session), the digest of every
+    file it reads (the ``.onnx`` and its external data)."""
     state = {}
     try:
         state = module.state_dict()
     except Exception:
         state = {}
     if state:
-        return state_dict_digest(state)
+        digest = state_dict_digest(state)
+        extra = source_digest(Path(source), True) if source is not None and Path(source).is_dir() else None
+        return digest if extra is None else hashlib.sha256(f"{digest}:{extra}".encode()).hexdigest()
     if source is not None and Path(source).exists():
-        return file_digest(Path(source))
+        return source_digest(Path(source), False) or file_digest(Path(source))
     return hashlib.sha256(repr(module).encode()).hexdigest()
 
 

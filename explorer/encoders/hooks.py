@@ -257,3 +257,38 @@ def pooled_dim(shape: tuple, pooling: str = "auto", has_cls: bool = False) -> Op
     if how == "flatten":
         return int(math.prod(shape))
     return None
+
+
+#: Names of the final layer of a classifier (its output is logits, not an embedding).
+HEAD_NAMES = ("fc", "head", "heads", "classifier", "logits", "last_linear", "cls_head", "linear_head")
+
+
+def logits_hint(module: Any) -> Optional[tuple]:
+    """``(sentence, layer_before)`` when ``module`` ends in a classifier layer (its last
+    parameterised leaf is an ``nn.Linear`` named ``fc``/``head``/``classifier``...), else None.
+    The layer before is the module registered just before the head, outside it."""
+    try:
+        import torch.nn as nn
+
+        named = [(n, m) for n, m in module.named_modules() if n]
+    except Exception:
+        return None
+    leaves = [(n, m) for n, m in named if not any(True for _ in m.children())
+              and any(True for _ in m.parameters(recurse=False))]
+    if not leaves:
+        return None
+    name, last = leaves[-1]
+    parts = name.split(".")
+    if not isinstance(last, nn.Linear) or not any(p in HEAD_NAMES for p in parts):
+        return None
+    before = None
+    for n, _ in named:
+        if n == name:
+            break
+        if not name.startswith(n + "."):
+            before = n
+    sentence = (f"the model's output comes from {name} (Linear {last.in_features}->{last.out_features}), "
+                f"which looks like classifier logits rather than an embedding")
+    if before is not None:
+        sentence += f"; the layer before it is {before} (--layer {before})"
+    return sentence, before

@@ -11,8 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from explorer.encoders.base import Encoder, Preprocess
-from explorer.encoders.checkpoint import as_preprocess, read_sidecar
+from explorer.encoders.base import DEFAULTS_NOTE, Encoder, Preprocess
+from explorer.encoders.checkpoint import as_preprocess, read_sidecar, sidecar_path
 from explorer.encoders.registry import ENCODERS
 from explorer.errors import CheckpointError, InputError
 
@@ -107,15 +107,21 @@ def open_onnx(path: Path, *, preprocess: Any = None, **_options) -> Encoder:
                               f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]}).") from None
     meta = read_sidecar(path)
     pre = as_preprocess(preprocess, path.name) or as_preprocess(meta.get("preprocess"), path.name)
+    info = {"arch": "onnx", "inputs": [i.name for i in session.get_inputs()],
+            "preprocess_source": "set by the user" if preprocess is not None else sidecar_path(path).name}
     if pre is None:
         shape = list(session.get_inputs()[0].shape)
+        info["preprocess_source"] = DEFAULTS_NOTE
         if len(shape) == 4 and isinstance(shape[1], int) and isinstance(shape[2], int):
             pre = Preprocess(kind="image", size=int(shape[2]), channels=int(shape[1]),
                              mean=(0.5,) * int(shape[1]), std=(0.5,) * int(shape[1]))
+            info["preprocess_source"] = "defaults (size from the ONNX input shape; nothing declared mean/std)"
+            info["input_kind_declared"] = True
         elif len(shape) == 2:
             pre = Preprocess(kind="vector")
+            info["input_kind_declared"] = True
         else:
             pre = Preprocess()
     module = _module_class()(session).eval()
     return Encoder(name=path.stem, source=path, format="onnx", module=module, preprocess=pre,
-                   info={"arch": "onnx", "inputs": [i.name for i in session.get_inputs()]})
+                   info=info)

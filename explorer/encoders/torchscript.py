@@ -14,8 +14,8 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from explorer.encoders.base import Encoder, Preprocess
-from explorer.encoders.checkpoint import as_preprocess, count_parameters, read_sidecar
+from explorer.encoders.base import DEFAULTS_NOTE, Encoder, Preprocess
+from explorer.encoders.checkpoint import as_preprocess, count_parameters, read_sidecar, sidecar_path
 from explorer.encoders.registry import ENCODERS
 from explorer.errors import CheckpointError
 
@@ -62,11 +62,15 @@ def open_torchscript(path: Path, *, preprocess=None, **_options) -> Encoder:
                 meta.update(data)
         except (UnicodeDecodeError, json.JSONDecodeError):
             pass
-    meta.update(read_sidecar(path))
+    side = read_sidecar(path)
+    meta.update(side)
     pre = (as_preprocess(preprocess, path.name) or as_preprocess(meta.get("preprocess"), path.name)
            or Preprocess())
+    src = ("set by the user" if preprocess is not None else
+           (sidecar_path(path).name if "preprocess" in side else f"{path.name} (meta.json)")
+           if meta.get("preprocess") is not None else DEFAULTS_NOTE)
     info = {"arch": meta.get("arch") or getattr(module, "original_name", type(module).__name__),
-            "parameters": count_parameters(module)}
+            "parameters": count_parameters(module), "preprocess_source": src}
     for k in ("epoch", "step"):
         if k in meta:
             info[k] = meta[k]

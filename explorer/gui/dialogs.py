@@ -156,6 +156,9 @@ class DatasetDialog(QtWidgets.QDialog, _PreviewMixin):
         self._run_preview("Preview dataset", lambda: open_dataset(path, fmt, **opts), done)
 
 
+SUBMODEL_AUTO = "(by the documented rule)"
+
+
 class EncoderDialog(QtWidgets.QDialog, _PreviewMixin):
     """Checkpoint, architecture (built-in or ``file.py:function``), layer, pooling, trust."""
 
@@ -177,7 +180,8 @@ class EncoderDialog(QtWidgets.QDialog, _PreviewMixin):
             self.arch.addItems(ARCHITECTURES.names())
         except ImportError:
             pass
-        self.arch.setToolTip("Architecture for a weights-only file: a built-in name")
+        self.arch.setToolTip("Architecture for a weights-only file: a built-in name, any torchvision "
+                             "classification model (resnet50, vit_b_16, ...) or timm:NAME ([vision] extra)")
         form.addRow("Architecture", self.arch)
         frow, self.factory = _browse_row(self, "or your own factory: path/to/file.py:function", "Python (*.py)", False)
         form.addRow("Factory", frow)
@@ -190,6 +194,41 @@ class EncoderDialog(QtWidgets.QDialog, _PreviewMixin):
         self.pooling.addItems(["auto", "avg", "cls", "mean", "flatten", "none"])
         self.pooling.setToolTip("auto: average for feature maps, CLS or mean for tokens")
         form.addRow("Pooling", self.pooling)
+        self.submodel = QtWidgets.QComboBox()
+        self.submodel.setEditable(True)
+        self.submodel.addItem(SUBMODEL_AUTO)
+        self.submodel.setToolTip("For checkpoints holding several networks (MoCo encoder_q/encoder_k, DINO "
+                                 "teacher/student, BYOL backbone/momentum_backbone, EMA copies); Preview lists them")
+        form.addRow("Network", self.submodel)
+        # preprocessing: empty fields keep what the model declares
+        self.image_size = QtWidgets.QSpinBox()
+        self.image_size.setRange(0, 4096)
+        self.image_size.setSpecialValueText("(model's)")
+        self.resize = QtWidgets.QSpinBox()
+        self.resize.setRange(0, 8192)
+        self.resize.setSpecialValueText("(model's)")
+        self.resize.setToolTip("Shorter side before the centre crop")
+        self.interpolation = QtWidgets.QComboBox()
+        self.interpolation.addItems(["(model's)", "bilinear", "bicubic"])
+        self.mean = QtWidgets.QLineEdit()
+        self.mean.setPlaceholderText("(model's) e.g. 0.485,0.456,0.406")
+        self.std = QtWidgets.QLineEdit()
+        self.std.setPlaceholderText("(model's) e.g. 0.229,0.224,0.225")
+        self.input_kind = QtWidgets.QComboBox()
+        self.input_kind.addItems(["(model's, else follows the data)", "image", "vector", "text"])
+        pre = QtWidgets.QHBoxLayout()
+        for label, w in (("size", self.image_size), ("resize", self.resize), ("", self.interpolation)):
+            if label:
+                pre.addWidget(QtWidgets.QLabel(label))
+            pre.addWidget(w)
+        form.addRow("Image", pre)
+        norm = QtWidgets.QHBoxLayout()
+        norm.addWidget(QtWidgets.QLabel("mean"))
+        norm.addWidget(self.mean)
+        norm.addWidget(QtWidgets.QLabel("std"))
+        norm.addWidget(self.std)
+        form.addRow("Normalise", norm)
+        form.addRow("Input", self.input_kind)
         self.trust = QtWidgets.QCheckBox("I trust this file (allow a pickled model, which can run code)")
         self.trust.toggled.connect(self._confirm_trust)
         form.addRow("", self.trust)
@@ -202,6 +241,17 @@ class EncoderDialog(QtWidgets.QDialog, _PreviewMixin):
         bb.accepted.connect(self.accept)
         bb.rejected.connect(self.reject)
         form.addRow(bb)
+
+    def accept(self) -> None:
+        """Close only when the typed preprocessing is usable; else say why under Preview."""
+        from explorer.errors import ExplorerError
+
+        try:
+            self.result_values()
+        except ExplorerError as exc:
+            self.preview.setText(str(exc))
+            return
+        super().accept()
 
     def _confirm_trust(self, on: bool) -> None:
         if not on:
@@ -227,24 +277,63 @@ class EncoderDialog(QtWidgets.QDialog, _PreviewMixin):
             o["pooling"] = self.pooling.currentText()
         if self.trust.isChecked():
             o["trust"] = True
+        sub = self.submodel.currentText().strip()
+        if sub and sub != SUBMODEL_AUTO and not sub.startswith("("):
+            o["submodel"] = sub
+        pre = self.preprocess_values()
+        if pre:
+            o["preprocess"] = pre
         return self.path.text().strip(), o
+
+    def preprocess_values(self) -> dict:
+        """The preprocessing fields the user set (empty: keep the model's). Bad mean/std text
+        raises the same one-sentence InputError as the command line."""
+        from explorer.encoders.report import channel_values
+
+        d: dict = {}
+        if self.image_size.value():
+            d["size"] = self.image_size.value()
+        if self.resize.value():
+            d["resize"] = self.resize.value()
+        if self.interpolation.currentIndex() > 0:
+            d["interpolation"] = self.interpolation.currentText()
+        for key, edit in (("mean", self.mean), ("std", self.std)):
+            if edit.text().strip():
+                d[key] = tuple(channel_values(edit.text(), f"The {key}", positive=key == "std"))
+        if self.input_kind.currentIndex() > 0:
+            d["kind"] = self.input_kind.currentText()
+        return d
 
     def do_preview(self) -> None:
         from explorer.encoders import open_encoder
+        from explorer.errors import ExplorerError
 
-        path, o = self.result_values()
+        try:
+            path, o = self.result_values()
+        except ExplorerError as exc:
+            self.preview.setText(str(exc))
+            return
         o.pop("layer", None)
 
         def done(enc):
+            from explorer.encoders.report import encoder_notes
+
             n = sum(p.numel() for p in enc.module.parameters()) if hasattr(enc.module, "parameters") else 0
             cur = self.layer.currentText()
             self.layer.clear()
             self.layer.addItem("(model output)")
             self.layer.addItems(enc.layers())
             self.layer.setCurrentText(cur)
+            subs = enc.info.get("submodels") or []
+            cur_sub = self.submodel.currentText()
+            self.submodel.clear()
+            self.submodel.addItem(SUBMODEL_AUTO)
+            self.submodel.addItems(subs)
+            self.submodel.setCurrentText(cur_sub if cur_sub in subs else SUBMODEL_AUTO)
             info = enc.info.get("arch") or enc.format
-            self.preview.setText(f"{enc.name}: {info}, {n:,} parameters, {len(enc.layers())} layers; "
-                                 f"input {enc.preprocess.kind} {enc.preprocess.size}px")
+            self.preview.setText("\n".join([f"{enc.name}: {info}, {n:,} parameters, {len(enc.layers())} layers; "
+                                             f"input {enc.preprocess.kind} {enc.preprocess.size}px"]
+                                            + encoder_notes(enc)))
 
         self._run_preview("Preview encoder", lambda: open_encoder(path, **o), done)
 

@@ -151,3 +151,13 @@ def test_confirmation_messages_are_one_sentence():
     for c in (Confirmation("factory", "/x/evil.py (make)", "m", "ab" * 32),
               Confirmation("trust", "/x/m.pt", "m", "cd" * 32), Confirmation("workspace", "/x/ws.h5")):
         assert one_sentence(c.message), c.message
+
+
+def test_every_model_option_a_session_may_carry_is_an_open_encoder_parameter():
+    import inspect
+
+    from explorer.app.session_file import MODEL_OPTION_KEYS
+    from explorer.encoders import open_encoder
+
+    params = set(inspect.signature(open_encoder).parameters) - {"path"}
+    assert MODEL_OPTION_KEYS <= params

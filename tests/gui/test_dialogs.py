@@ -97,3 +97,43 @@ def test_no_attribute_shadows_a_qt_virtual(window, qtbot, capfd):
     for w in window.findChildren(QtWidgets.QWidget):
         w.grab()
     assert "Error calling Python override" not in capfd.readouterr().err
+
+
+def test_encoder_dialog_sets_preprocessing_and_picks_a_network(window, qtbot, tmp_path):
+    """A DINO-style checkpoint (teacher/student): Preview lists both networks and says the
+    preprocessing; the fields typed become open_encoder options that change exactly them."""
+    import json
+
+    import torch
+
+    from explorer.encoders import open_encoder
+    from explorer.encoders.archs import mlp
+    from explorer.gui.dialogs import SUBMODEL_AUTO, EncoderDialog
+
+    kw = {"in_dim": 6, "hidden": 8, "out_dim": 3, "layers": 1}
+    torch.manual_seed(0)
+    t, s = mlp(**kw).state_dict(), mlp(**kw).state_dict()
+    path = tmp_path / "dino.pth"
+    torch.save({"teacher": t, "student": s}, path)
+    (tmp_path / "dino.pth.json").write_text(json.dumps({"arch": "mlp", "arch_kwargs": kw}))
+    d = EncoderDialog(None, str(path))  # no runner: the preview runs in place
+    qtbot.addWidget(d)
+    d.do_preview()
+    assert "parameters" in d.preview.text(), d.preview.text()
+    assert [d.submodel.itemText(i) for i in range(d.submodel.count())] == [SUBMODEL_AUTO, "teacher", "student"]
+    assert "using teacher" in d.preview.text()
+    d.submodel.setCurrentText("student")
+    d.input_kind.setCurrentText("vector")
+    d.mean.setText("0.1")
+    path_s, opts = d.result_values()
+    assert opts["submodel"] == "student" and opts["preprocess"] == {"kind": "vector", "mean": (0.1,)}
+    enc = open_encoder(path_s, **opts)
+    x = torch.randn(2, 6)
+    ref = mlp(**kw).eval()
+    ref.load_state_dict(s)
+    assert torch.allclose(enc.module(x), ref(x)) and enc.preprocess.mean == (0.1,)
+    # an unusable value is one sentence under Preview and the dialog stays open
+    d.std.setText("0,1")
+    d.show()
+    d.accept()
+    assert d.isVisible() and "The std needs one or three numbers above 0" in d.preview.text()
