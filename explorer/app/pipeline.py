@@ -69,6 +69,10 @@ def can_embed(model, dataset) -> Optional[str]:
     kind = getattr(model.encoder.preprocess, "kind", None)
     if kind in (None, dataset.kind):
         return None
+    from explorer.encoders import input_kind_declared
+
+    if not input_kind_declared(model.encoder) and dataset.kind in ("vector", "image"):
+        return None  # undeclared: embedding tries one item and says what to declare if it fails
     return f"{model.id} takes {kind} input and {dataset.name} holds {dataset.kind} items"
 
 

@@ -89,9 +89,11 @@ def test_can_embed_follows_the_kinds():
     vec = NS(kind="vector", name="v")
     img = NS(kind="image", name="i")
     pre = NS(id="precomputed", encoder=None)
-    cnn = NS(id="cnn", encoder=NS(preprocess=NS(kind="image")))
+    cnn = NS(id="cnn", encoder=NS(preprocess=NS(kind="image"), info={"input_kind_declared": True}))
+    mlp = NS(id="mlp", encoder=NS(preprocess=NS(kind="image"), info={"input_kind_declared": False}))
     assert can_embed(pre, vec) is None and can_embed(pre, img) is not None
     assert can_embed(cnn, img) is None and "image input" in can_embed(cnn, vec)
+    assert can_embed(mlp, vec) is None  # undeclared: the embedding tries one item
 
 
 @needs_sample
