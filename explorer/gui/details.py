@@ -13,6 +13,7 @@ from explorer.gui.panels import InspectorPanel, ProjectionPanel, SelectionPanel
 
 class DetailsPanel(QtWidgets.QTabWidget):
     error = QtCore.Signal(str)  # one sentence for the message bar
+    neighbors_shown = QtCore.Signal(object, object)  # focused index, its neighbours' indices
 
     def __init__(self, pipeline, parent=None) -> None:
         super().__init__(parent)
@@ -69,6 +70,7 @@ class DetailsPanel(QtWidgets.QTabWidget):
         except ExplorerError as exc:
             return self.error.emit(str(exc))
         self.inspector.show_neighbors(ds, nbr, scores, metric)
+        self.neighbors_shown.emit(int(idx), np.asarray(nbr))
 
     def show_query(self, title: str, indices, scores, metric: str) -> None:
         """Neighbours of an item from outside the dataset (Find similar)."""

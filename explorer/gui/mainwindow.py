@@ -101,6 +101,7 @@ class MainWindow(QtWidgets.QMainWindow):
         # right: tabs
         self.tabs = DetailsPanel(self.pipeline)
         self.tabs.error.connect(self.show_error)
+        self.tabs.neighbors_shown.connect(lambda of, idx: self.mapview.show_neighbors(of, idx))
         self.inspector, self.selpanel, self.projpanel, self.diagpanel = (
             self.tabs.inspector, self.tabs.selpanel, self.tabs.projpanel, self.tabs.diagpanel)
         self.projpanel.apply_requested.connect(self.apply_projection)

@@ -425,6 +425,13 @@ class MapView(QtWidgets.QWidget):
         self.focus_marker = pg.ScatterPlotItem(size=16, pen=pg.mkPen("k", width=2), brush=None)
         self.focus_marker.setZValue(10)
         self.plot.addItem(self.focus_marker)
+        # the focused item's nearest neighbours (in the original space): small rings, display only
+        self.neighbor_marker = pg.ScatterPlotItem(size=11, pen=pg.mkPen("#e6550d", width=1.6), brush=None)
+        self.neighbor_marker.setZValue(9)
+        self.neighbor_marker.hide()
+        self.neighbor_indices = np.zeros(0, np.int64)
+        self._neighbors_of: Optional[int] = None
+        self.plot.addItem(self.neighbor_marker)
         # where the mouse is in a linked view (side-by-side maps): a dashed ring, display only
         self.linked_marker = pg.ScatterPlotItem(size=18, pen=pg.mkPen("#d62728", width=2, style=QtCore.Qt.PenStyle.DashLine),
                                                 brush=None)
@@ -814,6 +821,23 @@ class MapView(QtWidgets.QWidget):
             x, y = self._xy[int(index)]
             self.focus_marker.setData([float(x)], [float(y)])
             self.focus_marker.show()
+        same = index is not None and self._neighbors_of == int(index)
+        self.show_neighbors(self._neighbors_of if same else None, self.neighbor_indices if same else ())
+
+    def show_neighbors(self, of: Optional[int], indices) -> None:
+        """Ring ``indices``, the nearest neighbours of item ``of`` (the focus), on the map; they
+        go when the focus moves elsewhere. Empty: none."""
+        self._neighbors_of = None if of is None else int(of)
+        idx = np.asarray(indices if indices is not None else [], np.int64).ravel()
+        idx = idx[(idx >= 0) & (idx < self.n)] if self._xy is not None else idx[:0]
+        self.neighbor_indices = idx
+        if not idx.size:
+            self.neighbor_marker.setData([], [])
+            self.neighbor_marker.hide()
+            return
+        xy = self._xy[idx]
+        self.neighbor_marker.setData(xy[:, 0].astype(float), xy[:, 1].astype(float))
+        self.neighbor_marker.show()
 
     def show_linked_hover(self, index: Optional[int]) -> None:
         """Mark the item the mouse is over in a linked view (-1/None: no marker). Display only."""
