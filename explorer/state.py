@@ -83,3 +83,31 @@ class Selection:
 
     def __len__(self) -> int:
         return int(self._indices.size)
+
+
+ORDERS = ("index", "label", "distance to focus")
+
+
+def order_items(indices, order: str = "index", labels: Optional[np.ndarray] = None,
+                vectors: Optional[np.ndarray] = None, focus: Optional[int] = None) -> np.ndarray:
+    """The selected ``indices`` in the order a gallery shows them.
+
+    "index": dataset order. "label": by label code, then index (unlabelled last).
+    "distance to focus": by cosine distance to item ``focus`` in ``vectors`` (the shown model's
+    original space, float64), nearest first, ties by index; falls back to index order when
+    there is no focus or no vectors.
+    """
+    idx = np.unique(np.asarray(indices, np.int64).ravel())
+    if order == "label" and labels is not None:
+        code = labels[idx].astype(np.int64)
+        code = np.where(code < 0, np.iinfo(np.int64).max, code)
+        return idx[np.lexsort((idx, code))]
+    if order == "distance to focus" and vectors is not None and focus is not None and 0 <= focus < len(vectors):
+        V = np.asarray(vectors[idx], np.float64)
+        f = np.asarray(vectors[focus], np.float64)
+        norms = np.linalg.norm(V, axis=1) * np.linalg.norm(f)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            dist = 1.0 - (V @ f) / norms
+        dist = np.where(np.isfinite(dist), dist, np.inf)
+        return idx[np.lexsort((idx, dist))]
+    return idx

@@ -47,13 +47,18 @@ class DetailsPanel(QtWidgets.QTabWidget):
         self.inspector.show_item(None, None)
         self.selpanel.show_selection(None, np.zeros(0, int))
 
+    def _vectors(self):
+        s = self.session
+        return s.model().vectors if s.current is not None else None
+
     def show_selection(self, indices, from_elsewhere: bool) -> None:
-        self.selpanel.show_selection(self.session.dataset, indices)
+        self.selpanel.show_selection(self.session.dataset, indices, self._vectors(), self.session.selection.focus)
         if len(indices) > 1 and from_elsewhere:
             self.setCurrentWidget(self.selpanel)
 
     def show_focus(self, index) -> None:
         self.inspector.show_item(self.session.dataset, index)
+        self.selpanel.set_focus(self._vectors(), index)
         self.show_neighbors()
         if index is not None:
             self.setCurrentWidget(self.inspector)

@@ -159,15 +159,16 @@ class InspectorPanel(QtWidgets.QWidget):
 
 
 class SelectionPanel(QtWidgets.QWidget):
-    """Counts per label and a gallery of the selected items (first 200)."""
+    """Counts per label and a gallery of the whole selection, a page at a time, in dataset
+    order, by label, or nearest to the focused item first."""
 
     item_activated = QtCore.Signal(int)
-    MAX_SHOWN = 200
+    PAGE = 200
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
         lay = QtWidgets.QVBoxLayout(self)
-        self.summary = QtWidgets.QLabel("Nothing selected. Shift-drag a lasso on the map (or use the Box/Lasso tools), or search and press Enter.")
+        self.summary = QtWidgets.QLabel(self.EMPTY)
         self.summary.setWordWrap(True)
         self.counts = QtWidgets.QTableWidget(0, 2)
         self.counts.setHorizontalHeaderLabels(["Label", "Count"])
@@ -175,23 +176,48 @@ class SelectionPanel(QtWidgets.QWidget):
         self.counts.verticalHeader().hide()
         self.counts.setEditTriggers(QtWidgets.QAbstractItemView.NoEditTriggers)
         self.counts.setMaximumHeight(180)
+        from explorer.state import ORDERS
+
+        self.order = QtWidgets.QComboBox()
+        self.order.addItems(list(ORDERS))
+        self.order.setToolTip("Gallery order: dataset order, by label, or nearest to the inspected item first")
+        self.order.currentTextChanged.connect(lambda _t: self._reorder())
+        self.page = QtWidgets.QSpinBox()
+        self.page.setMinimum(1)
+        self.page.setPrefix("page ")
+        self.page.valueChanged.connect(lambda _v: self._show_page())
+        self.pages = QtWidgets.QLabel("")
+        row = QtWidgets.QHBoxLayout()
+        row.addWidget(QtWidgets.QLabel("Sort"))
+        row.addWidget(self.order, 1)
+        row.addWidget(self.page)
+        row.addWidget(self.pages)
         self.gallery = Gallery(56)
         self.gallery.activated_index.connect(self.item_activated)
         lay.addWidget(self.summary)
         lay.addWidget(self.counts)
+        lay.addLayout(row)
         lay.addWidget(self.gallery, 1)
+        self._dataset, self._indices, self._ordered = None, np.zeros(0, np.int64), np.zeros(0, np.int64)
+        self._vectors, self._focus = None, None
 
-    def show_selection(self, dataset, indices: np.ndarray) -> None:
+    EMPTY = "Nothing selected. Shift-drag a lasso on the map (or use the Box/Lasso tools), or search and press Enter."
+
+    def show_selection(self, dataset, indices: np.ndarray, vectors=None, focus=None) -> None:
+        """``vectors`` (the shown model's) and ``focus`` serve the "distance to focus" order."""
+        self._dataset, self._indices = dataset, np.asarray(indices, np.int64)
+        self._vectors, self._focus = vectors, focus
         n = len(indices)
         if dataset is None or n == 0:
-            self.summary.setText("Nothing selected. Shift-drag a lasso on the map (or use the Box/Lasso tools), or search and press Enter.")
+            self.summary.setText(self.EMPTY)
             self.counts.setRowCount(0)
             self.gallery.clear()
+            self.page.setMaximum(1)
+            self.pages.setText("")
             return
-        self.summary.setText(f"{n:,} selected of {len(dataset):,}"
-                             + (f" (showing the first {self.MAX_SHOWN})" if n > self.MAX_SHOWN else ""))
+        self.summary.setText(f"{n:,} selected of {len(dataset):,}")
         if dataset.labels is not None:
-            codes = dataset.labels[indices]
+            codes = dataset.labels[self._indices]
             uniq, cnt = np.unique(codes, return_counts=True)
             order = np.argsort(-cnt)
             self.counts.setRowCount(len(uniq))
@@ -203,8 +229,38 @@ class SelectionPanel(QtWidgets.QWidget):
                 self.counts.setItem(r, 1, it)
         else:
             self.counts.setRowCount(0)
-        shown = indices[: self.MAX_SHOWN]
-        self.gallery.show_items(dataset, shown, [dataset.label_of(int(i)) or f"#{int(i)}" for i in shown])
+        self._reorder()
+
+    def set_focus(self, vectors, focus) -> None:
+        """The inspected item moved: re-sort if the gallery is ordered by distance to it."""
+        self._vectors, self._focus = vectors, focus
+        if self.order.currentText() == "distance to focus" and self._indices.size:
+            self._reorder()
+
+    def _reorder(self) -> None:
+        from explorer.state import order_items
+
+        ds = self._dataset
+        if ds is None or not self._indices.size:
+            return
+        self._ordered = order_items(self._indices, self.order.currentText(), ds.labels, self._vectors, self._focus)
+        n_pages = max(1, -(-len(self._ordered) // self.PAGE))
+        with QtCore.QSignalBlocker(self.page):
+            self.page.setMaximum(n_pages)
+            self.page.setValue(1)
+        self.pages.setText(f"of {n_pages}")
+        self._show_page()
+
+    def shown_indices(self) -> np.ndarray:
+        start = (self.page.value() - 1) * self.PAGE
+        return self._ordered[start:start + self.PAGE]
+
+    def _show_page(self) -> None:
+        ds = self._dataset
+        if ds is None:
+            return
+        shown = self.shown_indices()
+        self.gallery.show_items(ds, shown, [ds.label_of(int(i)) or f"#{int(i)}" for i in shown])
 
 
 @dataclass
