@@ -302,7 +302,9 @@ class LegendWidget(QtWidgets.QListWidget):
 
 
 class HoverCard(QtWidgets.QFrame):
-    """The hover tooltip: thumbnail, label and metadata next to the cursor."""
+    """The hover tooltip: thumbnail (shown at 96 to 160 px), label and metadata next to the cursor."""
+
+    MIN_PX, MAX_PX = 96, 160
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent, QtCore.Qt.WindowType.ToolTip | QtCore.Qt.WindowType.FramelessWindowHint)
@@ -323,9 +325,12 @@ class HoverCard(QtWidgets.QFrame):
             h, w = a.shape[:2]
             qi = QtGui.QImage(a.data, w, h, 3 * w, QtGui.QImage.Format.Format_RGB888).copy()
             pm = QtGui.QPixmap.fromImage(qi)
-            if max(w, h) > 160:
-                pm = pm.scaled(160, 160, QtCore.Qt.AspectRatioMode.KeepAspectRatio,
+            if max(w, h) > self.MAX_PX:
+                pm = pm.scaled(self.MAX_PX, self.MAX_PX, QtCore.Qt.AspectRatioMode.KeepAspectRatio,
                                QtCore.Qt.TransformationMode.SmoothTransformation)
+            elif max(w, h) < self.MIN_PX:  # small images (32 px digits) enlarged, pixels kept crisp
+                pm = pm.scaled(self.MIN_PX, self.MIN_PX, QtCore.Qt.AspectRatioMode.KeepAspectRatio,
+                               QtCore.Qt.TransformationMode.FastTransformation)
             self.image.setPixmap(pm)
             self.image.show()
         else:

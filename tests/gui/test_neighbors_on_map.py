@@ -42,3 +42,19 @@ def test_neighbours_are_ringed_on_the_map(qtbot, tmp_path):
     assert w.mapview.neighbor_indices.size == 0 and not w.mapview.neighbor_marker.isVisible()
     w.runner.cancel_all()
     w.runner.wait(10000)
+
+
+@pytest.mark.parametrize("side,expected", [(32, 96), (120, 120), (400, 160)])
+def test_hover_card_shows_thumbnails_at_96_to_160_px(qtbot, side, expected):
+    from PySide6 import QtCore
+
+    from explorer.gui.mapview import HoverCard
+
+    card = HoverCard()
+    qtbot.addWidget(card)
+    thumb = np.random.default_rng(0).integers(0, 255, (side, side // 2, 3), dtype=np.uint8)
+    card.show_item("x", thumb, QtCore.QPoint(0, 0))
+    pm = card.image.pixmap()
+    assert max(pm.width(), pm.height()) == expected
+    assert abs(pm.width() / pm.height() - 0.5) < 0.05  # aspect kept
+    card.hide()
