@@ -277,6 +277,7 @@ def embed(dataset, encoder, params: EmbedParams = EmbedParams()) -> Job:
             if out is None:
                 out = np.empty((n, rows.reshape(len(rows), -1).shape[1]), dtype=np.float32)
             out[a:a + len(rows)] = rows.reshape(len(rows), -1)
+            _refuse_nonfinite(out[a:a + len(rows)], a, dataset, None)
             yield Progress(a + len(rows), n, f"Reading vectors {a + len(rows)}/{n}")
         if out is None:
             out = np.zeros((0, 0), dtype=np.float32)
@@ -360,6 +361,8 @@ def embed(dataset, encoder, params: EmbedParams = EmbedParams()) -> Job:
                     if out is None:
                         out = np.empty((n, y.shape[1]), dtype=np.float32)
                     out[start + pos:start + pos + sub] = y.cpu().numpy()
+                    _refuse_nonfinite(out[start + pos:start + pos + sub], start + pos, dataset, encoder,
+                                      ok=None if ok is None else ok.numpy()[pos:pos + sub])
                 except Exception as exc:
                     if not _is_oom(exc):
                         raise
@@ -392,6 +395,22 @@ def embed(dataset, encoder, params: EmbedParams = EmbedParams()) -> Job:
     skipped = _describe_skipped(dataset, bad, int(pp.size) if kind == "image" else 0)
     return EmbedResult(out, skipped, str(device), time.perf_counter() - t0, cur, params.precision,
                        np.asarray(bad, dtype=np.int64), messages)
+
+
+def _refuse_nonfinite(rows: np.ndarray, first: int, dataset, encoder, ok=None) -> None:
+    """InputError naming the first item whose vector holds NaN or inf (rows of unreadable
+    items, ``ok`` False, are not looked at): such vectors are never stored."""
+    fin = np.isfinite(rows).all(axis=1)
+    if ok is not None:
+        fin |= ~np.asarray(ok, dtype=bool)
+    if fin.all():
+        return
+    i = first + int(np.argmin(fin))
+    ident = f" ({dataset.ids[i]})" if getattr(dataset, "ids", None) is not None else ""
+    if encoder is None:
+        raise InputError(f"{dataset.name}: row {i}{ident} has NaN or infinite values; nothing was stored.")
+    raise InputError(f"Encoder {encoder.name} gave NaN or infinite values for item {i}{ident} of {dataset.name}; "
+                     "nothing was stored (a diverged checkpoint, or try --precision fp32).")
 
 
 def _per_channel(values, c: int) -> list:

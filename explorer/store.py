@@ -763,7 +763,8 @@ def atomic_file(path: str | os.PathLike, option: str = "--out") -> Iterator[Path
                 raise InputError(f"Disk full while writing {path}; {kept}.") from None
             if _is_read_only(exc):
                 raise InputError(f"Cannot write {path} (read-only or not yours); {kept}.") from None
-            raise InputError(f"Could not write {path} ({_first_line(exc)}); {kept}.") from None
+            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else _first_line(exc)
+            raise InputError(f"Could not write {path} ({why}); {kept}.") from None
     finally:
         if tmp is not None and tmp.exists():
             _unlink(tmp)

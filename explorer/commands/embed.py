@@ -11,15 +11,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import uuid
 from pathlib import Path
 
 import numpy as np
 
-from explorer.commands._sources import add_encoder_options
+from explorer.commands._args import int_range
+from explorer.commands._sources import add_encoder_options, check_encoder_fits
 from explorer.errors import InputError
+
+#: Most data-loading worker processes --workers accepts.
+MAX_WORKERS = 64
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -42,9 +44,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     r = p.add_argument_group("run")
     r.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
     r.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"))
-    r.add_argument("--batch-size", type=int, default=256, metavar="B")
-    r.add_argument("--workers", type=int, default=None, metavar="N",
-                   help="data-loading worker processes (default: by data type)")
+    r.add_argument("--batch-size", type=int_range(1, 65536), default=256, metavar="B",
+                   help="items per forward pass (1-65536; default: 256)")
+    r.add_argument("--workers", type=int_range(0, MAX_WORKERS), default=None, metavar="N",
+                   help=f"data-loading worker processes (0-{MAX_WORKERS}; default: by data type)")
     o = p.add_argument_group("output")
     o.add_argument("--workspace", required=True, metavar="FILE", help="workspace file (.h5), created if missing")
     o.add_argument("--out", metavar="FILE", help="also write the vectors (float32, dataset order) to .npy or .h5")
@@ -63,9 +66,13 @@ def run(args) -> int:
         raise InputError(f"{data}: no such file or folder.")
     if args.encoder and not Path(args.encoder).expanduser().exists():
         raise InputError(f"{args.encoder}: no such file or folder.")
+    from explorer.store import check_output_path
+
     out = Path(args.out).expanduser() if args.out else None
     if out is not None and out.suffix.lower() not in (".npy", ".h5", ".hdf5"):
         raise InputError(f"{out}: --out must end in .npy or .h5.")
+    if out is not None:
+        check_output_path(out)
     from explorer.device import resolve_device
 
     resolve_device(args.device)  # an impossible device is an error even on a cache hit
@@ -91,9 +98,14 @@ def run(args) -> int:
                                pooling=args.pooling)
     elif dataset.kind != "vector":
         raise InputError(f"{data} holds {dataset.kind} items; give --encoder to embed them.")
+    if encoder is not None:
+        check_encoder_fits(dataset, encoder)
 
     key = embedding_key(dataset, encoder, params.precision)
     hit = ws.has(EMBEDDINGS, key)
+    if not hit and ws.read_only:
+        raise InputError(f"{ws.path} is read-only and embed stores its vectors there; choose a writable "
+                         "--workspace.")
     key, vectors = run_job(embed_cached(ws, dataset, encoder, params, key=key),
                            desc=f"Embedding {dataset.name}", quiet=args.quiet)
     attrs = dict(ws.list(EMBEDDINGS)).get(key, {})
@@ -122,26 +134,19 @@ def run(args) -> int:
 def write_vectors(path: Path, vectors: np.ndarray, dataset=None) -> None:
     """float32 (N, D) rows in dataset order to ``.npy`` or ``.h5`` (dataset ``vectors``, plus
     ``ids`` when known), written to a temporary file then renamed (never half-written)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        if path.suffix.lower() == ".npy":
-            with open(tmp, "wb") as f:
-                np.save(f, np.ascontiguousarray(vectors, dtype=np.float32))
-        else:
-            import h5py
+    from explorer.store import atomic_file, save_npy
 
-            with h5py.File(tmp, "w") as f:
-                f.create_dataset("vectors", data=np.asarray(vectors, dtype=np.float32))
-                if dataset is not None and dataset.ids is not None:
-                    f.create_dataset("ids", data=np.asarray([str(i) for i in dataset.ids], dtype=object),
-                                     dtype=h5py.string_dtype("utf-8"))
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise InputError(f"{path}: cannot write the vectors ({exc.strerror or exc}).") from None
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    if path.suffix.lower() == ".npy":
+        save_npy(path, np.ascontiguousarray(vectors, dtype=np.float32))
+        return
+    import h5py
+
+    with atomic_file(path) as tmp:
+        with h5py.File(tmp, "w") as f:
+            f.create_dataset("vectors", data=np.asarray(vectors, dtype=np.float32))
+            if dataset is not None and dataset.ids is not None:
+                f.create_dataset("ids", data=np.asarray([str(i) for i in dataset.ids], dtype=object),
+                                 dtype=h5py.string_dtype("utf-8"))
 
 
 if __name__ == "__main__":  # pragma: no cover
