@@ -243,18 +243,24 @@ def clean_stale_temporaries(path: Path) -> list[str]:
     return removed
 
 
-def _fallocate(fd: int, nbytes: int) -> bool:
-    """Allocate ``nbytes`` of the open file on disk; False where the platform or file system
-    cannot (then nothing is reserved). OSError (ENOSPC, EFBIG) when there is no room."""
-    if not hasattr(os, "posix_fallocate"):
-        return False
+def _fallocate(fd: int, nbytes: int) -> None:
+    """Allocate ``nbytes`` of the open file on disk, so that writing them later cannot fail for
+    want of space. OSError (ENOSPC, EFBIG) when there is no room."""
+    if not hasattr(os, "posix_fallocate"):  # Windows: NTFS allocates a file's clusters when it grows
+        os.ftruncate(fd, nbytes)
+        return
     try:
         os.posix_fallocate(fd, 0, nbytes)
+        return
     except OSError as exc:
-        if exc.errno in (errno.EOPNOTSUPP, errno.EINVAL, getattr(errno, "ENOTSUP", -1)):
-            return False
-        raise
-    return True
+        if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL, getattr(errno, "ENOTSUP", -1)):
+            raise
+    block = b"\0" * (1 << 20)  # a file system without fallocate: write the zeros
+    os.lseek(fd, 0, os.SEEK_SET)
+    left = nbytes
+    while left > 0:
+        left -= os.write(fd, block[:left])
+    os.fsync(fd)
 
 
 def _preallocate(path: Path, nbytes: int) -> None:
@@ -273,12 +279,7 @@ def _reserve(path: Path, nbytes: int) -> Optional[Path]:
     res = _tmp_path(path, "reserve")
     fd = os.open(res, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
-        if not _fallocate(fd, nbytes):  # Windows, some file systems: write zeros instead
-            block = b"\0" * (1 << 20)
-            left = nbytes
-            while left > 0:
-                left -= os.write(fd, block[:left])
-            os.fsync(fd)
+        _fallocate(fd, nbytes)
     except BaseException:
         os.close(fd)
         _unlink(res)
@@ -771,11 +772,20 @@ def atomic_file(path: str | os.PathLike, option: str = "--out") -> Iterator[Path
     _fsync_dir(path.parent)
 
 
+class _Writes:
+    """A file seen by numpy as a plain stream: ``np.save`` then writes with ``write()``, whose
+    failures carry their errno (ENOSPC...), instead of a C ``fwrite`` that reports only
+    "N requested and M written"."""
+
+    def __init__(self, f) -> None:
+        self.write = f.write
+
+
 def save_npy(path: str | os.PathLike, array, option: str = "--out") -> Path:
     """``np.save`` through :func:`atomic_file` (never a half-written or missing target)."""
     with atomic_file(path, option) as tmp:
         with open(tmp, "wb") as f:
-            np.save(f, np.asarray(array))
+            np.save(_Writes(f), np.asarray(array), allow_pickle=False)
     return Path(path).expanduser()
 
 

@@ -38,8 +38,8 @@ class _Range:
     @property
     def text(self) -> str:
         """The range in words, e.g. ``1-10000``, ``> 0 and <= 10``, ``0 or 2-1000000000``."""
-        if self.kind is int and self.lo is not None and self.hi is not None:
-            core = f"{self.lo}-{self.hi}"
+        if self.lo is not None and self.hi is not None and not (self.lo_open or self.hi_open):
+            core = f"{self.lo:g}-{self.hi:g}" if self.kind is float else f"{self.lo}-{self.hi}"
         else:
             parts = []
             if self.lo is not None:

@@ -35,9 +35,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("-k", type=int_range(1, 1000), default=50,
                    help="neighbours for the per-point Jaccard overlap (1-1000 and below N; default 50)")
     p.add_argument("--mutual-k", type=int_range(1, 1000), default=10,
-                   help="neighbours for mutual k-NN (1-1000 and below N; default 10)")
+                   help="neighbours for mutual k-NN (1-1000, at most -k and below N; default 10)")
     p.add_argument("--knn-points", type=int_range(0, 10**9), default=2000, metavar="Q",
-                   help="random points whose neighbourhoods are compared (0: all, or 1-1000000000; default 2000)")
+                   help="random points whose neighbourhoods are compared (0-1000000000, 0: all; default 2000)")
     p.add_argument("--device", default=None, help="auto, cpu, cuda, cuda:N or mps")
     p.add_argument("--overlap-out", metavar="F.npy", help="write the per-point Jaccard overlap (N,) of all points")
     p.add_argument("--json", action="store_true", help="print the table as JSON")

@@ -27,8 +27,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("-k", type=int_range(1, 10000), default=10,
                    help="neighbours per point (1-10000 and below N; default 10)")
     p.add_argument("--metric", choices=("cosine", "euclidean", "dot"), default="cosine")
-    p.add_argument("--query-index", type=int_range(0, 2**62), action="append", metavar="I",
-                   help="row to query (0 to N-1; repeatable); default: all points")
+    p.add_argument("--query-index", type=int_range(0), action="append", metavar="I",
+                   help="row to query (>= 0 and below N; repeatable); default: all points")
     p.add_argument("--query-file", action="append", metavar="IMAGE",
                    help="a new image to embed with --encoder and search with (repeatable)")
     p.add_argument("--query-text", action="append", metavar="TEXT",
