@@ -457,3 +457,26 @@ def test_kill_during_a_write_leaves_nothing_after_the_next_open(tmp_path):
     Workspace(ws.path)
     assert not [n for n in os.listdir(tmp_path) if n.endswith((".tmp", ".reserve"))]
     assert Workspace(ws.path).list("embeddings")[0][0] == "old"
+
+
+def test_exports_are_atomic_and_refuse_unwritable_places(tmp_path):
+    from explorer.data import open_dataset
+    from explorer.export import export_selection
+
+    V = np.random.default_rng(0).normal(size=(20, 4)).astype(np.float32)
+    np.save(tmp_path / "V.npy", V)
+    ds = open_dataset(tmp_path / "V.npy")
+    out = tmp_path / "sel.npy"
+    export_selection(out, ds, [1, 3], vectors=V)
+    np.testing.assert_array_equal(np.load(out), V[[1, 3]])
+    export_selection(tmp_path / "sel.csv", ds, [2], vectors=V)
+    assert (tmp_path / "sel.csv").read_text().splitlines()[0].startswith("index,id")
+    (tmp_path / "adir.npy").mkdir()
+    with pytest.raises(InputError, match="is a folder"):
+        export_selection(tmp_path / "adir.npy", ds, [1], vectors=V)
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    with read_only(ro):
+        with pytest.raises(InputError, match="Cannot write in"):
+            export_selection(ro / "x.npy", ds, [1], vectors=V)
+    assert not [n for n in os.listdir(tmp_path) if n.endswith(".tmp")]
