@@ -399,6 +399,8 @@ def _stored_bytes(a: np.ndarray) -> int:
     """About the bytes array ``a`` takes in the file (strings: UTF-8 plus HDF5's heap overhead)."""
     if a.dtype.kind not in "UOS":
         return int(a.nbytes) + 4096
+    if a.dtype.kind in "US":  # UTF-8 takes at most 4 bytes a character: at most the itemsize
+        return int(a.size) * (a.dtype.itemsize + 48) + 4096
     return sum(len(str(x).encode("utf-8", "replace")) + 48 for x in a.reshape(-1)) + 4096
 
 
