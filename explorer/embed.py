@@ -340,6 +340,7 @@ def embed(dataset, encoder, params: EmbedParams = EmbedParams()) -> Job:
             if out is None:
                 out = np.empty((n, rows.reshape(len(rows), -1).shape[1]), dtype=np.float32)
             out[a:a + len(rows)] = rows.reshape(len(rows), -1)
+            _refuse_nonfinite(out[a:a + len(rows)], a, dataset, None)
             yield Progress(a + len(rows), n, f"Reading vectors {a + len(rows)}/{n}")
         if out is None:
             out = np.zeros((0, 0), dtype=np.float32)
@@ -434,6 +435,7 @@ def embed(dataset, encoder, params: EmbedParams = EmbedParams()) -> Job:
                     if out is None:
                         out = np.empty((n, y.shape[1]), dtype=np.float32)
                     out[written + pos:written + pos + sub] = y.cpu().numpy()
+                    _refuse_nonfinite(out[written + pos:written + pos + sub], kept[-1][pos:pos + sub], dataset, encoder)
                 except Exception as exc:
                     if not _is_oom(exc):
                         raise
@@ -474,6 +476,21 @@ def embed(dataset, encoder, params: EmbedParams = EmbedParams()) -> Job:
     rows = np.concatenate(kept) if kept else np.zeros(0, dtype=np.int64)
     return EmbedResult(out, skipped, str(device), time.perf_counter() - t0, cur, params.precision,
                        np.asarray(bad, dtype=np.int64), messages, rows.astype(np.int64))
+
+
+def _refuse_nonfinite(rows: np.ndarray, items, dataset, encoder) -> None:
+    """InputError naming the first item whose vector holds NaN or inf: such vectors are never
+    stored. ``items``: the dataset index of each row (or the first one's, for consecutive rows)."""
+    fin = np.isfinite(rows).all(axis=1)
+    if fin.all():
+        return
+    j = int(np.argmin(fin))
+    i = int(items[j]) if np.ndim(items) else int(items) + j
+    ident = f" ({dataset.ids[i]})" if getattr(dataset, "ids", None) is not None else ""
+    if encoder is None:
+        raise InputError(f"{dataset.name}: row {i}{ident} has NaN or infinite values; nothing was stored.")
+    raise InputError(f"Encoder {encoder.name} gave NaN or infinite values for item {i}{ident} of {dataset.name}; "
+                     "nothing was stored (a diverged checkpoint, or try --precision fp32).")
 
 
 def _per_channel(values, c: int) -> list:

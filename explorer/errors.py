@@ -34,3 +34,16 @@ class Cancelled(ExplorerError):
 
     def __init__(self, message: str = "Cancelled by the user.") -> None:
         super().__init__(message)
+
+
+class ExplorerWarning(UserWarning):
+    """Something the user should know that does not stop the work (a read-only workspace whose
+    results are not cached, all-zero vectors under the cosine metric...). ``str(w)`` is one
+    plain sentence; the CLI prints it on one line of stderr."""
+
+
+def warn(message: str) -> None:
+    """Emit ``message`` as an :class:`ExplorerWarning` (one sentence)."""
+    import warnings
+
+    warnings.warn(message, ExplorerWarning, stacklevel=2)

@@ -4,19 +4,12 @@ from __future__ import annotations
 
 import csv
 import os
-import tempfile
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
 
 from explorer.errors import InputError
-
-
-def _atomic_target(path: Path):
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=str(path.parent))
-    os.close(fd)
-    return Path(tmp)
 
 
 def export_selection(path: str | os.PathLike, dataset, indices, vectors: Optional[np.ndarray] = None,
@@ -36,10 +29,13 @@ def export_selection(path: str | os.PathLike, dataset, indices, vectors: Optiona
     suffix = path.suffix.lower()
     if suffix in (".npy", ".h5", ".hdf5") and vectors is None:
         raise InputError(f"{path.name}: the current model has no vectors yet; embed the dataset first.")
+    if suffix not in (".csv", ".tsv", ".npy", ".h5", ".hdf5"):
+        raise InputError(f"{path.name}: choose .csv, .tsv, .npy or .h5 to export a selection.")
     if not path.parent.exists():
         raise InputError(f"{path.parent}: no such folder.")
-    tmp = _atomic_target(path)
-    try:
+    from explorer.store import atomic_file
+
+    with atomic_file(path, "the export file") as tmp:
         if suffix in (".csv", ".tsv"):
             cols = dataset.columns()
             with open(tmp, "w", newline="", encoding="utf-8") as f:
@@ -64,11 +60,4 @@ def export_selection(path: str | os.PathLike, dataset, indices, vectors: Optiona
                     f.create_dataset("labels", data=dataset.labels[idx])
                     f.attrs["label_names"] = [str(n) for n in dataset.label_names]
                 f.attrs["model"] = model or ""
-        else:
-            raise InputError(f"{path.name}: choose .csv, .tsv, .npy or .h5 to export a selection.")
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise InputError(f"Could not write {path}: {exc.strerror or exc}.") from None
-    finally:
-        tmp.unlink(missing_ok=True)
     return path

@@ -33,6 +33,24 @@ one copy of the workspace per change (about disk speed; measured in
 The file is never held open between calls (the GUI and worker threads share it); one lock per
 path serialises the calls of this process, and an advisory lock file (POSIX ``flock``)
 serialises writers of different processes.
+
+**Full disks.** A put is refused up front when the folder lacks the room for the new file. While
+it writes, a small reservation file (:data:`RESERVE_BYTES`) sits next to it; if the disk still
+fills up (another program writing at the same time), the reservation is released so that HDF5
+can close its half-written temporary file cleanly, and the put ends with one
+:class:`~explorer.errors.WorkspaceError` saying "Disk full", never with HDF5's own messages.
+
+**Temporary files** are named ``.<name>.<pid>-<random>.tmp`` (and ``.reserve``). Those left by a
+killed writer are removed when the workspace is next opened: all of them when no other process
+holds the workspace's lock, else those whose process is gone.
+
+**Read-only workspaces** (the file or its folder cannot be written) open and read as usual;
+:meth:`Workspace.put` keeps the record in memory for the life of the object (``has``/``get``/
+``list`` see it) and says once, as an :class:`~explorer.errors.ExplorerWarning`, that results
+are not cached. So caches (maps, k-NN graphs, diagnostics) simply recompute.
+
+Output files other than workspaces (``--out`` arrays, exports) go through :func:`atomic_file`:
+written to a temporary name in the target folder and renamed over the target.
 """
 
 from __future__ import annotations
@@ -53,9 +71,10 @@ from typing import Any, Iterator, Optional
 
 import numpy as np
 
-from explorer.errors import WorkspaceError
+from explorer.errors import InputError, WorkspaceError, warn
 
-__all__ = ["Workspace", "Record", "RecordNotFound", "content_key", "FORMAT", "FORMAT_VERSION"]
+__all__ = ["Workspace", "Record", "RecordNotFound", "WorkspaceReadOnly", "content_key", "FORMAT",
+           "FORMAT_VERSION", "atomic_file", "check_output_path", "save_npy"]
 
 FORMAT = "embedding-explorer-workspace"
 FORMAT_VERSION = 2  # 2: embeddings records may leave unreadable items out (array "rows")
@@ -65,6 +84,9 @@ FORMAT_VERSION = 2  # 2: embeddings records may leave unreadable items out (arra
 CHUNK_BYTES = 1 << 20
 #: Rows written per call when filling a dataset (bounds the extra memory of a put).
 WRITE_BLOCK_BYTES = 16 << 20
+#: Space held in reserve during a put and released if the disk fills up, so that HDF5 can
+#: still flush and close the temporary file (its chunk caches and metadata) without errors.
+RESERVE_BYTES = 4 * CHUNK_BYTES
 
 _NAME = re.compile(r"^[A-Za-z0-9_.\-:+=@,]{1,200}$")
 
@@ -121,6 +143,10 @@ class RecordNotFound(WorkspaceError, KeyError):
     __str__ = Exception.__str__
 
 
+class WorkspaceReadOnly(WorkspaceError):
+    """A write to a workspace whose file or folder cannot be written."""
+
+
 # ---------------------------------------------------------------------------------------------
 # locks
 # ---------------------------------------------------------------------------------------------
@@ -138,23 +164,29 @@ def _thread_lock(path: Path) -> threading.RLock:
 
 
 @contextmanager
-def _process_lock(path: Path) -> Iterator[None]:
+def _process_lock(path: Path, blocking: bool = True) -> Iterator[Optional[bool]]:
     """Advisory inter-process lock on ``.<name>.lock`` next to the workspace (POSIX only;
-    elsewhere the per-process lock alone applies)."""
+    elsewhere the per-process lock alone applies). Yields True when held, False when
+    ``blocking=False`` and another process holds it, None when no lock is possible (Windows,
+    read-only folder)."""
     try:
         import fcntl
     except ImportError:  # Windows
-        yield
+        yield None
         return
     lock_path = path.with_name(f".{path.name}.lock")
     try:
         fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError:  # read-only folder: writes will fail with their own message
-        yield
+        yield None
         return
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        yield True
     finally:
         try:
             fcntl.flock(fd, fcntl.LOCK_UN)
@@ -163,8 +195,124 @@ def _process_lock(path: Path) -> Iterator[None]:
 
 
 # ---------------------------------------------------------------------------------------------
+# temporary files
+# ---------------------------------------------------------------------------------------------
+def _tmp_path(path: Path, suffix: str = "tmp") -> Path:
+    """``.<name>.<pid>-<random>.<suffix>`` next to ``path``: the pid says whether its writer lives."""
+    return path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:12]}.{suffix}")
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    if sys.platform == "win32":  # pragma: no cover
+        return True  # no cheap check; files of dead writers are removed under the lock instead
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):
+        return True
+    return True
+
+
+def clean_stale_temporaries(path: Path) -> list[str]:
+    """Remove the temporary files a killed writer left next to workspace ``path`` (see the
+    module docstring); returns their names. Callers hold the path's thread lock, so no writer
+    of this process is running."""
+    path = Path(path)
+    prefix = f".{path.name}."
+    try:
+        names = [n for n in os.listdir(path.parent) if n.startswith(prefix)
+                 and (n.endswith(".tmp") or n.endswith(".reserve"))]
+    except OSError:
+        return []
+    pat = re.compile(re.escape(prefix) + r"(?:(\d+)-)?[0-9a-f]{8,32}\.(?:tmp|reserve)")
+    removed = []
+    if not names:
+        return removed
+    with _process_lock(path, blocking=False) as held:
+        for n in names:
+            m = pat.fullmatch(n)
+            if m is None:
+                continue
+            pid = int(m.group(1)) if m.group(1) else None
+            # under the lock no writer of another process is running; without it, keep files
+            # whose process still lives (or of unknown process)
+            if not held and (pid is None or (pid != os.getpid() and _pid_alive(pid))):
+                continue
+            try:
+                os.unlink(path.parent / n)
+                removed.append(n)
+            except OSError:
+                pass
+    return removed
+
+
+def _fallocate(fd: int, nbytes: int) -> None:
+    """Allocate ``nbytes`` of the open file on disk, so that writing them later cannot fail for
+    want of space. OSError (ENOSPC, EFBIG) when there is no room."""
+    if not hasattr(os, "posix_fallocate"):  # Windows: NTFS allocates a file's clusters when it grows
+        os.ftruncate(fd, nbytes)
+        return
+    try:
+        os.posix_fallocate(fd, 0, nbytes)
+        return
+    except OSError as exc:
+        if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL, getattr(errno, "ENOTSUP", -1)):
+            raise
+    block = b"\0" * (1 << 20)  # a file system without fallocate: write the zeros
+    os.lseek(fd, 0, os.SEEK_SET)
+    left = nbytes
+    while left > 0:
+        left -= os.write(fd, block[:left])
+    os.fsync(fd)
+
+
+def _preallocate(path: Path, nbytes: int) -> None:
+    fd = os.open(path, os.O_RDWR)
+    try:
+        _fallocate(fd, nbytes)
+    finally:
+        os.close(fd)
+
+
+def _reserve(path: Path, nbytes: int) -> Optional[Path]:
+    """A file of ``nbytes`` really allocated on disk next to ``path`` (None for 0 bytes).
+    OSError (ENOSPC, EACCES, ...) when it cannot be made."""
+    if nbytes <= 0:
+        return None
+    res = _tmp_path(path, "reserve")
+    fd = os.open(res, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        _fallocate(fd, nbytes)
+    except BaseException:
+        os.close(fd)
+        _unlink(res)
+        raise
+    os.close(fd)
+    return res
+
+
+def _unlink(p: Optional[Path]) -> None:
+    if p is None:
+        return
+    try:
+        os.unlink(p)
+    except OSError:
+        pass
+
+
+# ---------------------------------------------------------------------------------------------
 # low-level writing (the seams a disk-full test can reach)
 # ---------------------------------------------------------------------------------------------
+def _is_read_only(exc: BaseException) -> bool:
+    if isinstance(exc, OSError) and exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return True
+    text = str(exc).lower()
+    return any(s in text for s in ("errno = 13", "errno = 30", "permission denied", "read-only file system"))
+
+
 def _is_disk_full(exc: BaseException) -> bool:
     if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", -1)):
         return True
@@ -248,6 +396,18 @@ def _create_array(group, name: str, a: np.ndarray) -> None:
     step = max(1, WRITE_BLOCK_BYTES // row)
     for start in range(0, len(a), step):
         _write_block(ds, start, a[start:start + step])
+    # write the chunk cache out now, where a failure raises; left to the dataset's close it
+    # would be reported as "Exception ignored" and lost
+    ds.flush()
+
+
+def _stored_bytes(a: np.ndarray) -> int:
+    """About the bytes array ``a`` takes in the file (strings: UTF-8 plus HDF5's heap overhead)."""
+    if a.dtype.kind not in "UOS":
+        return int(a.nbytes) + 4096
+    if a.dtype.kind in "US":  # UTF-8 takes at most 4 bytes a character: at most the itemsize
+        return int(a.size) * (a.dtype.itemsize + 48) + 4096
+    return sum(len(str(x).encode("utf-8", "replace")) + 48 for x in a.reshape(-1)) + 4096
 
 
 def _read_array(ds) -> np.ndarray:
@@ -282,6 +442,8 @@ class Workspace:
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path).expanduser().absolute()
         self._lock = _thread_lock(self.path)
+        self._memory: dict[str, dict[str, Record]] = {}  # records kept in memory (read-only file)
+        self._told_not_cached = False
         with self._lock:
             if self.path.is_dir():
                 raise WorkspaceError(f"{self.path} is a folder, not a workspace file.")
@@ -294,9 +456,17 @@ class Workspace:
                     raise WorkspaceError(f"Cannot create the folder for {self.path}: {exc.strerror or exc}.") from None
                 with _process_lock(self.path):
                     if not self.path.exists():
-                        self._rewrite(None, extra_bytes=0)
+                        try:
+                            self._rewrite(None, extra_bytes=0)
+                        except WorkspaceReadOnly:
+                            raise WorkspaceError(f"Cannot create {self.path}: its folder is read-only "
+                                                 "(or not yours); choose another place.") from None
                     else:
                         self._validate()
+            self.read_only = not (os.access(self.path, os.W_OK)
+                                  and os.access(self.path.parent, os.W_OK | os.X_OK))
+            if not self.read_only:
+                clean_stale_temporaries(self.path)
 
     def __repr__(self) -> str:
         return f"Workspace({str(self.path)!r})"
@@ -347,46 +517,83 @@ class Workspace:
         with self._open():
             pass
 
+    def _group(self, f, group: str):
+        """HDF5 group ``group`` of open file ``f`` or None; a non-group there is a damaged file."""
+        import h5py
+
+        g = f.get(group)
+        if g is not None and not isinstance(g, h5py.Group):
+            raise WorkspaceError(f"{self.name} is damaged: {group} is not a group of records.")
+        return g
+
+    def _record(self, g, group: str, key: str):
+        import h5py
+
+        r = g[key]
+        if not isinstance(r, h5py.Group):
+            raise WorkspaceError(f"{self.name} is damaged: the {group} record {key} is not a group of arrays.")
+        return r
+
     # -- reading --------------------------------------------------------------------------
     def has(self, group: str, key: str) -> bool:
         _check_name("group", group)
         _check_name("key", key)
-        with self._lock, self._open() as f:
-            g = f.get(group)
-            return g is not None and key in g
+        with self._lock:
+            if key in self._memory.get(group, {}):
+                return True
+            with self._open() as f:
+                g = self._group(f, group)
+                return g is not None and key in g
 
     def get(self, group: str, key: str, names: Optional[list[str]] = None) -> Record:
         """The record ``group/key`` with all its arrays (or only ``names``) loaded."""
         _check_name("group", group)
         _check_name("key", key)
-        with self._lock, self._open() as f:
-            g = f.get(group)
-            if g is None or key not in g:
-                raise RecordNotFound(f"{self.name} has no {group} record {key}.")
-            r = g[key]
-            arrays = {n: _read_array(r[n]) for n in r.keys() if names is None or n in names}
-            return Record(group, key, arrays, self._attrs_of(r))
+        with self._lock:
+            mem = self._memory.get(group, {}).get(key)
+            if mem is not None:
+                return Record(group, key, {n: a for n, a in mem.arrays.items() if names is None or n in names},
+                              dict(mem.attrs))
+            with self._open() as f:
+                g = self._group(f, group)
+                if g is None or key not in g:
+                    raise RecordNotFound(f"{self.name} has no {group} record {key}.")
+                r = self._record(g, group, key)
+                try:
+                    arrays = {n: _read_array(r[n]) for n in r.keys() if names is None or n in names}
+                except (OSError, RuntimeError, KeyError, TypeError, ValueError) as exc:
+                    raise WorkspaceError(f"{self.name} is damaged: the arrays of the {group} record {key} "
+                                         f"cannot be read ({_first_line(exc)}).") from None
+                return Record(group, key, arrays, self._attrs_of(r, group, key))
 
     def list(self, group: str) -> list[tuple[str, dict]]:
         """``(key, attrs)`` of every record in ``group`` in the order they were (last) written;
         ``[]`` when the group does not exist."""
         _check_name("group", group)
-        with self._lock, self._open() as f:
-            g = f.get(group)
-            if g is None:
-                return []
-            return [(k, self._attrs_of(g[k])) for k in g.keys()]
+        with self._lock:
+            mem = self._memory.get(group, {})
+            with self._open() as f:
+                g = self._group(f, group)
+                stored = [] if g is None else [(k, self._attrs_of(g[k], group, k)) for k in g.keys() if k not in mem]
+            return stored + [(k, dict(r.attrs)) for k, r in mem.items()]
 
     def groups(self) -> list[str]:
         with self._lock, self._open() as f:
-            return list(f.keys())
+            return list(f.keys()) + [g for g in self._memory if g not in f]
 
-    @staticmethod
-    def _attrs_of(r) -> dict:
+    def _attrs_of(self, r, group: str = "", key: str = "") -> dict:
         raw = r.attrs.get("attrs", "{}")
-        if isinstance(raw, bytes):
-            raw = raw.decode("utf-8")
-        return json.loads(raw)
+        try:
+            if isinstance(raw, bytes):
+                raw = raw.decode("utf-8")
+            attrs = json.loads(raw)
+        except (TypeError, ValueError):
+            attrs = None
+        if not isinstance(attrs, dict):
+            what = f"the {group} record {key}" if group else f"the record {r.name}"
+            raise WorkspaceError(f"{self.name} is damaged: {what} has malformed attributes "
+                                 "(not a JSON object).")
+        return attrs
 
     # -- writing --------------------------------------------------------------------------
     def put(self, group: str, key: str, arrays: Optional[dict] = None, attrs: Optional[dict] = None) -> None:
@@ -398,7 +605,7 @@ class Workspace:
             attrs_json = json.dumps(_jsonable(dict(attrs or {})), allow_nan=True)
         except TypeError as exc:
             raise ValueError(f"Record attributes must be JSON-able: {exc}.") from None
-        extra = sum(a.nbytes if a.dtype.kind not in "UOS" else a.size * 64 for a in arrays.values())
+        extra = sum(_stored_bytes(a) for a in arrays.values())
 
         def edit(f) -> None:
             g = f[group] if group in f else f.create_group(group, track_order=True)
@@ -410,52 +617,88 @@ class Workspace:
             r.attrs["attrs"] = attrs_json
             r.attrs["written"] = time.time()
 
-        with self._lock, _process_lock(self.path):
-            self._validate()
-            self._rewrite(edit, extra_bytes=extra, drop=(group, key))
+        with self._lock:
+            if not self.read_only:
+                try:
+                    with _process_lock(self.path):
+                        self._validate()
+                        self._rewrite(edit, extra_bytes=extra, drop=(group, key))
+                    self._memory.get(group, {}).pop(key, None)
+                    return
+                except WorkspaceReadOnly:
+                    self.read_only = True
+            self._keep(group, key, arrays, json.loads(attrs_json))
+
+    def _keep(self, group: str, key: str, arrays: dict, attrs: dict) -> None:
+        """A put on a read-only workspace: keep the record in memory, and say so once."""
+        self._memory.setdefault(group, {})[key] = Record(group, key, dict(arrays), attrs)
+        if not self._told_not_cached:
+            self._told_not_cached = True
+            warn(f"{self.name} is read-only, so results are kept in memory and not cached in it.")
 
     def delete(self, group: str, key: str) -> bool:
         """Remove record ``group/key`` (and its space). Returns whether it existed."""
         _check_name("group", group)
         _check_name("key", key)
-        with self._lock, _process_lock(self.path):
-            if not self.has(group, key):
-                return False
-            self._rewrite(lambda f: None, extra_bytes=0, drop=(group, key))
-            return True
+        with self._lock:
+            if self._memory.get(group, {}).pop(key, None) is not None:
+                return True
+            with _process_lock(self.path):
+                if not self.has(group, key):
+                    return False
+                if self.read_only:
+                    raise WorkspaceReadOnly(f"{self.name} is read-only; nothing can be deleted from it.")
+                self._rewrite(lambda f: None, extra_bytes=0, drop=(group, key))
+                return True
 
     def _rewrite(self, edit, extra_bytes: int, drop: Optional[tuple] = None) -> None:
         """Build the new file next to the old one and rename it over it (see module doc)."""
         import h5py
 
-        tmp = self.path.with_name(f".{self.path.name}.{uuid.uuid4().hex[:12]}.tmp")
+        tmp = _tmp_path(self.path)
+        reserve = None
         old_size = self.path.stat().st_size if self.path.exists() else 0
         try:
             try:
+                need = old_size + extra_bytes + (1 << 20) + (old_size + extra_bytes) // 16
                 free = _disk_free(self.path.parent)
-                if free is not None and free < old_size + extra_bytes + (1 << 20):
+                if free is not None and free < need + RESERVE_BYTES:
                     raise OSError(errno.ENOSPC, "No space left on device")
                 with h5py.File(tmp, "w", locking=False, track_order=True) as dst:
                     dst.attrs["format"] = FORMAT
                     dst.attrs["version"] = FORMAT_VERSION
                     dst.attrs["written_by"] = _app_version()
-                    if old_size:
-                        with h5py.File(self.path, "r", locking=False) as src:
-                            self._check_root(src)
-                            for gname, g in src.items():
-                                if not isinstance(g, h5py.Group):
-                                    src.copy(g, dst, name=gname)
-                                    continue
-                                dg = dst.create_group(gname, track_order=True)
-                                for k in g.keys():
-                                    if drop is not None and (gname, k) == drop:
+                # the blocks HDF5 is about to write are allocated now (HDF5 writes from its end
+                # of data and truncates the file to it on close), so a disk filling up meanwhile
+                # or a file-size limit fails here, with a plain OSError, not inside HDF5
+                _preallocate(tmp, need)
+                reserve = _reserve(self.path, RESERVE_BYTES)
+                with h5py.File(tmp, "r+", locking=False) as dst:
+                    try:
+                        if old_size:
+                            with h5py.File(self.path, "r", locking=False) as src:
+                                self._check_root(src)
+                                for gname, g in src.items():
+                                    if not isinstance(g, h5py.Group):
+                                        src.copy(g, dst, name=gname)
                                         continue
-                                    src.copy(g[k], dg, name=k)
-                                if drop is not None and gname == drop[0] and len(dg) == 0:
-                                    del dst[gname]
-                    if edit is not None:
-                        edit(dst)
-                    dst.flush()
+                                    dg = dst.create_group(gname, track_order=True)
+                                    for k in g.keys():
+                                        if drop is not None and (gname, k) == drop:
+                                            continue
+                                        src.copy(g[k], dg, name=k)
+                                    if drop is not None and gname == drop[0] and len(dg) == 0:
+                                        del dst[gname]
+                        if edit is not None:
+                            edit(dst)
+                        dst.flush()
+                    except BaseException:
+                        # give the space back before HDF5 closes the file: closing flushes its
+                        # caches, and a close that fails leaves HDF5 in a state that prints
+                        # "Exception ignored" and can crash the interpreter at exit
+                        _unlink(reserve)
+                        reserve = None
+                        raise
                 _fsync(tmp)
                 _replace(tmp, self.path)
             except WorkspaceError:
@@ -463,14 +706,95 @@ class Workspace:
             except (OSError, RuntimeError) as exc:  # h5py reports failed C writes as either
                 if _is_disk_full(exc):
                     raise WorkspaceError(f"Disk full while writing {self.name}; the workspace is unchanged.") from None
-                raise WorkspaceError(f"Could not write {self.name} ({exc}); the workspace is unchanged.") from None
+                if _is_read_only(exc):
+                    raise WorkspaceReadOnly(f"{self.name} cannot be written here (read-only file or folder); "
+                                            "the workspace is unchanged.") from None
+                raise WorkspaceError(f"Could not write {self.name} ({_first_line(exc)}); "
+                                     "the workspace is unchanged.") from None
         finally:
+            _unlink(reserve)
             if tmp.exists():
-                try:
-                    tmp.unlink()
-                except OSError:
-                    pass
+                _unlink(tmp)
         _fsync_dir(self.path.parent)
+
+
+def _first_line(exc: BaseException) -> str:
+    """The start of an exception's text on one line (HDF5's own messages span several)."""
+    text = " ".join(str(exc).split())
+    return text if len(text) <= 160 else text[:157] + "..."
+
+
+# ---------------------------------------------------------------------------------------------
+# output files
+# ---------------------------------------------------------------------------------------------
+def check_output_path(path: str | os.PathLike, option: str = "--out") -> Path:
+    """Refuse, before any work, an output path that cannot be written: a folder, a path under
+    a file, a read-only file or folder. Returns the path (``~`` expanded)."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        raise InputError(f"{path} is a folder; {option} needs a file name.")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise InputError(f"{path} is read-only; choose another file for {option}.")
+    folder = path.absolute().parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise InputError(f"{folder} is a file, so {path} cannot be created; choose another {option}.")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise InputError(f"Cannot write in {folder} (read-only or not yours); choose another {option}.")
+    return path
+
+
+@contextmanager
+def atomic_file(path: str | os.PathLike, option: str = "--out") -> Iterator[Path]:
+    """Write an output file atomically::
+
+        with atomic_file("map.npy") as tmp:
+            with open(tmp, "wb") as f: np.save(f, coords)
+
+    yields a temporary path in the target's folder (created if missing); when the block ends
+    without error the file is flushed to disk and renamed over ``path``, otherwise removed and
+    ``path`` keeps its previous content. A failure to write is one :class:`InputError` ("Disk
+    full while writing ...", a read-only place, ...)."""
+    path = check_output_path(path, option)
+    existed = path.exists()
+    tmp = None
+    try:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = _tmp_path(path)
+            yield tmp
+            _fsync(tmp)
+            _replace(tmp, path)
+        except (OSError, RuntimeError) as exc:
+            kept = f"{path.name} is unchanged" if existed else "nothing was written"
+            if _is_disk_full(exc):
+                raise InputError(f"Disk full while writing {path}; {kept}.") from None
+            if _is_read_only(exc):
+                raise InputError(f"Cannot write {path} (read-only or not yours); {kept}.") from None
+            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else _first_line(exc)
+            raise InputError(f"Could not write {path} ({why}); {kept}.") from None
+    finally:
+        if tmp is not None and tmp.exists():
+            _unlink(tmp)
+    _fsync_dir(path.parent)
+
+
+class _Writes:
+    """A file seen by numpy as a plain stream: ``np.save`` then writes with ``write()``, whose
+    failures carry their errno (ENOSPC...), instead of a C ``fwrite`` that reports only
+    "N requested and M written"."""
+
+    def __init__(self, f) -> None:
+        self.write = f.write
+
+
+def save_npy(path: str | os.PathLike, array, option: str = "--out") -> Path:
+    """``np.save`` through :func:`atomic_file` (never a half-written or missing target)."""
+    with atomic_file(path, option) as tmp:
+        with open(tmp, "wb") as f:
+            np.save(_Writes(f), np.asarray(array), allow_pickle=False)
+    return Path(path).expanduser()
 
 
 def _disk_free(folder: Path) -> Optional[int]:

@@ -15,11 +15,10 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-from pathlib import Path
-
 import numpy as np
 
-from explorer.commands._sources import load_npy as _load_npy, select_records
+from explorer.commands._args import int_range
+from explorer.commands._sources import load_vectors_npy, select_records, stored_vectors, warn_zero_rows
 from explorer.errors import InputError
 
 
@@ -33,10 +32,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     src.add_argument("--vectors", nargs="+", metavar="Z.npy", help="two or more (N, D) .npy arrays")
     p.add_argument("--models", nargs="+", metavar="M", help="with --workspace: the models to compare (two or more)")
     p.add_argument("--layer", metavar="L", help="with --workspace: which layer of each model")
-    p.add_argument("-k", type=int, default=50, help="neighbours for the per-point Jaccard overlap (default 50)")
-    p.add_argument("--mutual-k", type=int, default=10, help="neighbours for mutual k-NN (default 10)")
-    p.add_argument("--knn-points", type=int, default=2000, metavar="Q",
-                   help="random points whose neighbourhoods are compared (default 2000; 0: all)")
+    p.add_argument("-k", type=int_range(1, 1000), default=50,
+                   help="neighbours for the per-point Jaccard overlap (1-1000 and below N; default 50)")
+    p.add_argument("--mutual-k", type=int_range(1, 1000), default=10,
+                   help="neighbours for mutual k-NN (1-1000, at most -k and below N; default 10)")
+    p.add_argument("--knn-points", type=int_range(0, 10**9), default=2000, metavar="Q",
+                   help="random points whose neighbourhoods are compared (0-1000000000, 0: all; default 2000)")
     p.add_argument("--device", default=None, help="auto, cpu, cuda, cuda:N or mps")
     p.add_argument("--overlap-out", metavar="F.npy", help="write the per-point Jaccard overlap (N,) of all points")
     p.add_argument("--json", action="store_true", help="print the table as JSON")
@@ -48,6 +49,10 @@ def run(args) -> int:
     from explorer.jobs import run_job
     from explorer.metrics.compare import COMPARE_KEYS, CompareParams, compare
     from explorer.metrics.diagnose import to_json
+    from explorer.store import check_output_path, save_npy
+
+    if args.overlap_out:
+        check_output_path(args.overlap_out, "--overlap-out")
 
     all_points = bool(args.overlap_out) or args.knn_points == 0
     params = CompareParams(device=args.device, knn_k=args.k, mutual_k=args.mutual_k,
@@ -57,7 +62,7 @@ def run(args) -> int:
         if len(args.vectors) < 2:
             raise InputError("--vectors needs at least two .npy files to compare.")
         names = list(args.vectors)
-        mats = [_load_npy(v, "embeddings") for v in args.vectors]
+        mats = [load_vectors_npy(v) for v in args.vectors]
         keys = [None] * len(mats)
     else:
         if not args.models or len(args.models) < 2:
@@ -73,13 +78,17 @@ def run(args) -> int:
             key, attrs = recs[0]
             names.append(m)
             keys.append(key)
-            mats.append(ws.get("embeddings", key).arrays["vectors"])
+            mats.append(stored_vectors(ws, key, args.workspace))
     for name, M in zip(names, mats):
-        if M.ndim != 2:
-            raise InputError(f"{name}: expected a (N, D) array, found shape {M.shape}.")
         if M.shape[0] != mats[0].shape[0]:
             raise InputError(f"{name} has {M.shape[0]} rows but {names[0]} has {mats[0].shape[0]}; "
                              "compare embeddings of the same items.")
+    n = mats[0].shape[0]
+    for opt, k in (("-k", args.k), ("--mutual-k", args.mutual_k)):
+        if k >= n:
+            raise InputError(f"{opt} {k} needs more than {k} items; these embeddings have {n}.")
+    for name, M in zip(names, mats):
+        warn_zero_rows(M, name)
     table = []
     for (i, a), (j, b) in itertools.combinations(enumerate(mats), 2):
         r = run_job(compare(a, b, params), desc=f"compare {names[i]} / {names[j]}", quiet=args.quiet)
@@ -94,10 +103,7 @@ def run(args) -> int:
                    to_json({"a": keys[i], "b": keys[j], "model_a": names[i], "model_b": names[j],
                             "params": params, **{k: r[k] for k in COMPARE_KEYS}, "sampling": r["sampling"]}))
     if args.overlap_out:
-        path = Path(args.overlap_out)
-        tmp = path.with_name(path.name + ".part.npy")
-        np.save(tmp, table[0][1]["knn_jaccard"].astype(np.float32))
-        tmp.replace(path)
+        save_npy(args.overlap_out, table[0][1]["knn_jaccard"].astype(np.float32), "--overlap-out")
     if args.json:
         rows = [to_json(row) for row, _ in table]
         print(json.dumps(rows[0] if len(rows) == 1 else rows))

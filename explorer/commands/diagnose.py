@@ -16,8 +16,12 @@ import argparse
 import json
 
 
-from explorer.commands._sources import load_npy as _load_npy, select_records  # noqa: F401
-from explorer.errors import InputError
+from explorer.commands._args import int_range
+from explorer.commands._sources import (check_labels, load_npy as _load_npy, load_vectors_npy, select_records,
+                                        stored_vectors)
+
+#: Fewest rows diagnose accepts: the intrinsic dimension needs each point's two nearest neighbours.
+MIN_ROWS = 3
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -32,10 +36,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--layer", metavar="L", help="only stored embeddings of this layer")
     p.add_argument("--labels", metavar="y.npy", help="(N,) labels for the k-NN and linear probes")
     p.add_argument("--device", default=None, help="auto, cpu, cuda, cuda:N or mps")
-    p.add_argument("--max-rows", type=int, default=None, metavar="R",
-                   help="rows used for the d x d spectrum and RankMe (default 25,600 as Garrido et al.; 0: all)")
-    p.add_argument("--pair-points", type=int, default=4096, metavar="P",
-                   help="points sampled for pairwise metrics (uniformity, histogram, intrinsic dimension)")
+    p.add_argument("--max-rows", type=int_range(2, 10**9, extra=(0,)), default=None, metavar="R",
+                   help="rows used for the d x d spectrum and RankMe (0: all, or 2-1000000000; "
+                        "default 25,600 as Garrido et al.)")
+    p.add_argument("--pair-points", type=int_range(3, 20000), default=4096, metavar="P",
+                   help="points sampled for pairwise metrics: uniformity, histogram, intrinsic dimension "
+                        "(3-20000; default 4096)")
     p.add_argument("--recompute", action="store_true", help="ignore diagnostics cached in the workspace")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -66,20 +72,23 @@ def run(args) -> int:
 
     rows = {} if args.max_rows is None else {"max_rows_covariance": args.max_rows or None}
     params = DiagnoseParams(device=args.device, pair_points=args.pair_points, **rows)
-    labels = _load_npy(args.labels, "labels") if args.labels else None
+    raw_labels = _load_npy(args.labels, "labels") if args.labels else None
     results = []
     if args.vectors:
-        Z = _load_npy(args.vectors, "embeddings")
-        if Z.ndim != 2:
-            raise InputError(f"{args.vectors}: expected a (N, D) array, found shape {Z.shape}.")
-        if labels is not None and labels.shape != (Z.shape[0],):
-            raise InputError(f"{args.labels}: expected {Z.shape[0]} labels (one per row of {args.vectors}), found shape {labels.shape}.")
+        Z = load_vectors_npy(args.vectors, min_rows=MIN_ROWS)
+        labels = None if raw_labels is None else check_labels(raw_labels, Z.shape[0], args.labels)
         results.append(run_job(diagnose(Z, labels, params), desc="diagnose", quiet=args.quiet))
     else:
         from explorer.store import Workspace
 
         ws = Workspace(args.workspace)
-        for key, attrs in select_records(ws, args.model, args.layer, args.workspace):
+        records = select_records(ws, args.model, args.layer, args.workspace)
+        todo = []
+        for key, attrs in records:  # every record checked before the first is diagnosed
+            n = stored_vectors(ws, key, args.workspace, min_rows=MIN_ROWS).shape[0]
+            labels = None if raw_labels is None else check_labels(raw_labels, n, args.labels)
+            todo.append((key, attrs, labels))
+        for key, attrs, labels in todo:
             r = run_job(diagnose_cached(ws, key, params, labels, recompute=args.recompute),
                         desc=f"diagnose {attrs.get('model', key[:8])}", quiet=args.quiet)
             r.setdefault("embedding", key)

@@ -15,16 +15,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import uuid
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
 
-from explorer.commands._sources import add_encoder_options, encoder_options, print_encoder_notes
+from explorer.commands._args import int_range
+from explorer.commands._sources import add_encoder_options, check_encoder_fits, encoder_options, print_encoder_notes
 from explorer.errors import InputError
+
+#: Most data-loading worker processes --workers accepts.
+MAX_WORKERS = 64
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -50,9 +52,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     r = p.add_argument_group("run")
     r.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
     r.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"))
-    r.add_argument("--batch-size", type=int, default=256, metavar="B")
-    r.add_argument("--workers", type=int, default=None, metavar="N",
-                   help="data-loading worker processes (default: by data type)")
+    r.add_argument("--batch-size", type=int_range(1, 65536), default=256, metavar="B",
+                   help="items per forward pass (1-65536; default: 256)")
+    r.add_argument("--workers", type=int_range(0, MAX_WORKERS), default=None, metavar="N",
+                   help=f"data-loading worker processes (0-{MAX_WORKERS}; default: by data type)")
     o = p.add_argument_group("output")
     o.add_argument("--workspace", required=True, metavar="FILE", help="workspace file (.h5), created if missing")
     o.add_argument("--out", metavar="FILE",
@@ -73,9 +76,13 @@ def run(args) -> int:
         raise InputError(f"{data}: no such file or folder.")
     if args.encoder and not Path(args.encoder).expanduser().exists():
         raise InputError(f"{args.encoder}: no such file or folder.")
+    from explorer.store import check_output_path
+
     out = Path(args.out).expanduser() if args.out else None
     if out is not None and out.suffix.lower() not in (".npy", ".h5", ".hdf5"):
         raise InputError(f"{out}: --out must end in .npy or .h5.")
+    if out is not None:
+        check_output_path(out)
     from explorer.device import resolve_device
 
     resolve_device(args.device)  # an impossible device is an error even on a cache hit
@@ -101,12 +108,16 @@ def run(args) -> int:
         from explorer.encoders import match_input_kind
 
         match_input_kind(encoder, dataset)
-        print_encoder_notes(encoder, args.quiet and args.json)
     elif dataset.kind != "vector":
         raise InputError(f"{data} holds {dataset.kind} items; give --encoder to embed them.")
+    if encoder is not None:
+        check_encoder_fits(dataset, encoder)
 
     key = embedding_key(dataset, encoder, params.precision)
     hit = ws.has(EMBEDDINGS, key)
+    if not hit and ws.read_only:
+        raise InputError(f"{ws.path} is read-only and embed stores its vectors there; choose a writable "
+                         "--workspace.")
     key, vectors = run_job(embed_cached(ws, dataset, encoder, params, key=key),
                            desc=f"Embedding {dataset.name}", quiet=args.quiet)
     attrs = dict(ws.list(EMBEDDINGS)).get(key, {})
@@ -116,6 +127,7 @@ def run(args) -> int:
     if out is not None:
         ids_path = write_vectors(out, vectors, ids)
     dropped = [str(s[0]) for s in attrs.get("skipped", [])]
+    print_encoder_notes(encoder, args.quiet and args.json)  # after the work: an error stays one line
     summary = {
         "key": key, "n": int(vectors.shape[0]), "dim": int(vectors.shape[1]),
         "model": attrs.get("model"), "layer": attrs.get("layer"),
@@ -153,40 +165,26 @@ def write_vectors(path: Path, vectors: np.ndarray, ids=None) -> Optional[Path]:
     the ``.h5`` file, or ``<name>.ids.txt`` (one id a line) next to a ``.npy``. Each file is
     written to a temporary file then renamed (never half-written). Returns where the ids
     went (``path`` itself for ``.h5``), or None when there are none."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    from explorer.store import atomic_file, save_npy
+
     if ids is not None and len(ids) != len(vectors):
         raise InputError(f"{path}: {len(ids)} ids for {len(vectors)} vectors.")
-    targets = [path]
-    npy = path.suffix.lower() == ".npy"
-    if npy and ids is not None:
-        targets.append(ids_path_for(path))
-    tmps = [p.with_name(f".{p.name}.{uuid.uuid4().hex[:8]}.tmp") for p in targets]
-    try:
-        if npy:
-            with open(tmps[0], "wb") as f:
-                np.save(f, np.ascontiguousarray(vectors, dtype=np.float32))
-            if ids is not None:
-                text = "".join(str(i).replace("\n", " ") + "\n" for i in ids)
-                tmps[1].write_text(text, encoding="utf-8")
-        else:
-            import h5py
+    if path.suffix.lower() == ".npy":
+        save_npy(path, np.ascontiguousarray(vectors, dtype=np.float32))
+        if ids is None:
+            return None
+        with atomic_file(ids_path_for(path)) as tmp:
+            tmp.write_text("".join(str(i).replace("\n", " ") + "\n" for i in ids), encoding="utf-8")
+        return ids_path_for(path)
+    import h5py
 
-            with h5py.File(tmps[0], "w") as f:
-                f.create_dataset("vectors", data=np.asarray(vectors, dtype=np.float32))
-                if ids is not None:
-                    f.create_dataset("ids", data=np.asarray([str(i) for i in ids], dtype=object),
-                                     dtype=h5py.string_dtype("utf-8"))
-        for tmp, target in zip(tmps, targets):
-            os.replace(tmp, target)
-    except OSError as exc:
-        raise InputError(f"{path}: cannot write the vectors ({exc.strerror or exc}).") from None
-    finally:
-        for tmp in tmps:
-            if tmp.exists():
-                tmp.unlink()
-    if ids is None:
-        return None
-    return targets[-1]
+    with atomic_file(path) as tmp:
+        with h5py.File(tmp, "w") as f:
+            f.create_dataset("vectors", data=np.asarray(vectors, dtype=np.float32))
+            if ids is not None:
+                f.create_dataset("ids", data=np.asarray([str(i) for i in ids], dtype=object),
+                                 dtype=h5py.string_dtype("utf-8"))
+    return None if ids is None else path
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -17,10 +17,13 @@ import argparse
 import json
 from pathlib import Path
 
-from explorer.commands._sources import add_encoder_options
+from explorer.commands._args import float_range, int_range, seed_type
+from explorer.commands._sources import add_encoder_options, check_encoder_fits, check_labels, load_npy
 from explorer.errors import InputError
 
 OBJECTIVE_NAMES = ("linear", "ce", "simclr", "vicreg", "sigreg", "invariance")
+#: Objectives that train a classifier on the labels.
+SUPERVISED = ("linear", "ce")
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -33,16 +36,20 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--encoder", required=True, metavar="PATH", help="checkpoint to start from")
     add_encoder_options(p, trust=False, pooling=False)
     p.add_argument("--objective", required=True, choices=OBJECTIVE_NAMES)
-    p.add_argument("--epochs", type=int, default=5)
-    p.add_argument("--lr", type=float, default=None, help="learning rate (default: 1e-2 for linear, else 1e-3)")
-    p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--temperature", type=float, default=0.1, help="SimCLR temperature")
-    p.add_argument("--lambda", dest="lambda_", type=float, default=0.05, help="SIGReg weight (LeJEPA lambda)")
-    p.add_argument("--last-n-blocks", type=int, default=None, metavar="N", help="train only the last N blocks")
+    p.add_argument("--epochs", type=int_range(1, 10000), default=5, help="passes over the data (1-10000; default 5)")
+    p.add_argument("--lr", type=float_range(0.0, 10.0, lo_open=True), default=None,
+                   help="learning rate (> 0 and <= 10; default: 1e-2 for linear, else 1e-3)")
+    p.add_argument("--batch-size", type=int_range(2, 65536), default=256, help="items per step (2-65536; default 256)")
+    p.add_argument("--temperature", type=float_range(0.0, 100.0, lo_open=True), default=0.1,
+                   help="SimCLR temperature (> 0 and <= 100; default 0.1)")
+    p.add_argument("--lambda", dest="lambda_", type=float_range(0.0, 1000.0), default=0.05,
+                   help="SIGReg weight, LeJEPA lambda (0-1000; default 0.05)")
+    p.add_argument("--last-n-blocks", type=int_range(1, 1000), default=None, metavar="N",
+                   help="train only the last N blocks (1-1000; default: all)")
     p.add_argument("--no-flip", action="store_true", help="no horizontal flips in the image views")
     p.add_argument("--device", default="auto")
     p.add_argument("--amp", action="store_true", help="bf16/fp16 autocast on CUDA")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed_type(), default=0, help="random seed (0-4294967295; default 0)")
     p.add_argument("--out", required=True, metavar="NEW.pt")
     p.add_argument("--json", action="store_true", help="print the final metrics as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -50,35 +57,35 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args) -> int:
-    import numpy as np
-
     from explorer.data import open_dataset
     from explorer.encoders import open_encoder
     from explorer.finetune import FinetuneParams, FinetuneResult, ImageAugment, finetune, save_finetuned
     from explorer.jobs import run_job
 
+    from explorer.store import check_output_path
+
     out = Path(args.out).expanduser()
     if out.suffix.lower() not in (".pt", ".pth"):
         raise InputError(f"{out}: --out must end in .pt or .pth.")
+    check_output_path(out)
     enc_path = Path(args.encoder).expanduser()
     if not enc_path.exists():
         raise InputError(f"{enc_path}: no such file or folder.")
     if out.resolve() == enc_path.resolve():
         raise InputError(f"{out}: choose a new file for --out; the base checkpoint is never overwritten.")
     dataset = open_dataset(Path(args.data).expanduser(), args.data_format)
+    supervised = args.objective in SUPERVISED
     labels = None
     if args.labels:
-        lp = Path(args.labels).expanduser()
-        try:
-            labels = np.load(lp, allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            raise InputError(f"{lp}: cannot be read as a .npy label array ({exc}).") from None
+        labels = check_labels(load_npy(args.labels, "labels"), len(dataset), args.labels, training=supervised)
+    elif supervised and dataset.labels is not None:
+        check_labels(dataset.labels, len(dataset), f"the labels of {dataset.name}", training=True)
     from explorer.commands._sources import encoder_options, print_encoder_notes
     from explorer.encoders import match_input_kind
 
     encoder = open_encoder(enc_path, **encoder_options(args))
     match_input_kind(encoder, dataset)
-    print_encoder_notes(encoder, args.quiet)
+    check_encoder_fits(dataset, encoder)
     params = FinetuneParams(objective=args.objective, epochs=args.epochs,
                             lr=args.lr if args.lr is not None else (1e-2 if args.objective == "linear" else 1e-3),
                             batch_size=args.batch_size, temperature=args.temperature, lambda_=args.lambda_,
@@ -95,6 +102,7 @@ def run(args) -> int:
             extra[k] = encoder.info[k]
     save_finetuned(res.module, out, res.sidecar(base=str(enc_path), extra=extra), head=res.head)
     summary = {"out": str(out), "objective": args.objective, "steps": res.steps, **res.metrics}
+    print_encoder_notes(encoder, args.quiet)  # after the work: an error stays one line
     if args.json:
         print(json.dumps(summary, default=float))
     else:

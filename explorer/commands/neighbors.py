@@ -12,11 +12,8 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
-
-import numpy as np
-
-from explorer.commands._sources import add_encoder_options
+from explorer.commands._args import int_range
+from explorer.commands._sources import add_encoder_options, warn_zero_rows
 from explorer.commands.project import add_source_args, load_vectors
 from explorer.errors import InputError
 
@@ -27,10 +24,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         description="Nearest neighbours in the embedding space (self excluded). Scores: larger is "
                     "closer (cosine similarity, dot product, or minus the Euclidean distance).")
     add_source_args(p)
-    p.add_argument("-k", type=int, default=10, help="neighbours per point (default 10)")
+    p.add_argument("-k", type=int_range(1, 10000), default=10,
+                   help="neighbours per point (1-10000 and below N; default 10)")
     p.add_argument("--metric", choices=("cosine", "euclidean", "dot"), default="cosine")
-    p.add_argument("--query-index", type=int, action="append", metavar="I",
-                   help="row to query (repeatable); default: all points")
+    p.add_argument("--query-index", type=int_range(0), action="append", metavar="I",
+                   help="row to query (>= 0 and below N; repeatable); default: all points")
     p.add_argument("--query-file", action="append", metavar="IMAGE",
                    help="a new image to embed with --encoder and search with (repeatable)")
     p.add_argument("--query-text", action="append", metavar="TEXT",
@@ -51,10 +49,18 @@ def run(args) -> int:
     from explorer.maps import cached_knn
     from explorer.neighbors import KnnParams, VectorIndex, knn_graph
 
+    from explorer.store import check_output_path, save_npy
+
+    if args.out:
+        check_output_path(args.out)
     Z, ws, key = load_vectors(args)
     n = Z.shape[0]
     if not 1 <= args.k < n:
         raise InputError(f"-k must be between 1 and N-1 = {n - 1}, got {args.k}.")
+    for qi in args.query_index or ():
+        if not 0 <= qi < n:
+            raise InputError(f"--query-index {qi} is outside 0..{n - 1}.")
+    warn_zero_rows(Z, args.vectors or args.workspace, args.metric)
     out = {"metric": args.metric, "k": args.k, "n": int(n), "embedding_key": key, "queries": []}
     if args.query_file or args.query_text:
         _query_new(args, Z, out)
@@ -82,10 +88,7 @@ def run(args) -> int:
             out["queries"] = [{"index": int(i), "neighbors": r.indices[i].tolist(),
                                "similarities": [float(s) for s in r.scores[i]]} for i in rows]
         if args.out:
-            path = Path(args.out)
-            tmp = path.with_name(path.name + ".part.npy")
-            np.save(tmp, r.indices)
-            tmp.replace(path)
+            save_npy(args.out, r.indices)
             out["out"] = args.out
     if args.json:
         print(json.dumps(out))

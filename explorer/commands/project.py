@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 from typing import Optional, Tuple
 
 import numpy as np
 
-from explorer.commands._sources import describe, load_npy, select_records
+from explorer.commands._args import float_range, int_range, seed_type
+from explorer.commands._sources import describe, load_vectors_npy, select_records, stored_vectors, warn_zero_rows
 from explorer.errors import InputError
 
 
@@ -31,9 +31,10 @@ def add_source_args(p: argparse.ArgumentParser) -> None:
 
 
 def load_vectors(args) -> Tuple[np.ndarray, Optional[object], Optional[str]]:
-    """-> (vectors (N, D) float32, workspace or None, embedding key or None)."""
+    """-> (vectors (N, D), workspace or None, embedding key or None), checked: real, finite,
+    at least two rows."""
     if args.vectors:
-        return load_npy(args.vectors, "vectors", ndim=2), None, None
+        return load_vectors_npy(args.vectors), None, None
     from explorer.store import Workspace
 
     ws = Workspace(args.workspace)
@@ -42,7 +43,7 @@ def load_vectors(args) -> Tuple[np.ndarray, Optional[object], Optional[str]]:
         raise InputError(f"{args.workspace}: several stored embeddings match --model/--layer; choose one of: "
                          f"{describe(recs)}.")
     key = recs[0][0]
-    return ws.get("embeddings", key).arrays["vectors"], ws, key
+    return stored_vectors(ws, key, args.workspace), ws, key
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -52,11 +53,15 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     add_source_args(p)
     p.add_argument("--method", choices=("pca", "umap"), default="umap")
     p.add_argument("--dims", type=int, choices=(2, 3), default=2)
-    p.add_argument("--n-neighbors", type=int, default=15, metavar="K")
-    p.add_argument("--min-dist", type=float, default=0.1)
+    p.add_argument("--n-neighbors", type=int_range(2, 1000), default=15, metavar="K",
+                   help="UMAP neighbours (2-1000 and at most N; default 15)")
+    p.add_argument("--min-dist", type=float_range(0.0, 1.0), default=0.1,
+                   help="UMAP minimum distance (0-1; default 0.1)")
     p.add_argument("--metric", choices=("cosine", "euclidean", "dot"), default="cosine")
-    p.add_argument("--n-epochs", type=int, default=None, metavar="E", help="default: umap-learn's (500 up to 10k points, else 200)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (-1: none, faster parallel optimisation, not reproducible)")
+    p.add_argument("--n-epochs", type=int_range(1, 10000), default=None, metavar="E",
+                   help="UMAP epochs (1-10000; default: umap-learn's, 500 up to 10k points, else 200)")
+    p.add_argument("--seed", type=seed_type(allow_none=True), default=0,
+                   help="random seed (0-4294967295; -1: none, faster parallel optimisation, not reproducible)")
     p.add_argument("--knn-method", choices=("auto", "exact", "approx"), default="auto")
     p.add_argument("--optimizer", choices=("fast", "umap-learn"), default="fast",
                    help="UMAP optimiser: fast (default) or umap-learn's own kernel (bit-identical to "
@@ -72,7 +77,16 @@ def run(args) -> int:
     from explorer.jobs import run_job
     from explorer.maps import MapParams, cached_layout, make_layout
 
+    from explorer.store import check_output_path, save_npy
+
+    if args.out:
+        check_output_path(args.out)
     Z, ws, key = load_vectors(args)
+    if args.method == "umap" and args.n_neighbors > Z.shape[0]:
+        raise InputError(f"--n-neighbors {args.n_neighbors} is more than the {Z.shape[0]} points; "
+                         f"use at most {Z.shape[0]}.")
+    if args.method == "umap":
+        warn_zero_rows(Z, args.vectors or args.workspace, args.metric)
     params = MapParams(method=args.method, n_components=args.dims, n_neighbors=args.n_neighbors,
                        min_dist=args.min_dist, metric=args.metric, n_epochs=args.n_epochs,
                        seed=None if args.seed is not None and args.seed < 0 else args.seed,
@@ -82,10 +96,7 @@ def run(args) -> int:
     else:
         lkey, lay = None, run_job(make_layout(Z, params), desc=f"{args.method} map", quiet=args.quiet)
     if args.out:
-        out = Path(args.out)
-        tmp = out.with_name(out.name + ".part.npy")
-        np.save(tmp, lay.coords)
-        tmp.replace(out)
+        save_npy(args.out, lay.coords)
     summary = {"method": lay.method, "n": int(lay.coords.shape[0]), "dims": int(lay.coords.shape[1]),
                "params": lay.params, "info": lay.info, "layout_key": lkey, "embedding_key": key,
                "out": args.out}

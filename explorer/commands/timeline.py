@@ -17,7 +17,8 @@ import json
 import sys
 from pathlib import Path
 
-from explorer.commands._sources import add_encoder_options, preprocess_options
+from explorer.commands._args import int_range, seed_type
+from explorer.commands._sources import add_encoder_options, check_encoder_fits, encoder_options, preprocess_options
 from explorer.errors import InputError
 
 
@@ -32,9 +33,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     d = p.add_argument_group("data")
     d.add_argument("--data", required=True, metavar="PATH", help="dataset file or folder")
     d.add_argument("--data-format", metavar="F", help="dataset format name (default: detected)")
-    d.add_argument("--probe-size", type=int, default=5000, metavar="N",
-                   help="points in the probe set, a seeded sample of the dataset (default: 5000)")
-    d.add_argument("--seed", type=int, default=0, help="seed of the probe sample and the metrics (default: 0)")
+    d.add_argument("--probe-size", type=int_range(2, 10**7), default=5000, metavar="N",
+                   help="points in the probe set, a seeded sample of the dataset (2-10000000; default: 5000)")
+    d.add_argument("--seed", type=seed_type(), default=0,
+                   help="seed of the probe sample and the metrics (0-4294967295; default: 0)")
     e = p.add_argument_group("encoder")
     add_encoder_options(e)
     m = p.add_argument_group("maps")
@@ -44,7 +46,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help="map of each checkpoint (default: pca)")
     r = p.add_argument_group("run")
     r.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
-    r.add_argument("--batch-size", type=int, default=256, metavar="B")
+    r.add_argument("--batch-size", type=int_range(1, 65536), default=256, metavar="B",
+                   help="items per forward pass (1-65536; default: 256)")
     o = p.add_argument_group("output")
     o.add_argument("--workspace", metavar="FILE", help="workspace (.h5) keeping the embeddings and the timeline")
     o.add_argument("--layouts-out", metavar="F.npy", help="write the aligned maps (T, P, 2) float32")
@@ -86,21 +89,25 @@ def run(args) -> int:
     data = Path(args.data).expanduser()
     if not data.exists():
         raise InputError(f"{data}: no such file or folder.")
+    from explorer.store import check_output_path, save_npy
+
     out = Path(args.layouts_out).expanduser() if args.layouts_out else None
     if out is not None and out.suffix.lower() != ".npy":
         raise InputError(f"{out}: --layouts-out must end in .npy.")
+    if out is not None:
+        check_output_path(out, "--layouts-out")
     resolve_device(args.device)
     params = TimelineParams(probe_size=args.probe_size, seed=args.seed, arch=args.arch, factory=args.factory,
                             trust=args.trust, layer=args.layer, pooling=args.pooling, device=args.device,
                             preprocess=preprocess_options(args), submodel=args.submodel,
                             batch_size=args.batch_size, align=args.align, map_method=args.map_method)
     dataset = open_dataset(data, args.data_format)
-    ws = Workspace(args.workspace) if args.workspace else None
     src = args.checkpoints[0] if len(args.checkpoints) == 1 else args.checkpoints
+    _check_first_checkpoint(src, dataset, args)
+    ws = Workspace(args.workspace) if args.workspace else None
     res = run_job(timeline_job(src, dataset, params, ws), desc="Timeline", quiet=args.quiet)
     if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        np.save(out, np.stack(res.layouts).astype(np.float32))
+        save_npy(out, np.stack(res.layouts).astype(np.float32), "--layouts-out")
     rows = res.table()
     if args.json:
         print(json.dumps(rows))
@@ -114,6 +121,22 @@ def run(args) -> int:
               f"maps {res.info.get('map_method')} aligned by {res.info.get('align')}: {how}{where}"
               + (f" (embed {t['embed']:.1f} s, metrics {t['metrics']:.1f} s, maps {t['layouts']:.1f} s)" if t else ""))
     return 0
+
+
+def _check_first_checkpoint(src, dataset, args) -> None:
+    """Open the run's first checkpoint and check it takes the dataset's items, before any
+    checkpoint is embedded."""
+    from explorer.encoders import open_encoder
+    from explorer.timeline import _resolve_paths
+
+    paths = _resolve_paths(src)
+    if not paths:
+        raise InputError(f"{src}: no checkpoints found.")
+    from explorer.encoders import match_input_kind
+
+    enc = open_encoder(paths[0], **encoder_options(args))
+    match_input_kind(enc, dataset)
+    check_encoder_fits(dataset, enc)
 
 
 if __name__ == "__main__":  # pragma: no cover

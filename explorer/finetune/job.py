@@ -34,7 +34,6 @@ from __future__ import annotations
 import copy as _copy
 import json
 import math
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -660,17 +659,14 @@ def save_finetuned(module, path, sidecar: dict, head=None) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     side = dict(sidecar)
 
+    from explorer.store import atomic_file
+
     def atomic_save(obj, p: Path, text: bool = False):
-        tmp = p.with_name(p.name + f".tmp{os.getpid()}")
-        try:
+        with atomic_file(p) as tmp:
             if text:
                 tmp.write_text(obj)
             else:
                 torch.save(obj, tmp)
-            os.replace(tmp, p)
-        finally:
-            if tmp.exists():
-                tmp.unlink()
 
     def cpu_state(m):
         return {k: v.detach().to("cpu", copy=True).contiguous() for k, v in m.state_dict().items()}
