@@ -24,6 +24,7 @@ def main() -> int:
     ap.add_argument("--steps", type=int, default=500)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--umap", action="store_true", help="let the walk switch to UMAP maps too (slower)")
+    ap.add_argument("--skip", default="", help="comma-separated action names to leave out (e.g. save_and_reopen)")
     a = ap.parse_args()
     os.environ.setdefault("XDG_CONFIG_HOME", tempfile.mkdtemp(prefix="ee-monkey-config-"))
     from monkey import Walk
@@ -37,7 +38,7 @@ def main() -> int:
     w.method_combo.setCurrentText("pca")
     w.projection.method = "pca"
     w.show()
-    walk = Walk(w, folder, seed=a.seed)
+    walk = Walk(w, folder, seed=a.seed, skip=tuple(filter(None, a.skip.split(","))))
     walk.umap = a.umap
     times = []
     for i in range(a.steps):

@@ -27,6 +27,7 @@ class Walk:
     folder: Path
     seed: int = 0
     log: list = field(default_factory=list)
+    skip: tuple = ()  # action names left out of the walk
 
     def __post_init__(self) -> None:
         import sys
@@ -65,6 +66,9 @@ class Walk:
 
     # -- actions ---------------------------------------------------------------------------
     def actions(self):
+        return [a for a in self._actions() if a.__name__ not in self.skip]
+
+    def _actions(self):
         return [self.open_dataset, self.open_dataset, self.open_encoder, self.switch_model, self.switch_method,
                 self.colour, self.select, self.focus, self.search, self.open_compare, self.close_tab,
                 self.save_and_reopen, self.cancel_all, self.open_broken]
