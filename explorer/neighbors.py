@@ -377,8 +377,8 @@ IVF_PAIR_COST = 3.0
 
 def _ivf_graph(Z, p: KnnParams, sample_rows, exact_sample, explicit: bool):
     """IVF (:class:`explorer.knn_blocks.IvfIndex`): k-means lists, then, from the sample's exact
-    neighbours, the smallest ``nprobe`` whose recall on the sample reaches the aim (the target
-    plus half the gap to 1, a margin for the rows outside the sample) and the share of the
+    neighbours, the smallest ``nprobe`` (at least 4) whose recall on the sample reaches the aim
+    (the target plus min(0.005, half the gap to 1), a margin for the rows outside the sample) and the share of the
     points a query then scans (:meth:`IvfIndex.recall_curve`; no trial searches). Automatic
     choice (``explicit`` False): when that scan costs more than exact search (isotropic data,
     where the lists carry no structure), returns (None, info) and the caller searches exactly.
@@ -390,7 +390,7 @@ def _ivf_graph(Z, p: KnnParams, sample_rows, exact_sample, explicit: bool):
     index = IvfIndex(Z, p.metric, nlist=p.nlist, seed=p.seed)
     yield from scaled(index.train(), 0.0, 0.1)
     curve = index.recall_curve(sample_rows, exact_sample)
-    aim = min(1.0, p.target_recall + (1.0 - p.target_recall) / 2)
+    aim = min(1.0, p.target_recall + min(0.005, (1.0 - p.target_recall) / 2))
     need = curve.nprobe_for(aim)
     frac = curve.fraction_scanned(need)
     info = {"library": "explorer IVF", "nlist": int(index.nlist), "nprobe_needed": int(need),
@@ -401,7 +401,9 @@ def _ivf_graph(Z, p: KnnParams, sample_rows, exact_sample, explicit: bool):
                           f"{frac:.0%} of the points) to reach recall {p.target_recall:g}, "
                           f"which costs more than exact search")
         return None, info
-    nprobe = need if p.max_nprobe is None else max(1, min(need, int(p.max_nprobe)))
+    nprobe = max(need, min(index.nlist, 4))  # 4 lists cost little and add margin
+    if p.max_nprobe is not None:
+        nprobe = max(1, min(nprobe, int(p.max_nprobe)))
     yield from scaled(index.assign(max(nprobe, min(index.nlist, 4))), 0.1, 0.2)
     idx, _ = yield from scaled(index.search(np.arange(N, dtype=np.int64), p.k, nprobe),
                                 0.2, 1.0, f"IVF search (nprobe={nprobe})")
