@@ -347,6 +347,7 @@ def umap_layout(Z: np.ndarray, knn: KnnResult, params: MapParams = MapParams()) 
     timings = {}
     parallel = (p.seed is None) if p.parallel is None else bool(p.parallel)
     info: dict = {"graph_method": knn.method, "graph_recall": float(knn.recall), "graph_k": knn.k,
+                  "graph_target_recall": knn.target_recall,
                   "parallel": parallel, "optimizer": p.optimizer, "umap_version": umap.__version__, "n": N}
 
     fit_rows = None

@@ -832,6 +832,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self._apply_colors()
         info = m.layout_info.get(method) or {}
         self.projpanel.info.setText(info.get("summary", ""))
+        self.mapview.set_graph_quality(info.get("graph_method"), info.get("graph_recall"),
+                                       info.get("graph_target_recall"))
 
     def _apply_colors(self) -> None:
         ds = self.session.dataset
