@@ -645,7 +645,7 @@ def _solve_linear(feats, y, train_idx, test_idx, head, params, res, run_probe) -
     """The "linear" objective: the probe solved to convergence on the frozen features
     (:func:`explorer.metrics.probes.linear_probe_job`, same split as the job), its weights put in
     ``head`` (standardised space; the job folds the standardisation in at the end). Progress per
-    L-BFGS chunk, one final probe whose accuracy is the solver's on the whole test split."""
+    L-BFGS iteration, one final probe whose accuracy is the solver's on the whole test split."""
     import torch
 
     from explorer.metrics.probes import linear_probe_job
@@ -661,8 +661,9 @@ def _solve_linear(feats, y, train_idx, test_idx, head, params, res, run_probe) -
         part = p.partial or {}
         step = int(part.get("iteration", p.done))
         res.steps = step
-        row = {"step": step, "epoch": 1, "loss": float(part.get("loss", float("nan"))), "lr": 0.0,
-               "gradient": float(part.get("gradient", float("nan")))}
+        if step == 0:  # already converged at the start: nothing to log
+            continue
+        row = {"step": step, "epoch": 1, "loss": float(part.get("loss", float("nan"))), "lr": 0.0}
         res.history.append(row)
         yield Progress(step, p.total, f"linear probe: L-BFGS iteration {step}, loss {row['loss']:.4g}", dict(row))
     res.total_steps = res.steps
@@ -681,9 +682,9 @@ def _solve_linear(feats, y, train_idx, test_idx, head, params, res, run_probe) -
               "probe_C": out["C"], "probe_iterations": out["iterations"], "probe_converged": out["converged"]}
     m.update(solved)
     res.probes[-1].update(solved)
-    yield Progress(res.steps, res.steps, f"linear probe solved in {res.steps} iterations",
-                   {**res.history[-1], **m, "probe_embeddings": Zp.cpu().numpy()} if res.history
-                   else {**m, "probe_embeddings": Zp.cpu().numpy()})
+    # no loss here: the last iteration's row was reported already
+    yield Progress(res.steps, max(1, res.steps), f"linear probe solved in {res.steps} iterations",
+                   {**m, "epoch": 1, "probe_embeddings": Zp.cpu().numpy()})
 
 
 def _check_dropout(module, last_n_blocks, name: str, objective: str) -> None:

@@ -116,18 +116,16 @@ def standardize(Xtr, Xte):
     return (Xtr - mu) / sd, (Xte - mu) / sd, mu, sd
 
 
-def fit_logistic(X, y, n_classes: int, C: float = 1.0, tol: float = 1e-6, max_iter: int = 1000,
-                 chunk: int = 10) -> Job:
-    """Multinomial logistic regression solved to convergence, as a job (progress per ``chunk``
-    L-BFGS iterations) -> (W (K, d), b (K,), info).
+def fit_logistic(X, y, n_classes: int, C: float = 1.0, tol: float = 1e-6, max_iter: int = 1000) -> Job:
+    """Multinomial logistic regression solved to convergence, as a job -> (W (K, d), b (K,), info).
 
     Minimises scikit-learn's objective (``LogisticRegression(C=C)``, lbfgs, recent versions):
     mean_i CE(x_i W^T + b, y_i) + ||W||_F^2 / (2 C n), the intercept not penalised. Two classes
     use scikit-learn's binary form (one weight vector w, logits (0, x w + b), penalty
     ||w||^2 / (2 C n)); K > 2 the softmax over K rows. Full-batch L-BFGS in float64 (strong Wolfe
-    line search, memory 20) until the largest absolute gradient entry is below ``tol`` (or the
-    objective stops changing, or ``max_iter`` iterations). ``info``: iterations, converged,
-    gradient (max abs at the end), loss."""
+    line search, memory 20) until the largest absolute gradient entry is below ``tol`` (or
+    ``max_iter`` iterations), one progress report per iteration (partial: iteration, loss).
+    ``info``: iterations, converged, gradient (max abs at the end), loss."""
     import torch
 
     if not C > 0:
@@ -140,7 +138,11 @@ def fit_logistic(X, y, n_classes: int, C: float = 1.0, tol: float = 1e-6, max_it
     W = torch.zeros(K, d, dtype=torch.float64, device=dev, requires_grad=True)
     b = torch.zeros(K, dtype=torch.float64, device=dev, requires_grad=True)
     lam = 1.0 / (C * n)
-    opt = torch.optim.LBFGS([W, b], lr=1.0, max_iter=chunk, max_eval=chunk * 5 // 2, history_size=20,
+    # max_iter=1 per step(): one L-BFGS iteration per call (its memory lives in the optimiser's
+    # state across calls), so each iteration is reported; each call starts by evaluating the
+    # current point and returns at once when its largest gradient entry is below ``tol``
+    # (max_eval bounds the line search; its default, 5/4 max_iter, would forbid it here)
+    opt = torch.optim.LBFGS([W, b], lr=1.0, max_iter=1, max_eval=25, history_size=20,
                             line_search_fn="strong_wolfe", tolerance_grad=tol, tolerance_change=1e-15)
 
     def logits_of(A):
@@ -153,18 +155,30 @@ def fit_logistic(X, y, n_classes: int, C: float = 1.0, tol: float = 1e-6, max_it
         loss.backward()
         return loss
 
-    it, gmax, loss = 0, float("inf"), float("nan")
+    def gradient() -> float:
+        return float(max(W.grad.abs().max(), b.grad.abs().max()))
+
+    state = opt.state[W]
+    it, converged, gmax = 0, False, float("inf")
     with torch.enable_grad():
-        while it < max_iter:
-            before = opt.state[opt._params[0]].get("n_iter", 0)
-            opt.step(closure)
-            done = opt.state[opt._params[0]].get("n_iter", 0) - before
+        while True:
+            before = state.get("n_iter", 0)
+            loss = float(opt.step(closure).detach())  # the objective at the point after `it` iterations
+            done = state.get("n_iter", 0) - before
+            if done == 0:  # returned at the entry check: converged here
+                converged, gmax = True, gradient()
+            if it > 0 or done == 0:
+                yield Progress(it, max_iter, f"linear probe (L-BFGS iteration {it})",
+                               {"iteration": int(it), "loss": loss})
+            if done == 0:
+                break
             it += done
-            loss = float(closure().detach())  # the gradient at the current point, not a trial one
-            gmax = float(max(W.grad.abs().max(), b.grad.abs().max()))
-            yield Progress(min(it, max_iter), max_iter, f"linear probe (L-BFGS, gradient {gmax:.1e})",
-                           {"iteration": int(it), "loss": loss, "gradient": gmax})
-            if gmax <= tol or done < chunk:
+            if it >= max_iter:
+                loss = float(closure().detach())
+                gmax = gradient()
+                converged = gmax <= tol
+                yield Progress(it, max_iter, f"linear probe (L-BFGS iteration {it})",
+                               {"iteration": int(it), "loss": loss})
                 break
     Wd, bd = W.detach(), b.detach()
     if K == 1:  # as K = 2 rows: logits (0, x w + b)
