@@ -300,3 +300,21 @@ def test_explicit_low_recall_choice_warns(tmp_path, capsys):
     cap = capsys.readouterr()
     assert rc == 0 and "warning" not in cap.err and json.loads(cap.out)["recall_below_target"] is False
     assert _brute_recall(X, np.load(out), 10) >= 0.99
+
+
+def test_cached_graph_below_target_is_not_reused_by_auto(tmp_path):
+    # a workspace graph from an explicit low-recall choice (or from a version whose automatic
+    # IVF fell short) must not feed the automatic method's maps and neighbour panel
+    from explorer.maps import cached_knn
+    from explorer.store import Workspace
+
+    X = _isotropic(1500, 32, seed=6)
+    ws = Workspace(tmp_path / "w.h5")
+    ws.put("embeddings", "e1", {"vectors": X}, {"model": "m", "layer": "l", "dataset": "d"})
+    low = KnnParams(k=8, method="approx", approx="ivf", max_nprobe=1, recall_sample=300)
+    _, r1 = drain(cached_knn(ws, "e1", low))
+    assert r1.below_target
+    _, again = drain(cached_knn(ws, "e1", low))  # the same explicit choice: reused as it is
+    np.testing.assert_array_equal(again.indices, r1.indices)
+    _, r2 = drain(cached_knn(ws, "e1", KnnParams(k=8, method="approx", recall_sample=300)))
+    assert not r2.below_target and _brute_recall(X, r2.indices, 8) >= 0.99
