@@ -378,8 +378,9 @@ IVF_PAIR_COST = 3.0
 def _ivf_graph(Z, p: KnnParams, sample_rows, exact_sample, explicit: bool):
     """IVF (:class:`explorer.knn_blocks.IvfIndex`): k-means lists, then, from the sample's exact
     neighbours, the smallest ``nprobe`` (at least 4) whose recall on the sample reaches the aim
-    (the target plus min(0.005, half the gap to 1), a margin for the rows outside the sample) and the share of the
-    points a query then scans (:meth:`IvfIndex.recall_curve`; no trial searches). Automatic
+    (the target plus min(0.005, half the gap to 1), a margin for the rows outside the sample)
+    and the share of the points a query then scans (:meth:`IvfIndex.recall_curve`; no trial
+    searches). Automatic
     choice (``explicit`` False): when that scan costs more than exact search (isotropic data,
     where the lists carry no structure), returns (None, info) and the caller searches exactly.
     Explicit choice: searches with that nprobe, capped at ``p.max_nprobe`` (the recall may then
