@@ -118,6 +118,8 @@ def run(args) -> int:
             print(f"{q['index']}: {pairs}")
         if args.out:
             print(f"{out['method']} {args.k}-NN of {n} points (recall {out.get('recall', 1.0):.3f}); wrote {args.out}")
+            if out.get("fallback"):
+                print(f"({out['fallback']}; searched exactly)")
     return 0
 
 
