@@ -30,7 +30,7 @@ import numpy as np
 from explorer.jobs import Job, Progress
 from explorer.resources import setup_numba_cache
 
-__all__ = ["exact_self_knn", "ivf_self_knn", "IvfIndex", "pair_scores"]
+__all__ = ["exact_self_knn", "ivf_self_knn", "IvfIndex", "IvfCurve", "pair_scores"]
 
 _CHUNK = 256
 _FLOOR = np.float32(-3.0e38)  # 'nothing yet': finite, so comparisons stay plain
@@ -247,7 +247,10 @@ def pair_scores(Z: np.ndarray, idx: np.ndarray, metric: str) -> np.ndarray:
 
 class IvfIndex:
     """k-means lists over the ranking matrix of ``Z`` and, for every point, its ``max_probe``
-    nearest lists (by the same score that ranks neighbours). Built by :meth:`build` (a job)."""
+    nearest lists (by the same score that ranks neighbours). Built by :meth:`build` (a job), or
+    in two steps: :meth:`train` (the k-means lists, on a sample) and :meth:`assign` (every
+    point's nearest lists), between which :meth:`recall_curve` predicts, from a sample's exact
+    neighbours, the recall and the cost of every ``nprobe`` without searching."""
 
     def __init__(self, Z: np.ndarray, metric: str, nlist: Optional[int] = None, seed: int = 0,
                  iters: int = 6, max_probe: int = 48):
@@ -269,6 +272,13 @@ class IvfIndex:
         return X @ C.T if c_bias is None else torch.addmm(c_bias.unsqueeze(0), X, C.T)
 
     def build(self) -> Job:
+        yield from self.train()
+        yield from self.assign()
+        return self
+
+    def train(self) -> Job:
+        """k-means (``iters`` Lloyd steps) on max(24 nlist, 8000) random points; sets the
+        centroids and ``est_sizes`` (each list's share of the training points times N)."""
         import torch
 
         rng = np.random.default_rng(self.seed)
@@ -291,18 +301,55 @@ class IvfIndex:
                 if self.metric == "cosine":
                     C = torch.nn.functional.normalize(C, dim=1)
                 yield Progress(it + 1, self.iters + 1, "k-means lists")
-            cb = None if self.metric == "cosine" else -0.5 * (C * C).sum(1)
-            probes = np.empty((N, self.max_probe), np.int32)
-            step = 8192
-            for s in range(0, N, step):
-                sc = self._scores(Dt[s:s + step], C, cb)
-                probes[s:s + step] = sc.topk(self.max_probe, dim=1).indices.numpy()
-            yield Progress(self.iters + 1, self.iters + 1, "k-means lists")
+            self._C = C
+            self._cb = None if self.metric == "cosine" else -0.5 * (C * C).sum(1)
+            a = self._scores(train, C, self._cb).argmax(1)
+            self.est_sizes = torch.bincount(a, minlength=nl).double().numpy() * (N / m)
         self.centroids = C.numpy()
+        return self
+
+    def _list_scores(self, rows: np.ndarray):
+        import torch
+
+        with torch.no_grad():
+            return self._scores(torch.from_numpy(self.D[rows]), self._C, self._cb)
+
+    def recall_curve(self, rows: np.ndarray, exact: np.ndarray) -> "IvfCurve":
+        """From the exact neighbours ``exact`` (m, k) of the points ``rows``: for each pair the
+        rank of the neighbour's list in the query's probe order. A search with ``nprobe`` p finds
+        an exact neighbour exactly when that rank is below p (the probed lists are scanned
+        exactly), so recall(p) on these rows is known for every p at once, as is the number of
+        points a query scans (from ``est_sizes``). Call after :meth:`train`."""
+        m, k = exact.shape
+        order = self._list_scores(np.asarray(rows)).argsort(dim=1, descending=True).numpy()
+        rank = np.empty_like(order)
+        np.put_along_axis(rank, order, np.arange(self.nlist)[None, :].repeat(m, 0), 1)
+        nb = np.unique(exact.ravel())
+        own = np.empty(self.N, np.int64)
+        own[nb] = self._list_scores(nb).argmax(1).numpy()
+        ranks = np.take_along_axis(rank, own[exact], 1)
+        scanned = np.cumsum(self.est_sizes[order], axis=1).mean(0)  # points scanned per query, by p
+        return IvfCurve(np.sort(ranks.ravel()), scanned, self.nlist, self.N)
+
+    def assign(self, max_probe: Optional[int] = None) -> Job:
+        """Every point's ``max_probe`` nearest lists (``probes``) and the lists' members."""
+        import torch
+
+        if max_probe is not None:
+            self.max_probe = int(min(max(1, max_probe), self.nlist))
+        N = self.N
+        Dt = torch.from_numpy(self.D)
+        probes = np.empty((N, self.max_probe), np.int32)
+        step = 8192
+        with torch.no_grad():
+            for s in range(0, N, step):
+                sc = self._scores(Dt[s:s + step], self._C, self._cb)
+                probes[s:s + step] = sc.topk(self.max_probe, dim=1).indices.numpy()
+                yield Progress(min(N, s + step), N, "assigning points to lists")
         self.probes = probes
         own = probes[:, 0].astype(np.int64)
         order = np.argsort(own, kind="stable")
-        self.members = np.split(order, np.cumsum(np.bincount(own, minlength=nl))[:-1])
+        self.members = np.split(order, np.cumsum(np.bincount(own, minlength=self.nlist))[:-1])
         return self
 
     def search(self, rows: np.ndarray, k: int, nprobe: int, cancel_every: int = 64) -> Job:
@@ -337,6 +384,28 @@ class IvfIndex:
                 if c % cancel_every == 0:
                     yield Progress(c + 1, self.nlist, f"IVF search (nprobe={nprobe})")
         return top_i, top_v
+
+
+class IvfCurve:
+    """Recall and cost of an IVF search for every ``nprobe``, predicted on a sample (see
+    :meth:`IvfIndex.recall_curve`): ``ranks`` the sorted list ranks of the sample's exact
+    neighbours, ``scanned[p - 1]`` the mean number of points a query scans with nprobe p."""
+
+    def __init__(self, ranks: np.ndarray, scanned: np.ndarray, nlist: int, n: int):
+        self.ranks, self.scanned, self.nlist, self.n = ranks, scanned, nlist, n
+
+    def recall(self, nprobe: int) -> float:
+        return float(np.searchsorted(self.ranks, nprobe, side="left") / len(self.ranks))
+
+    def nprobe_for(self, target: float) -> int:
+        """The smallest nprobe whose predicted recall reaches ``target`` (at most nlist)."""
+        need = int(math.ceil(min(1.0, target) * len(self.ranks) - 1e-9))
+        if need <= 0:
+            return 1
+        return int(min(self.nlist, self.ranks[need - 1] + 1))
+
+    def fraction_scanned(self, nprobe: int) -> float:
+        return float(self.scanned[max(1, min(nprobe, self.nlist)) - 1] / self.n)
 
 
 def ivf_self_knn(index: IvfIndex, k: int, nprobe: int) -> Job:

@@ -347,6 +347,7 @@ def umap_layout(Z: np.ndarray, knn: KnnResult, params: MapParams = MapParams()) 
     timings = {}
     parallel = (p.seed is None) if p.parallel is None else bool(p.parallel)
     info: dict = {"graph_method": knn.method, "graph_recall": float(knn.recall), "graph_k": knn.k,
+                  "graph_target_recall": knn.target_recall,
                   "parallel": parallel, "optimizer": p.optimizer, "umap_version": umap.__version__, "n": N}
 
     fit_rows = None
@@ -647,8 +648,13 @@ def cached_knn(ws, embedding_key: str, params: KnnParams, vectors: Optional[np.n
     otherwise it is computed and stored under :func:`knn_key`. -> (key, KnnResult)."""
     best = None
     for key, attrs in ws.list("knn"):
+        # a graph below the asked recall (an explicit approximate choice, or one stored by an
+        # older version whose automatic IVF fell short) is reused only for the same explicit choice
+        good = (float(attrs.get("recall", 1.0)) >= params.target_recall
+                or (params.approx != "auto" and attrs.get("requested_approx") == params.approx))
         if (attrs.get("embedding") == embedding_key and attrs.get("metric") == params.metric
-                and attrs.get("requested_method") == params.method and int(attrs.get("k", 0)) >= params.k):
+                and attrs.get("requested_method") == params.method and int(attrs.get("k", 0)) >= params.k
+                and good):
             if best is None or int(attrs["k"]) < best[1]:
                 best = (key, int(attrs["k"]))
     if best is not None:
@@ -663,7 +669,8 @@ def cached_knn(ws, embedding_key: str, params: KnnParams, vectors: Optional[np.n
     STATS["knn"] += 1
     key = knn_key(embedding_key, params.k, params.metric, params.method)
     attrs = r.attrs()
-    attrs.update({"embedding": embedding_key, "requested_method": params.method})
+    attrs.update({"embedding": embedding_key, "requested_method": params.method,
+                  "requested_approx": params.approx})
     ws.put("knn", key, {"indices": r.indices, "similarities": r.scores}, attrs)
     return key, r
 

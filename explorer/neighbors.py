@@ -73,7 +73,11 @@ class KnnParams:
     (IVF for cosine and euclidean, else HNSW if hnswlib is installed, else NN-descent), "ivf",
     "hnsw" or "nndescent". ``target_recall``: the approximate search widens its search (IVF
     ``nprobe`` lists, hnswlib's beam ``ef``) until recall@k measured on ``recall_sample`` rows
-    reaches it (or ``max_ef`` / every list). ``nlist``: IVF lists (None: 2 sqrt(N))."""
+    reaches it. With ``approx="auto"`` the target is always met: when the approximate search
+    cannot reach it, or (IVF) would cost more than exact search at the width that does, the
+    graph is searched exactly (``info["fallback"]`` says why). Only an explicit ``approx``
+    with a cap (``max_ef`` for HNSW, ``max_nprobe`` for IVF) or NN-descent may return less,
+    and then :attr:`KnnResult.below_target` is True. ``nlist``: IVF lists (None: 2 sqrt(N))."""
 
     k: int = 15
     metric: str = "cosine"
@@ -89,6 +93,7 @@ class KnnParams:
     seed: int = 0
     approx: str = "auto"
     nlist: Optional[int] = None
+    max_nprobe: Optional[int] = None
 
 
 @dataclass
@@ -109,6 +114,27 @@ class KnnResult:
     @property
     def k(self) -> int:
         return int(self.indices.shape[1])
+
+    @property
+    def target_recall(self) -> Optional[float]:
+        t = self.info.get("target_recall")
+        return None if t is None else float(t)
+
+    @property
+    def below_target(self) -> bool:
+        """True when the measured recall is under the asked target (only an explicit
+        approximate method with a cap can return such a graph)."""
+        t = self.target_recall
+        return t is not None and float(self.recall) < t
+
+    def warning(self) -> Optional[str]:
+        """One sentence when :attr:`below_target`, else None."""
+        if not self.below_target:
+            return None
+        wrong = 1.0 - float(self.recall)
+        return (f"{self.method} {self.k}-NN recall is {self.recall:.3f}, below the target "
+                f"{self.target_recall:g}: about {wrong:.0%} of the neighbours are wrong; use "
+                f"the automatic method or exact search for the asked recall.")
 
     @property
     def similarities(self) -> np.ndarray:
@@ -292,7 +318,7 @@ def _drop_self(idx: np.ndarray, dist: np.ndarray, rows: np.ndarray, k: int):
     return idx[keep].reshape(len(rows), k), dist[keep].reshape(len(rows), k)
 
 
-def _hnsw_graph(Z, p: KnnParams, sample_rows, exact_sample):
+def _hnsw_graph(Z, p: KnnParams, sample_rows, exact_sample, explicit: bool = True):
     import hnswlib
     import torch
 
@@ -324,6 +350,9 @@ def _hnsw_graph(Z, p: KnnParams, sample_rows, exact_sample):
             break
         ef = min(p.max_ef, int(ef * 1.5))  # x1.5 steps: each step costs one sample query, an
         # overshoot costs a whole-graph query at a wider beam (measured: ef 48 vs 64 ~ 25% time)
+    if not explicit and rec < p.target_recall:
+        return None, {"library": "hnswlib", "ef": int(ef), "sample_recall_at_final_ef": rec,
+                      "reason": f"HNSW reached recall {rec:.3f} < {p.target_recall:g} at ef {ef} (max_ef)"}
     out_i = np.empty((N, p.k), np.int64)
     qstep = 1024  # small blocks: hnswlib's query holds the GIL, and the GUI's event loop must not wait
     for s in range(0, N, qstep):
@@ -335,30 +364,56 @@ def _hnsw_graph(Z, p: KnnParams, sample_rows, exact_sample):
                    "ef_construction": p.ef_construction, "sample_recall_at_final_ef": rec}
 
 
-def _ivf_graph(Z, p: KnnParams, sample_rows, exact_sample):
-    """IVF (:class:`explorer.knn_blocks.IvfIndex`): lists by k-means, then ``nprobe`` widened
-    (x1.5 steps) until recall@k on the sample reaches the target; the whole graph is then
-    searched once at that ``nprobe``. Rows that saw fewer than k candidates (tiny lists) are
-    searched exactly."""
+# Relative cost of one (query, candidate) score in the IVF search against one in the exact
+# self-search, which multiplies each symmetric pair once, in large cache-friendly tiles: IVF
+# gathers each list's members and runs one small product per list. Measured on isotropic
+# Gaussian data, 2 shared cores, IVF search vs exact self k-NN in the same process: 1.7 at
+# 100k x 384 (nprobe 48 of 632), 3.7 and 7.4 at 40k x 384 (nprobe 80 and 20 of 400: small
+# lists cost more per pair). 3 is the middle; IVF is chosen by ``auto`` only when
+# N * scanned * IVF_PAIR_COST < N^2 / 2, i.e. when a query scans under 1/6 of the points at
+# the nprobe that reaches the target (clustered data: 1-5%; isotropic data: 80-95%).
+IVF_PAIR_COST = 3.0
+
+
+def _ivf_graph(Z, p: KnnParams, sample_rows, exact_sample, explicit: bool):
+    """IVF (:class:`explorer.knn_blocks.IvfIndex`): k-means lists, then, from the sample's exact
+    neighbours, the smallest ``nprobe`` (at least 4) whose recall on the sample reaches the aim
+    (the target plus min(0.005, half the gap to 1), a margin for the rows outside the sample)
+    and the share of the points a query then scans (:meth:`IvfIndex.recall_curve`; no trial
+    searches). Automatic
+    choice (``explicit`` False): when that scan costs more than exact search (isotropic data,
+    where the lists carry no structure), returns (None, info) and the caller searches exactly.
+    Explicit choice: searches with that nprobe, capped at ``p.max_nprobe`` (the recall may then
+    fall short; the result says so). Rows that saw fewer than k candidates are searched exactly."""
     from explorer.knn_blocks import IvfIndex
 
+    N = Z.shape[0]
     index = IvfIndex(Z, p.metric, nlist=p.nlist, seed=p.seed)
-    yield from scaled(index.build(), 0.0, 0.2)
-    nprobe = min(index.nlist, 4)
-    while True:
-        si, _ = yield from scaled(index.search(sample_rows, p.k, nprobe), 0.2, 0.25,
-                                   f"measuring IVF recall (nprobe={nprobe})")
-        rec = recall_at_k(si, exact_sample)
-        if rec >= p.target_recall or nprobe >= index.max_probe:
-            break
-        nprobe = min(index.max_probe, max(nprobe + 1, int(round(nprobe * 1.5))))
-    idx, _ = yield from scaled(index.search(np.arange(Z.shape[0], dtype=np.int64), p.k, nprobe),
-                                0.25, 1.0, f"IVF search (nprobe={nprobe})")
+    yield from scaled(index.train(), 0.0, 0.1)
+    curve = index.recall_curve(sample_rows, exact_sample)
+    aim = min(1.0, p.target_recall + min(0.005, (1.0 - p.target_recall) / 2))
+    need = curve.nprobe_for(aim)
+    frac = curve.fraction_scanned(need)
+    info = {"library": "explorer IVF", "nlist": int(index.nlist), "nprobe_needed": int(need),
+            "predicted_fraction_scanned": round(frac, 4),
+            "predicted_ivf_cost_vs_exact": round(frac * IVF_PAIR_COST * 2.0, 3)}
+    if not explicit and frac * IVF_PAIR_COST * 2.0 >= 1.0:
+        info["reason"] = (f"IVF would need nprobe {need} of {index.nlist} lists (a query scanning "
+                          f"{frac:.0%} of the points) to reach recall {p.target_recall:g}, "
+                          f"which costs more than exact search")
+        return None, info
+    nprobe = max(need, min(index.nlist, 4))  # 4 lists cost little and add margin
+    if p.max_nprobe is not None:
+        nprobe = max(1, min(nprobe, int(p.max_nprobe)))
+    yield from scaled(index.assign(max(nprobe, min(index.nlist, 4))), 0.1, 0.2)
+    idx, _ = yield from scaled(index.search(np.arange(N, dtype=np.int64), p.k, nprobe),
+                                0.2, 1.0, f"IVF search (nprobe={nprobe})")
     short = np.flatnonzero((idx < 0).any(1))
     if len(short):
         idx[short], _ = exact_rows(Z, short, p.k, p.metric)
-    return idx, {"library": "explorer IVF", "nlist": int(index.nlist), "nprobe": int(nprobe),
-                 "sample_recall_at_final_nprobe": rec, "rows_searched_exactly": int(len(short))}
+    info.update({"nprobe": int(nprobe), "predicted_sample_recall": curve.recall(nprobe),
+                 "rows_searched_exactly": int(len(short))})
+    return idx, info
 
 
 def _nndescent_graph(Z, p: KnnParams):
@@ -396,9 +451,12 @@ def _choose_method(N: int, d: int, p: KnnParams, dev) -> str:
 def knn_graph(Z: np.ndarray, params: KnnParams = KnnParams()) -> Job:
     """All-points k-NN graph of ``Z`` (N, D), self excluded, as a job returning :class:`KnnResult`.
 
-    Exact: blockwise brute force (definition above). Approximate: hnswlib HNSW if installed
-    else pynndescent; its recall@k is measured against exact search on
-    ``params.recall_sample`` random rows and reported, never assumed."""
+    Exact: blockwise brute force (definition above). Approximate (see :class:`KnnParams`):
+    IVF, HNSW or NN-descent; its recall@k is measured against exact search on
+    ``params.recall_sample`` random rows and reported, never assumed. The automatic method
+    always reaches ``params.target_recall`` (falling back to exact search when the approximate
+    one cannot, or would cost more); an explicit one may not, and the result then says so
+    (:attr:`KnnResult.below_target`, :meth:`KnnResult.warning`)."""
     from explorer.device import resolve_device
 
     p = params
@@ -417,7 +475,7 @@ def knn_graph(Z: np.ndarray, params: KnnParams = KnnParams()) -> Job:
     if method == "exact":
         idx, sc = yield from knn_graph_exact(Z, p.k, p.metric, dev, p.memory_mb)
         return KnnResult(idx, sc, p.metric, "exact", 1.0, time.perf_counter() - t0,
-                         {"device": str(dev), "n": N, "dim": d})
+                         {"device": str(dev), "n": N, "dim": d, "target_recall": float(p.target_recall)})
     rng = np.random.default_rng(p.seed)
     m = min(N, p.recall_sample)
     sample_rows = np.sort(rng.choice(N, size=m, replace=False))
@@ -430,17 +488,25 @@ def knn_graph(Z: np.ndarray, params: KnnParams = KnnParams()) -> Job:
         raise InputError("IVF lists need a cosine or euclidean metric; for dot use approx='hnsw' or 'nndescent'.")
     if lib == "hnsw" and not _hnsw_available():
         raise InputError("HNSW needs hnswlib: pip install 'embedding-explorer[ann]'.")
+    explicit = p.approx != "auto"
     if lib == "ivf":
-        idx, info = yield from _ivf_graph(Z, p, sample_rows, exact_sample)
+        idx, info = yield from _ivf_graph(Z, p, sample_rows, exact_sample, explicit)
     elif lib == "hnsw":
-        idx, info = yield from _hnsw_graph(Z, p, sample_rows, exact_sample)
+        idx, info = yield from _hnsw_graph(Z, p, sample_rows, exact_sample, explicit)
     else:
         idx, info = yield from _nndescent_graph(Z, p)
-    name = lib
-    idx, sc = _sorted_exact(Z, idx, p.metric)
-    rec = recall_at_k(idx[sample_rows], exact_sample)
-    info.update({"recall_sample": int(m), "n": N, "dim": d})
-    return KnnResult(idx, sc, p.metric, name, rec, time.perf_counter() - t0, info)
+    info.update({"recall_sample": int(m), "n": N, "dim": d, "target_recall": float(p.target_recall)})
+    if idx is not None:
+        idx, sc = _sorted_exact(Z, idx, p.metric)
+        rec = recall_at_k(idx[sample_rows], exact_sample)
+        if explicit or rec >= p.target_recall:
+            return KnnResult(idx, sc, p.metric, lib, rec, time.perf_counter() - t0, info)
+        info["reason"] = f"{lib} reached recall {rec:.3f} < {p.target_recall:g}"
+    # automatic choice that cannot deliver the target (cheaply): exact search
+    idx, sc = yield from knn_graph_exact(Z, p.k, p.metric, dev, p.memory_mb)
+    fb = {"device": str(dev), "n": N, "dim": d, "target_recall": float(p.target_recall),
+          "fallback": info.pop("reason", f"{lib} below the target"), "tried": {lib: info}}
+    return KnnResult(idx, sc, p.metric, "exact", 1.0, time.perf_counter() - t0, fb)
 
 
 # --------------------------------------------------------------------------- single queries

@@ -61,6 +61,10 @@ def _print_text(r: dict) -> None:
         if val is None:
             continue
         print(f"  {k:40s} {val:.4g}" if isinstance(val, float) else f"  {k:40s} {val}")
+    lp = r.get("linear_probe") or {}
+    if lp.get("accuracy") is not None:
+        print(f"  {'linear probe':40s} 95% CI [{lp['ci_low']:.3f}, {lp['ci_high']:.3f}], "
+              f"{lp['n_train']} train / {lp['n_test']} test, C={lp['C']:g}")
     s = r.get("sampling") or {}
     if s:
         print("  sampled: " + ", ".join(f"{k}={v}" for k, v in s.items() if v is not None))

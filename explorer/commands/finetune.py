@@ -8,7 +8,11 @@ hyper-parameters, steps, metrics); for ``linear`` also NEW.head.pt (the probe). 
 (.txt/.csv/.tsv/.jsonl) are tokenised with the encoder's tokenizer; the self-supervised objectives
 then use SimCSE views (the same batch twice, different dropout) and need dropout in the encoder.
 ``--json``
-prints the final metrics (for ``linear`` and ``ce`` the held-out ``probe_accuracy``).
+prints the final metrics (for ``linear`` and ``ce`` the held-out ``probe_accuracy`` with its 95%
+Wilson interval ``probe_accuracy_ci`` and the split sizes ``probe_train`` / ``probe_test``).
+``linear`` solves the probe to convergence on the frozen features (scikit-learn's logistic
+regression objective with ``--probe-c``, full-batch L-BFGS), so ``--epochs``/``--lr`` do not
+apply and the same command gives the same number.
 """
 
 from __future__ import annotations
@@ -49,7 +53,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--no-flip", action="store_true", help="no horizontal flips in the image views")
     p.add_argument("--device", default="auto")
     p.add_argument("--amp", action="store_true", help="bf16/fp16 autocast on CUDA")
-    p.add_argument("--seed", type=seed_type(), default=0, help="random seed (0-4294967295; default 0)")
+    p.add_argument("--probe-c", dest="probe_c", type=float_range(1e-6, 1e6), default=1.0, metavar="C",
+                   help="linear: inverse L2 strength, as scikit-learn's LogisticRegression C (1e-06-1e+06; default 1)")
+    p.add_argument("--seed", type=seed_type(), default=0,
+                   help="split, shuffling and augmentation seed (0-4294967295; default 0)")
     p.add_argument("--out", required=True, metavar="NEW.pt")
     p.add_argument("--json", action="store_true", help="print the final metrics as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -90,7 +97,8 @@ def run(args) -> int:
                             lr=args.lr if args.lr is not None else (1e-2 if args.objective == "linear" else 1e-3),
                             batch_size=args.batch_size, temperature=args.temperature, lambda_=args.lambda_,
                             last_n_blocks=args.last_n_blocks, device=args.device, amp=args.amp,
-                            seed=args.seed, image_augment=ImageAugment(flip=0.0 if args.no_flip else 0.5))
+                            seed=args.seed, image_augment=ImageAugment(flip=0.0 if args.no_flip else 0.5),
+                            probe_C=args.probe_c)
     res = FinetuneResult()
     run_job(finetune(encoder, dataset, params, labels=labels, result=res),
             desc=f"Fine-tuning ({args.objective})", quiet=args.quiet)
@@ -108,4 +116,8 @@ def run(args) -> int:
     else:
         print(f"Saved {out} after {res.steps} steps: " +
               ", ".join(f"{k} {v:.4g}" for k, v in res.metrics.items() if isinstance(v, float)))
+        ci = res.metrics.get("probe_accuracy_ci")
+        if ci and ci[0] is not None:
+            print(f"probe accuracy {res.metrics['probe_accuracy']:.4f}, 95% Wilson CI [{ci[0]:.4f}, {ci[1]:.4f}], "
+                  f"{res.metrics.get('probe_train')} train / {res.metrics.get('probe_test')} test")
     return 0

@@ -5,14 +5,19 @@
 
 ``--json`` prints each query's neighbour indices and similarities (self excluded; larger is
 closer: cosine similarity, dot product, or minus the Euclidean distance). ``--out`` writes the
-(N, k) int64 neighbour indices of all points.
+(N, k) int64 neighbour indices of all points. All-points graphs report their measured recall;
+the automatic method always reaches ``--target-recall`` (exact search when the approximate one
+cannot, cheaply); an explicit ``--approx`` (or ``--max-nprobe``) that falls short prints a
+warning line on stderr and ``"recall_below_target": true`` in ``--json``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-from explorer.commands._args import int_range
+import sys
+
+from explorer.commands._args import float_range, int_range
 from explorer.commands._sources import add_encoder_options, warn_zero_rows
 from explorer.commands.project import add_source_args, load_vectors
 from explorer.errors import InputError
@@ -37,6 +42,14 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     add_encoder_options(p, trust=False, layer=False, pooling=False)
     p.add_argument("--method", choices=("auto", "exact", "approx"), default="auto",
                    help="for all points: exact, approximate (recall measured) or auto by size")
+    p.add_argument("--approx", choices=("auto", "ivf", "hnsw", "nndescent"), default="auto",
+                   help="approximate method: auto (always reaches --target-recall, exact search when "
+                        "that is cheaper) or an explicit one, whose recall may fall short (then a warning)")
+    p.add_argument("--target-recall", type=float_range(0, 1, lo_open=True), default=0.99, metavar="R",
+                   help="recall@k the approximate search must reach, measured on 1000 rows "
+                        "(> 0 and <= 1; default 0.99)")
+    p.add_argument("--max-nprobe", type=int_range(1, 1_000_000), default=None, metavar="P",
+                   help="with --approx ivf: probe at most P lists, 1-1000000 (may give less than the target recall)")
     p.add_argument("--device", default=None, help="auto, cpu, cuda, cuda:N or mps")
     p.add_argument("--out", metavar="FILE.npy", help="write the (N, k) int64 neighbour indices of all points")
     p.add_argument("--json", action="store_true", help="print neighbours and similarities as JSON")
@@ -74,12 +87,20 @@ def run(args) -> int:
                                    "similarities": [float(s) for s in sc]})
         out["method"] = "exact"
     else:
-        params = KnnParams(k=args.k, metric=args.metric, method=args.method, device=args.device)
+        params = KnnParams(k=args.k, metric=args.metric, method=args.method, device=args.device,
+                           approx=args.approx, target_recall=args.target_recall, max_nprobe=args.max_nprobe)
         if ws is not None:
             _, r = run_job(cached_knn(ws, key, params, Z), desc="k-NN graph", quiet=args.quiet)
         else:
             r = run_job(knn_graph(Z, params), desc="k-NN graph", quiet=args.quiet)
-        out.update({"method": r.method, "recall": r.recall, "seconds": r.seconds})
+        out.update({"method": r.method, "recall": r.recall, "seconds": r.seconds,
+                    "target_recall": args.target_recall, "recall_below_target": r.below_target})
+        if r.info.get("fallback"):
+            out["fallback"] = r.info["fallback"]
+        warning = r.warning()
+        if warning:
+            out["warning"] = warning
+            print(f"warning: {warning}", file=sys.stderr)
         rows = args.query_index if args.query_index else range(n)
         for qi in rows:
             if not 0 <= qi < n:
@@ -102,6 +123,8 @@ def run(args) -> int:
             print(f"{q['index']}: {pairs}")
         if args.out:
             print(f"{out['method']} {args.k}-NN of {n} points (recall {out.get('recall', 1.0):.3f}); wrote {args.out}")
+            if out.get("fallback"):
+                print(f"({out['fallback']}; searched exactly)")
     return 0
 
 

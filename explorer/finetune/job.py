@@ -63,6 +63,15 @@ class FinetuneParams:
     the accuracy of "linear"/"ce" and for the kNN probe. log_every: steps between progress
     reports (0: every step on CPU, every 10 on a GPU, where reading the loss waits for the GPU).
     amp: bf16 autocast (fp16 + grad scaling where bf16 is missing) on CUDA; ignored on CPU.
+    "linear" is a convex problem and is solved to convergence instead of trained by steps
+    (:func:`explorer.metrics.probes.linear_probe_job`): frozen features standardised with the
+    training split's mean and std, scikit-learn's ``LogisticRegression(C=probe_C)`` objective
+    (mean cross-entropy + ||W||^2 / (2 C n_train), intercept not penalised), full-batch
+    L-BFGS in float64 until the largest gradient entry is below ``probe_tol`` (at most
+    ``probe_max_iter`` iterations); epochs, lr, batch_size and weight_decay do not apply, and
+    steps count L-BFGS iterations. The split is fixed by ``seed``, so the same call gives the
+    same number. Its metrics carry the split sizes and a 95% Wilson interval
+    (``probe_accuracy_ci``, ``probe_train``, ``probe_test``; also for "ce").
     """
 
     objective: str = "sigreg"
@@ -90,6 +99,9 @@ class FinetuneParams:
     log_every: int = 0
     seed: int = 0
     copy: bool = True
+    probe_C: float = 1.0
+    probe_tol: float = 1e-6
+    probe_max_iter: int = 1000
 
 
 @dataclass
@@ -435,8 +447,10 @@ def _run(encoder, data, params, labels, preprocess, res):  # noqa: C901  (one tr
         with torch.no_grad():
             feats = torch.cat([embed(inputs(np.arange(i, min(n, i + 512))))
                                for i in range(0, n, 512)]).float()
+        feats_raw = feats
         tr = torch.as_tensor(train_idx, device=dev)
-        f_mu, f_sd = feats[tr].mean(0), feats[tr].std(0).clamp_min(1e-8)
+        # the training rows' mean and (population) std, as the probe solver standardises
+        f_mu, f_sd = feats[tr].mean(0), feats[tr].std(0, unbiased=False).clamp_min(1e-12)
         feats = (feats - f_mu) / f_sd
 
     train_params = [p for p in module.parameters() if p.requires_grad]
@@ -449,7 +463,7 @@ def _run(encoder, data, params, labels, preprocess, res):  # noqa: C901  (one tr
                              {"params": no_decay, "weight_decay": 0.0}], lr=params.lr)
     bs = min(params.batch_size, len(train_idx))
     steps_per_epoch = max(1, len(train_idx) // bs)
-    total = steps_per_epoch * params.epochs
+    total = steps_per_epoch * params.epochs if feats is None else int(params.probe_max_iter)
     res.total_steps = total
     warm = max(1, int(params.warmup * total))
 
@@ -492,7 +506,12 @@ def _run(encoder, data, params, labels, preprocess, res):  # noqa: C901  (one tr
                 else:
                     logits = torch.cat([head(embed(inputs(te[i:i + 512])))
                                         for i in range(0, len(te), 512)])
-                m["probe_accuracy"] = float((logits.argmax(1).cpu() == y[torch.as_tensor(te)]).float().mean())
+                from explorer.metrics.probes import wilson_interval
+
+                correct = int((logits.argmax(1).cpu() == y[torch.as_tensor(te)]).sum())
+                m["probe_accuracy"] = correct / len(te)
+                m["probe_accuracy_ci"] = list(wilson_interval(correct, len(te)))
+                m["probe_train"], m["probe_test"] = int(len(train_idx)), int(len(te))
         train_mode()
         if projector is not None:
             projector.train()
@@ -517,7 +536,9 @@ def _run(encoder, data, params, labels, preprocess, res):  # noqa: C901  (one tr
         yield Progress(0, total, f"{params.objective}: starting", {"step": 0, "epoch": 0, "loss": None,
                                                                     "lr": lr_at(0), **m0,
                                                                     "probe_embeddings": Zp.cpu().numpy()})
-        for epoch in range(params.epochs):
+        if feats is not None:
+            yield from _solve_linear(feats_raw, y, train_idx, test_idx, head, params, res, run_probe)
+        for epoch in range(params.epochs if feats is None else 0):
             order = train_idx_t[torch.randperm(len(train_idx_t), generator=g_shuffle)]
             for b in range(steps_per_epoch):
                 idx = order[b * bs:(b + 1) * bs]
@@ -617,6 +638,52 @@ def _run(encoder, data, params, labels, preprocess, res):  # noqa: C901  (one tr
         for p in module.parameters():
             p.requires_grad_(True)
         res.seconds = time.perf_counter() - t_start
+
+
+def _solve_linear(feats, y, train_idx, test_idx, head, params, res, run_probe) -> Job:
+    """The "linear" objective: the probe solved to convergence on the frozen features
+    (:func:`explorer.metrics.probes.linear_probe_job`, same split as the job), its weights put in
+    ``head`` (standardised space; the job folds the standardisation in at the end). Progress per
+    L-BFGS iteration, one final probe whose accuracy is the solver's on the whole test split."""
+    import torch
+
+    from explorer.metrics.probes import linear_probe_job
+
+    job = linear_probe_job(feats, y.numpy(), split=(train_idx, test_idx), C=params.probe_C,
+                           tol=params.probe_tol, max_iter=params.probe_max_iter)
+    while True:
+        try:
+            p = next(job)
+        except StopIteration as stop:
+            out = stop.value
+            break
+        part = p.partial or {}
+        step = int(part.get("iteration", p.done))
+        res.steps = step
+        if step == 0:  # already converged at the start: nothing to log
+            continue
+        row = {"step": step, "epoch": 1, "loss": float(part.get("loss", float("nan"))), "lr": 0.0}
+        res.history.append(row)
+        yield Progress(step, p.total, f"linear probe: L-BFGS iteration {step}, loss {row['loss']:.4g}", dict(row))
+    res.total_steps = res.steps
+    if out["accuracy"] is not None:
+        with torch.no_grad():
+            W = torch.zeros_like(head.weight)
+            b = torch.full_like(head.bias, -1e9)  # classes absent from the training split
+            cls = torch.as_tensor(np.asarray(out["classes"], np.int64), device=W.device)
+            W[cls] = out["W"].to(W)
+            b[cls] = out["b"].to(b)
+            head.weight.copy_(W)
+            head.bias.copy_(b)
+    m, Zp = run_probe(res.steps)
+    solved = {"probe_accuracy": out["accuracy"], "probe_accuracy_ci": [out["ci_low"], out["ci_high"]],
+              "probe_train": out["n_train"], "probe_test": out["n_test"], "probe_correct": out["correct"],
+              "probe_C": out["C"], "probe_iterations": out["iterations"], "probe_converged": out["converged"]}
+    m.update(solved)
+    res.probes[-1].update(solved)
+    # no loss here: the last iteration's row was reported already
+    yield Progress(res.steps, max(1, res.steps), f"linear probe solved in {res.steps} iterations",
+                   {**m, "epoch": 1, "probe_embeddings": Zp.cpu().numpy()})
 
 
 def _check_dropout(module, last_n_blocks, name: str, objective: str) -> None:

@@ -43,6 +43,14 @@ def _fmt(fmt: str, v) -> str:
         return str(v)
 
 
+def probe_detail(lp: Optional[dict]) -> str:
+    """' (95% CI 51.2-63.1%; 240 train / 60 test)' for a linear-probe result, '' without one."""
+    if not lp or lp.get("accuracy") is None or lp.get("ci_low") is None:
+        return ""
+    return (f" (95% CI {100 * lp['ci_low']:.1f}–{100 * lp['ci_high']:.1f}%; "
+            f"{lp['n_train']} train / {lp['n_test']} test)")
+
+
 class DiagnosticsPanel(QtWidgets.QWidget):
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
@@ -152,6 +160,8 @@ class DiagnosticsPanel(QtWidgets.QWidget):
             if counts.size and edges.size == counts.size + 1:
                 self.p_cos.plot(edges, counts, stepMode="center", fillLevel=0, brush="#9ccc9c", pen="#4c8c4c")
         rows = [(name, _fmt(fmt, m.get(key)), key) for key, name, fmt in ROWS if key in m]
+        rows = [(n, v + probe_detail(m.get("linear_probe")) if k == "linear_probe_accuracy" else v, k)
+                for n, v, k in rows]
         expl = m.get("explanations") or {}
         try:
             from explorer.metrics.diagnose import EXPLANATIONS

@@ -780,6 +780,10 @@ class FinetuneRun(QtCore.QObject):
     def _finished(self, res) -> None:
         m = res.metrics if res is not None else {}
         bits = [f"{k} {m[k]:.3g}" for k in ("probe_accuracy", "rankme", "knn_accuracy") if isinstance(m.get(k), float)]
+        ci = m.get("probe_accuracy_ci")
+        if bits and ci and ci[0] is not None and isinstance(m.get("probe_accuracy"), float):
+            bits[0] += (f" (95% CI {ci[0]:.3f}–{ci[1]:.3f}, {m.get('probe_train')} train / "
+                        f"{m.get('probe_test')} test)")
         verdict = m.get("verdict")
         self.panel.set_state("finished", f"Finished {self.result.steps} steps"
                              + (": " + ", ".join(bits) if bits else "") + (f"; verdict: {verdict}" if verdict else ""))

@@ -132,7 +132,11 @@ class MapPanel(QtWidgets.QWidget):
         self.apply_colors()
         if self.search.text().strip():
             self.mapview.set_filter(self.search_mask(self.search.text()))
-        self.layout_shown.emit((m.layout_info.get(method) or {}).get("summary", ""))
+        info = m.layout_info.get(method) or {}
+        self.layout_shown.emit(info.get("summary", ""))
+        # a kNN graph below the recall asked for says so on the map
+        self.mapview.set_graph_quality(info.get("graph_method"), info.get("graph_recall"),
+                                       info.get("graph_target_recall"))
         self._update_map_state()
 
     def show_waiting(self, model_id: str, text: str) -> None:

@@ -18,6 +18,8 @@ Embedding it::
 Public API (all indices are original row indices of ``coords``):
 
 - ``set_layout(coords, reset_view=True)``; ``n`` (property); ``layout_dims`` (2 or 3).
+- ``set_graph_quality(method, recall, target)``: a banner when the k-NN graph behind the map
+  is below the asked recall.
 - ``set_categorical(codes, names=None)``; ``set_continuous(values, cmap="viridis", vmin=None,
   vmax=None)``; ``set_range(vmin, vmax)``; ``set_uniform(color=None)``.
 - Legend: ``set_class_visible(k, visible)``, ``isolate_class(k)``, ``show_all_classes()``,
@@ -405,6 +407,13 @@ class MapView(QtWidgets.QWidget):
         self._orbit_action = self.toolbar.addAction("Reset rotation", lambda: self.set_rotation(30.0, 20.0))
         self._orbit_action.setVisible(False)
         lay.addWidget(self.toolbar)
+        # shown only when the map's k-NN graph is below the asked recall (set_graph_quality)
+        self.graph_banner = QtWidgets.QLabel()
+        self.graph_banner.setWordWrap(True)
+        self.graph_banner.setStyleSheet("QLabel { background: #fff3cd; color: #7a4b00; "
+                                        "border-bottom: 1px solid #e0b000; padding: 4px 8px; }")
+        self.graph_banner.hide()
+        lay.addWidget(self.graph_banner)
 
         self._figure = QtWidgets.QWidget()
         self._figure.setAutoFillBackground(True)
@@ -545,6 +554,21 @@ class MapView(QtWidgets.QWidget):
         self._apply_focus(self._selection.focus)
         if reset_view:
             self.reset_view()
+
+    def set_graph_quality(self, method: Optional[str], recall: Optional[float],
+                          target: Optional[float] = None) -> None:
+        """Banner over the map when the k-NN graph it was built from has a measured recall below
+        ``target`` (default 0.99, the app's): only an explicitly chosen approximate method can
+        give one. ``recall`` None (PCA, exact) hides it."""
+        target = 0.99 if target is None else float(target)
+        if recall is None or float(recall) >= target:
+            self.graph_banner.hide()
+            return
+        self.graph_banner.setText(
+            f"⚠ This map is built on an approximate {method or ''} neighbour graph with recall "
+            f"{float(recall):.3f}, below the target {target:g}: about {1 - float(recall):.0%} of the "
+            f"neighbours are wrong. Recompute with the automatic or exact k-NN method.")
+        self.graph_banner.show()
 
     def _project(self) -> None:
         c = self._coords

@@ -3,8 +3,12 @@
 * :func:`knn_accuracy`: DINO's weighted k-NN classifier (Caron et al., "Emerging Properties in
   Self-Supervised Vision Transformers", ICCV 2021, eval_knn.py): cosine similarity, k=20,
   temperature T=0.07, each of the k neighbours votes for its class with weight exp(s / T).
-* :func:`linear_probe_accuracy`: multinomial logistic regression (softmax cross-entropy with an
-  L2 penalty on the weights) on standardised features, fitted full-batch with L-BFGS in torch.
+* :func:`linear_probe` / :func:`linear_probe_accuracy`: multinomial logistic regression with
+  scikit-learn's objective and its ``C`` (mean cross-entropy + ||W||^2 / (2 C n), default C = 1,
+  intercept not penalised) on features standardised with the TRAINING statistics only, solved
+  to convergence by full-batch L-BFGS in float64 (gradient tolerance 1e-6): a convex problem, so
+  the same split gives the same number, within rounding of scikit-learn's. The result carries
+  the split sizes and a 95% Wilson interval for the accuracy (:func:`wilson_interval`).
 * :func:`per_class_effective_rank` and :func:`class_centroid_cosine`.
 
 Both probes train on one part of the points and report the accuracy on the held-out rest:
@@ -14,14 +18,17 @@ most ``max_train`` / ``max_test`` points when larger (the result says how many w
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+import math
+from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
 from explorer.errors import InputError
+from explorer.jobs import Job, Progress, drain
 from explorer.metrics.collapse import as_tensor, effective_rank, l2_normalize
 
-__all__ = ["encode_labels", "split_indices", "knn_accuracy", "linear_probe_accuracy",
+__all__ = ["encode_labels", "split_indices", "knn_accuracy", "linear_probe_accuracy", "linear_probe",
+           "linear_probe_job", "fit_logistic", "wilson_interval", "standardize",
            "per_class_effective_rank", "class_centroid_cosine"]
 
 
@@ -85,48 +92,162 @@ def knn_accuracy(Z, labels, k: int = 20, temperature: float = 0.07, test_fractio
         return float((pred == y[te]).mean())
 
 
-def linear_probe_accuracy(Z, labels, test_fraction: float = 0.2, seed: int = 0,
-                          max_train: Optional[int] = None, max_test: Optional[int] = None,
-                          weight_decay: float = 1e-4, max_iter: int = 100, device=None) -> float:
-    """Linear-probe accuracy: multinomial logistic regression minimising
-    mean cross-entropy(x W + b, y) + weight_decay / 2 ||W||_F^2 on the training split, the
-    features standardised with the training mean and std; full-batch L-BFGS (strong Wolfe line
-    search, at most ``max_iter`` iterations) in float32. Returns the held-out accuracy."""
+def wilson_interval(correct: int, n: int, z: float = 1.959963984540054) -> Tuple[float, float]:
+    """Wilson score interval (Wilson, "Probable inference, the law of succession, and statistical
+    inference", JASA 1927) for a binomial proportion ``correct / n``; z = 1.96 gives 95%:
+    centre (p + z^2 / 2n) / (1 + z^2 / n), half-width z / (1 + z^2 / n) sqrt(p (1 - p) / n + z^2 / 4n^2).
+    Returns (low, high); (0, 1) when n = 0."""
+    if n <= 0:
+        return 0.0, 1.0
+    p = correct / n
+    z2 = z * z
+    den = 1.0 + z2 / n
+    centre = (p + z2 / (2 * n)) / den
+    half = z / den * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n))
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def standardize(Xtr, Xte):
+    """Standardise both with the TRAINING mean and (population, ddof 0) std only, as
+    scikit-learn's ``StandardScaler`` fitted on the training rows: returns (Xtr', Xte', mu, sd),
+    sd clamped to 1e-12 for constant features."""
+    mu = Xtr.mean(0)
+    sd = Xtr.std(0, unbiased=False).clamp_min(1e-12)
+    return (Xtr - mu) / sd, (Xte - mu) / sd, mu, sd
+
+
+def fit_logistic(X, y, n_classes: int, C: float = 1.0, tol: float = 1e-6, max_iter: int = 1000) -> Job:
+    """Multinomial logistic regression solved to convergence, as a job -> (W (K, d), b (K,), info).
+
+    Minimises scikit-learn's objective (``LogisticRegression(C=C)``, lbfgs, recent versions):
+    mean_i CE(x_i W^T + b, y_i) + ||W||_F^2 / (2 C n), the intercept not penalised. Two classes
+    use scikit-learn's binary form (one weight vector w, logits (0, x w + b), penalty
+    ||w||^2 / (2 C n)); K > 2 the softmax over K rows. Full-batch L-BFGS in float64 (strong Wolfe
+    line search, memory 20) until the largest absolute gradient entry is below ``tol`` (or
+    ``max_iter`` iterations), one progress report per iteration (partial: iteration, loss).
+    ``info``: iterations, converged, gradient (max abs at the end), loss."""
+    import torch
+
+    if not C > 0:
+        raise InputError(f"The probe's C must be positive; got {C}.")
+    X = X.double()
+    dev = X.device
+    yt = torch.as_tensor(y, device=dev, dtype=torch.long)
+    n, d = X.shape
+    K = 1 if n_classes == 2 else n_classes
+    W = torch.zeros(K, d, dtype=torch.float64, device=dev, requires_grad=True)
+    b = torch.zeros(K, dtype=torch.float64, device=dev, requires_grad=True)
+    lam = 1.0 / (C * n)
+    # max_iter=1 per step(): one L-BFGS iteration per call (its memory lives in the optimiser's
+    # state across calls), so each iteration is reported; each call starts by evaluating the
+    # current point and returns at once when its largest gradient entry is below ``tol``
+    # (max_eval bounds the line search; its default, 5/4 max_iter, would forbid it here)
+    opt = torch.optim.LBFGS([W, b], lr=1.0, max_iter=1, max_eval=25, history_size=20,
+                            line_search_fn="strong_wolfe", tolerance_grad=tol, tolerance_change=1e-15)
+
+    def logits_of(A):
+        z = torch.nn.functional.linear(A, W, b)
+        return torch.cat([torch.zeros_like(z), z], 1) if K == 1 else z
+
+    def closure():
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(logits_of(X), yt) + 0.5 * lam * (W * W).sum()
+        loss.backward()
+        return loss
+
+    def gradient() -> float:
+        return float(max(W.grad.abs().max(), b.grad.abs().max()))
+
+    state = opt.state[W]
+    it, converged, gmax = 0, False, float("inf")
+    with torch.enable_grad():
+        while True:
+            before = state.get("n_iter", 0)
+            loss = float(opt.step(closure).detach())  # the objective at the point after `it` iterations
+            done = state.get("n_iter", 0) - before
+            if done == 0:  # returned at the entry check: converged here
+                converged, gmax = True, gradient()
+            if it > 0 or done == 0:
+                yield Progress(it, max_iter, f"linear probe (L-BFGS iteration {it})",
+                               {"iteration": int(it), "loss": loss})
+            if done == 0:
+                break
+            it += done
+            if it >= max_iter:
+                loss = float(closure().detach())
+                gmax = gradient()
+                converged = gmax <= tol
+                yield Progress(it, max_iter, f"linear probe (L-BFGS iteration {it})",
+                               {"iteration": int(it), "loss": loss})
+                break
+    Wd, bd = W.detach(), b.detach()
+    if K == 1:  # as K = 2 rows: logits (0, x w + b)
+        Wd = torch.cat([torch.zeros_like(Wd), Wd])
+        bd = torch.cat([torch.zeros_like(bd), bd])
+    return Wd, bd, {"iterations": int(it), "converged": bool(gmax <= tol),
+                    "gradient": gmax, "loss": loss}
+
+
+def linear_probe_job(Z, labels, test_fraction: float = 0.2, seed: int = 0,
+                     max_train: Optional[int] = None, max_test: Optional[int] = None,
+                     C: float = 1.0, tol: float = 1e-6, max_iter: int = 1000, device=None,
+                     split=None) -> Job:
+    """Linear probe as a job -> dict. The split (``split_indices`` with ``seed``, or ``split`` =
+    (train, test) index arrays), the features standardised with the training mean and std only,
+    then :func:`fit_logistic` (scikit-learn's ``LogisticRegression(C=C)`` objective, solved to
+    ``tol``) on the training rows. The dict: accuracy on the test rows, correct, n_train, n_test,
+    ci_low / ci_high (95% Wilson interval of the accuracy), C, iterations, converged, and W, b,
+    mu, sd (torch; logits = ((z - mu) / sd) W^T + b, row r for the label ``classes[r]``, the
+    labels present in the training rows). Fewer than two classes in the training rows (or no
+    test rows): accuracy None."""
     import torch
 
     X = as_tensor(Z, device)
     y, classes = encode_labels(labels, X.shape[0])
-    tr, te = split_indices(X.shape[0], test_fraction, seed, max_train, max_test)
+    if split is None:
+        tr, te = split_indices(X.shape[0], test_fraction, seed, max_train, max_test)
+    else:
+        tr, te = (np.asarray(a, dtype=np.int64) for a in split)
     dev = X.device
-    Xtr = X[torch.from_numpy(tr).to(dev)].float()
-    Xte = X[torch.from_numpy(te).to(dev)].float()
-    mu = Xtr.mean(0)
-    sd = Xtr.std(0).clamp_min(1e-12)
-    Xtr = (Xtr - mu) / sd
-    Xte = (Xte - mu) / sd
-    C = len(classes)
-    if C < 2:
-        return 1.0
-    ytr = torch.as_tensor(y[tr], device=dev)
-    # weight stored (C, d) and applied with F.linear: its gradient G^T X is 4-8x faster on the
-    # CPU than the X^T G that autograd runs for X @ W with W (d, C) (measured, 10000 x 2048)
-    W = torch.zeros(C, Xtr.shape[1], device=dev).requires_grad_(True)
-    b = torch.zeros(C, device=dev).requires_grad_(True)
-    opt = torch.optim.LBFGS([W, b], lr=1.0, max_iter=max_iter, history_size=10,
-                            line_search_fn="strong_wolfe", tolerance_grad=1e-6, tolerance_change=1e-9)
-
-    def closure():
-        opt.zero_grad()
-        loss = (torch.nn.functional.cross_entropy(torch.nn.functional.linear(Xtr, W, b), ytr)
-                + 0.5 * weight_decay * (W * W).sum())
-        loss.backward()
-        return loss
-
-    with torch.enable_grad():
-        opt.step(closure)
+    Xtr = X[torch.from_numpy(tr).to(dev)].double()
+    Xte = X[torch.from_numpy(te).to(dev)].double()
+    Xtr, Xte, mu, sd = standardize(Xtr, Xte)
+    out = {"accuracy": None, "correct": None, "n_train": int(len(tr)), "n_test": int(len(te)),
+           "ci_low": None, "ci_high": None, "C": float(C), "iterations": 0, "converged": None}
+    ytr = y[tr]
+    present = np.unique(ytr)
+    if len(present) < 2 or len(te) == 0:
+        return out
+    # classes absent from the training rows can never be predicted; fit on those present
+    remap = np.full(len(classes), -1, np.int64)
+    remap[present] = np.arange(len(present))
+    W, b, info = yield from fit_logistic(Xtr, remap[ytr], len(present), C, tol, max_iter)
     with torch.no_grad():
-        pred = torch.nn.functional.linear(Xte, W, b).argmax(1).cpu().numpy()
-    return float((pred == y[te]).mean())
+        pred = present[torch.nn.functional.linear(Xte, W, b).argmax(1).cpu().numpy()]
+    correct = int((pred == y[te]).sum())
+    lo, hi = wilson_interval(correct, len(te))
+    out.update({"accuracy": correct / len(te), "correct": correct, "ci_low": lo, "ci_high": hi,
+                "iterations": info["iterations"], "converged": info["converged"],
+                "W": W, "b": b, "mu": mu, "sd": sd, "classes": classes[present]})
+    return out
+
+
+def linear_probe(Z, labels, test_fraction: float = 0.2, seed: int = 0,
+                 max_train: Optional[int] = None, max_test: Optional[int] = None,
+                 C: float = 1.0, tol: float = 1e-6, max_iter: int = 1000, device=None) -> dict:
+    """:func:`linear_probe_job` run to the end; the JSON-ready part of its dict (no tensors)."""
+    r = drain(linear_probe_job(Z, labels, test_fraction, seed, max_train, max_test, C, tol, max_iter, device))
+    return {k: v for k, v in r.items() if k not in ("W", "b", "mu", "sd", "classes")}
+
+
+def linear_probe_accuracy(Z, labels, test_fraction: float = 0.2, seed: int = 0,
+                          max_train: Optional[int] = None, max_test: Optional[int] = None,
+                          C: float = 1.0, tol: float = 1e-6, max_iter: int = 1000, device=None) -> float:
+    """Held-out accuracy of :func:`linear_probe` (multinomial logistic regression on features
+    standardised with the training statistics, scikit-learn's objective with ``C``, solved by
+    full-batch L-BFGS to ``tol``); 1.0 when there is a single class (nothing to separate)."""
+    r = linear_probe(Z, labels, test_fraction, seed, max_train, max_test, C, tol, max_iter, device)
+    return 1.0 if r["accuracy"] is None else float(r["accuracy"])
 
 
 def per_class_effective_rank(Z, labels, max_per_class: Optional[int] = 512, seed: int = 0,

@@ -71,10 +71,10 @@ def test_linear_probe_matches_sklearn(digits):
         F = model.eval()((X.float() / 255 - 0.5) / 0.5).double().numpy()
     tr, te = res.train_indices, res.test_indices
     sc = StandardScaler().fit(F[tr])
-    lr = LogisticRegression(max_iter=2000).fit(sc.transform(F[tr]), y[tr])
+    lr = LogisticRegression(C=1.0, tol=1e-10, max_iter=100_000).fit(sc.transform(F[tr]), y[tr])
     sk = lr.score(sc.transform(F[te]), y[te])
     assert len(te) == round(0.2 * len(y)) and not set(tr) & set(te)
-    assert acc >= sk - 0.02, (acc, sk)
+    assert abs(acc - sk) <= 0.01, (acc, sk)  # issue 15: within one point of scikit-learn
     # the saved head (standardisation folded in) gives the same accuracy on raw features
     head = res.head
     pred = head(torch.from_numpy(F[te]).float()).argmax(1).numpy()
@@ -82,6 +82,41 @@ def test_linear_probe_matches_sklearn(digits):
     # the encoder was not changed
     for (k, a), b in zip(model.state_dict().items(), res.module.state_dict().values()):
         assert torch.equal(a, b), k
+
+
+def _overlapping_vectors(n=300, d=8, k=3, seed=0):
+    """The issue's case: 300 x 8 features, classes that overlap (no probe separates them)."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, k, n)
+    return (rng.normal(size=(k, d))[y] * 0.6 + rng.normal(size=(n, d))).astype(np.float32), y
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_linear_objective_converges_to_sklearn_and_repeats(seed):
+    # issue 15: three runs of the same call gave 0.42 / 0.48 / 0.53 where scikit-learn reached
+    # 0.573; a convex probe solved to convergence gives one number, scikit-learn's
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = _overlapping_vectors(seed=seed)
+    torch.manual_seed(seed)
+    model = build("mlp", in_dim=8, hidden=32, out_dim=16)
+    p = FinetuneParams(objective="linear", epochs=50, probe_every=0)
+    runs = [drain(finetune(model, (X, y), p)) for _ in range(2)]
+    m = runs[0].metrics
+    for k in ("probe_accuracy", "probe_accuracy_ci", "probe_train", "probe_test", "probe_iterations"):
+        assert m[k] == runs[1].metrics[k], k
+    with torch.no_grad():
+        F = model.eval()(torch.from_numpy(X)).double().numpy()
+    tr, te = runs[0].train_indices, runs[0].test_indices
+    sc = StandardScaler().fit(F[tr])
+    clf = LogisticRegression(C=1.0, tol=1e-10, max_iter=100_000).fit(sc.transform(F[tr]), y[tr])
+    assert clf.score(sc.transform(F[tr]), y[tr]) < 0.95  # overlapping classes
+    assert abs(m["probe_accuracy"] - clf.score(sc.transform(F[te]), y[te])) <= 0.01
+    assert (m["probe_train"], m["probe_test"]) == (len(tr), len(te)) == (240, 60)
+    lo, hi = m["probe_accuracy_ci"]
+    assert 0 < lo < m["probe_accuracy"] < hi < 1 and hi - lo > 0.15  # 60 test rows: a wide interval
+    assert m["probe_converged"] is True and runs[0].steps == m["probe_iterations"] > 0
 
 
 def _rankme(Z):
@@ -160,11 +195,19 @@ def test_cli_linear_probe_json(tmp_path, capsys):
     from explorer.cli import main
 
     out = tmp_path / "probe.pt"
-    rc = main(["finetune", "--data", str(SD / "digits"), "--encoder", str(SD / "checkpoints" / "healthy.pt"),
-               "--objective", "linear", "--epochs", "3", "--out", str(out), "--json", "--quiet"])
-    assert rc == 0
+    cmd = ["finetune", "--data", str(SD / "digits"), "--encoder", str(SD / "checkpoints" / "healthy.pt"),
+           "--objective", "linear", "--epochs", "3", "--out", str(out), "--json", "--quiet"]
+    assert main(cmd) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["probe_accuracy"] > 0.85 and summary["steps"] > 0
+    # the same command twice: the same number (issue 15), with its interval and split sizes
+    assert main(cmd) == 0
+    again = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    for k in ("probe_accuracy", "probe_accuracy_ci", "probe_train", "probe_test", "probe_C"):
+        assert again[k] == summary[k], k
+    lo, hi = summary["probe_accuracy_ci"]
+    assert lo < summary["probe_accuracy"] < hi and summary["probe_C"] == 1.0
+    assert summary["probe_test"] == round(0.2 * (summary["probe_train"] + summary["probe_test"]))
     side = json.loads((tmp_path / "probe.pt.json").read_text())
     assert side["objective"] == "linear" and side["base_checkpoint"].endswith("healthy.pt")
     assert (tmp_path / "probe.head.pt").exists()

@@ -330,3 +330,17 @@ def test_large_n_uses_level_of_detail_then_refines(qtbot):
     assert v.render_stats.stride > 1
     v.points.wait_refined()
     assert v.render_stats.stride == 1
+
+
+def test_graph_banner_only_below_target(qtbot):
+    # issue 15: a map built on a neighbour graph below the asked recall says so on the map
+    v = _view(qtbot, np.random.default_rng(0).normal(size=(200, 2)))
+    assert not v.graph_banner.isVisible()
+    v.set_graph_quality("ivf", 0.229, 0.99)
+    assert v.graph_banner.isVisible() and "0.229" in v.graph_banner.text() and "77%" in v.graph_banner.text()
+    v.set_graph_quality("ivf", 0.995, 0.99)
+    assert not v.graph_banner.isVisible()
+    v.set_graph_quality("ivf", 0.98, None)  # the app's default target 0.99
+    assert v.graph_banner.isVisible()
+    v.set_graph_quality(None, None)  # PCA: no graph
+    assert not v.graph_banner.isVisible()
