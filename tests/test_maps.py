@@ -64,6 +64,35 @@ def test_procrustes_recovers_rotation_scale_translation():
         procrustes_align(X, X[:10])
 
 
+def test_procrustes_returned_transform_reproduces_the_aligned_points():
+    """s Y R + t with the returned rotation, scale and translation is the aligned layout, and
+    for an exact similarity transform they are its inverse (known rotation, scale, shift)."""
+    from explorer.maps import procrustes_align
+
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(200, 2)) * [3.0, 1.0] + [5.0, -2.0]
+    th = -0.7
+    R = np.array([[np.cos(th), -np.sin(th)], [np.sin(th), np.cos(th)]])
+    s, t = 2.5, np.array([-7.0, 4.0])
+    Y = (X - t) @ R.T / s                              # so that s Y R + t = X exactly
+    out, info = procrustes_align(Y, X)
+    np.testing.assert_allclose(info["rotation"], R, atol=1e-9)
+    assert info["scale"] == pytest.approx(s, rel=1e-9)
+    np.testing.assert_allclose(info["translation"], t, atol=1e-9)
+    np.testing.assert_allclose(out, X, atol=1e-4)
+    # with noise the fit is inexact, but the transform still reproduces the returned points
+    Yn = Y + 0.3 * rng.normal(size=Y.shape)
+    out, info = procrustes_align(Yn, X)
+    again = info["scale"] * Yn @ np.asarray(info["rotation"]) + np.asarray(info["translation"])
+    np.testing.assert_allclose(again, out, atol=1e-4)
+    assert info["rmsd"] == pytest.approx(np.sqrt(((again - X) ** 2).sum(1).mean()), rel=1e-6)
+    # without scaling the returned scale is 1 and the transform still holds
+    out, info = procrustes_align(Yn, X, scale=False)
+    assert info["scale"] == 1.0
+    again = Yn @ np.asarray(info["rotation"]) + np.asarray(info["translation"])
+    np.testing.assert_allclose(again, out, atol=1e-4)
+
+
 def test_trust_analytic_and_against_sets():
     from explorer.maps import projection_trust
 
