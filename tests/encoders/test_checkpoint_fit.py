@@ -77,3 +77,109 @@ def test_backbone_prefix_is_stripped_and_the_head_ignored(tmp_path):
     with torch.no_grad():
         ref = cnn(x).double().numpy()
     np.testing.assert_allclose(np.asarray(embed_batch(enc, x), np.float64), ref, rtol=1e-5, atol=1e-5)
+
+
+# -- metadata and the layouts a state_dict hides in ------------------------------------------
+def test_as_preprocess_forms():
+    import json
+
+    from explorer.encoders.base import Preprocess
+    from explorer.encoders.checkpoint import as_preprocess
+    from explorer.errors import InputError
+
+    assert as_preprocess(None) is None
+    p = Preprocess(kind="image", size=20)
+    assert as_preprocess(p) is p
+    q = as_preprocess(json.dumps({"kind": "image", "size": 24, "mean": [0.1, 0.2, 0.3], "extra": 1}))
+    assert (q.size, q.mean) == (24, (0.1, 0.2, 0.3))
+    assert as_preprocess({"size": 12, "channels": 1}).channels == 1
+    for bad in ("{not json", 5, {"size": 1, "mean": 3}):
+        with pytest.raises(InputError):
+            as_preprocess(bad, "x.pt")
+
+
+def test_sidecar(tmp_path):
+    from explorer.encoders.checkpoint import read_sidecar, sidecar_path
+
+    path = tmp_path / "m.pt"
+    assert sidecar_path(path) == tmp_path / "m.pt.json"
+    assert read_sidecar(path) == {}
+    sidecar_path(path).write_text('{"arch": "small_cnn", "epoch": 4}')
+    assert read_sidecar(path) == {"arch": "small_cnn", "epoch": 4}
+    for text in ("[1, 2]", "{broken"):
+        sidecar_path(path).write_text(text)
+        with pytest.raises(CheckpointError, match="m.pt.json"):
+            read_sidecar(path)
+
+
+def test_collect_meta_renames_and_converts():
+    import argparse
+
+    from explorer.encoders.checkpoint import collect_meta
+
+    obj = {"architecture": "small_cnn", "global_step": torch.tensor(120), "epoch": np.int64(3),
+           "preprocess": {"size": 32, "mean": (0.5, 0.5, 0.5)}, "name": object.__name__,
+           "arch_kwargs": torch.tensor([1.0, 2.0]), "layer": None, "weights": torch.ones(3)}
+    meta = collect_meta(obj)
+    assert meta == {"arch": "small_cnn", "step": 120, "epoch": 3,
+                    "preprocess": {"size": 32, "mean": [0.5, 0.5, 0.5]}, "name": "object", "layer": None}
+    assert isinstance(meta["epoch"], int) and isinstance(meta["step"], int)
+    # Lightning keeps them in hyper_parameters (a dict or a Namespace); the top level wins
+    hp = collect_meta({"hyper_parameters": argparse.Namespace(arch="a", lr=0.1, pooling="avg")})
+    assert hp == {"arch": "a", "pooling": "avg"}
+    assert collect_meta({"hparams": {"arch": "a"}, "arch": "b"}) == {"arch": "b"}
+    # both spellings present: the short one is kept
+    assert collect_meta({"arch": "x", "architecture": "y", "step": 1, "global_step": 2}) == {
+        "arch": "x", "architecture": "y", "step": 1, "global_step": 2}
+    assert collect_meta([1, 2]) == {}
+
+
+def test_find_state_dict_layouts(tmp_path):
+    from explorer.encoders.checkpoint import find_state_dict
+
+    sd = {"a.weight": torch.ones(2), "a.bias": torch.zeros(2)}
+    p = tmp_path / "f.pt"
+    assert find_state_dict(sd, p) == (sd, None)
+    # half tensors is still a state_dict (a step counter beside the weights); less is not
+    got, key = find_state_dict({"w": torch.ones(1), "n": 3}, p)
+    assert key is None and list(got) == ["w"]
+    got, key = find_state_dict({"w": torch.ones(1), "n": 3, "m": 4, "model": sd}, p)
+    assert key == "model" and got == sd
+    got, key = find_state_dict({"model": {"ema": sd, "other": 1, "x": 2}, "step": 1}, p)
+    assert key == "model.ema" and got == sd
+    with pytest.raises(CheckpointError, match="f.pt holds no weights .*top-level keys: epoch, optimizer"):
+        find_state_dict({"epoch": 1, "optimizer": {}}, p)
+    with pytest.raises(CheckpointError, match="holds a list"):
+        find_state_dict([1, 2], p)
+
+
+class Wrapped(torch.nn.Module):
+    """The model nests what was saved: its keys are ``encoder.`` + the file's keys."""
+
+    def __init__(self):
+        super().__init__()
+        self.encoder = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4))
+
+
+def test_prefix_added_and_what_load_into_reports(tmp_path):
+    from explorer.encoders.checkpoint import count_parameters, fits_exactly
+
+    src = randomised(Wrapped().encoder, 5)
+    sd = dict(src.state_dict())
+    model = Wrapped()
+    assert fits_exactly(model, sd)
+    del sd["1.num_batches_tracked"]                 # absent from old checkpoints: harmless
+    sd["extra.scale"] = torch.ones(1)
+    assert not fits_exactly(model, sd)
+    info = load_into(model, Checkpoint(tmp_path / "n.pt", state_dict=sd, nested_key="state_dict"), "wrapped")
+    assert info == {"nested_key": "state_dict", "prefix_added": "encoder.",
+                    "unexpected_keys": ["encoder.extra.scale"]}
+    for k, v in src.state_dict().items():
+        if k != "1.num_batches_tracked":
+            assert torch.equal(model.state_dict()["encoder." + k], v), k
+    assert count_parameters(model) == 3 * 4 + 4 + 4 + 4
+    assert count_parameters(object()) == 0
+    # a missing tensor that matters is refused
+    del sd["0.weight"]
+    with pytest.raises(CheckpointError, match="1 missing key .*encoder.0.weight"):
+        load_into(Wrapped(), Checkpoint(tmp_path / "n.pt", state_dict=sd), "wrapped")
