@@ -183,3 +183,28 @@ def test_prefix_added_and_what_load_into_reports(tmp_path):
     del sd["0.weight"]
     with pytest.raises(CheckpointError, match="1 missing key .*encoder.0.weight"):
         load_into(Wrapped(), Checkpoint(tmp_path / "n.pt", state_dict=sd), "wrapped")
+
+
+class Custom:
+    """A class of the test module: pickling it makes a checkpoint that needs code to load."""
+
+    def __init__(self):
+        self.x = 1
+
+
+def test_refusal_names_only_the_code_it_would_run(tmp_path):
+    import argparse
+
+    path = tmp_path / "mixed.pt"
+    torch.save({"state_dict": small_cnn().state_dict(), "hp": argparse.Namespace(lr=0.1),
+                "metric": np.float64(0.5), "arr": np.arange(3.0), "obj": Custom()}, path)
+    with pytest.raises(CheckpointError) as info:
+        open_encoder(path, arch="small_cnn")
+    msg = str(info.value)
+    listed = msg.split("pickled Python objects: ")[1].split(")")[0]
+    assert listed == f"{__name__}.Custom"
+    # the safe data alone loads without --trust
+    ok = tmp_path / "ok.pt"
+    torch.save({"state_dict": small_cnn().state_dict(), "hp": argparse.Namespace(arch="small_cnn"),
+                "metric": np.float64(0.5), "arr": np.arange(3.0)}, ok)
+    assert open_encoder(ok).info["arch"] == "small_cnn"

@@ -87,6 +87,7 @@ def test_vicreg_matches_formula():
     cov /= 5
     total, parts = vicreg(torch.from_numpy(z1), torch.from_numpy(z2))
     assert float(total) == pytest.approx(25 * inv + 25 * var + cov, rel=1e-5)
+    assert float(parts["inv"]) == pytest.approx(inv, rel=1e-5)
     assert float(parts["var"]) == pytest.approx(var, rel=1e-5)
     assert float(parts["cov"]) == pytest.approx(cov, rel=1e-5)
 
