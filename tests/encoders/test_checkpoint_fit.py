@@ -208,3 +208,16 @@ def test_refusal_names_only_the_code_it_would_run(tmp_path):
     torch.save({"state_dict": small_cnn().state_dict(), "hp": argparse.Namespace(arch="small_cnn"),
                 "metric": np.float64(0.5), "arr": np.arange(3.0)}, ok)
     assert open_encoder(ok).info["arch"] == "small_cnn"
+
+
+def test_nothing_matches_lists_at_most_four_names_of_each(tmp_path):
+    sd = {"conv.weight": torch.ones(1), "conv.bias": torch.ones(1), "fc.weight": torch.ones(1),
+          "fc.bias": torch.ones(1)}
+    model = small_cnn()
+    first4 = ", ".join(list(model.state_dict())[:4])
+    with pytest.raises(CheckpointError) as info:
+        load_into(model, Checkpoint(tmp_path / "o.pt", state_dict=sd), "small_cnn")
+    assert str(info.value) == (
+        f"o.pt does not fit small_cnn: none of its 4 tensors match the architecture's "
+        f"{len(model.state_dict())} (file has conv.weight, conv.bias, fc.weight, fc.bias; "
+        f"small_cnn expects {first4}, ...).")
