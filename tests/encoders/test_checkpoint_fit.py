@@ -197,7 +197,8 @@ def test_refusal_names_only_the_code_it_would_run(tmp_path):
 
     path = tmp_path / "mixed.pt"
     torch.save({"state_dict": small_cnn().state_dict(), "hp": argparse.Namespace(lr=0.1),
-                "metric": np.float64(0.5), "arr": np.arange(3.0), "obj": Custom()}, path)
+                "metric": np.float64(0.5), "arr": np.arange(3.0), "obj": Custom(),
+                "layer": torch.nn.Linear(2, 2)}, path)
     with pytest.raises(CheckpointError) as info:
         open_encoder(path, arch="small_cnn")
     msg = str(info.value)
@@ -221,3 +222,19 @@ def test_nothing_matches_lists_at_most_four_names_of_each(tmp_path):
         f"o.pt does not fit small_cnn: none of its 4 tensors match the architecture's "
         f"{len(model.state_dict())} (file has conv.weight, conv.bias, fc.weight, fc.bias; "
         f"small_cnn expects {first4}, ...).")
+
+
+class Scaled(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.scale = torch.nn.Parameter(torch.ones(1))
+        self.lin = torch.nn.Linear(2, 2)
+
+
+def test_a_scalar_against_a_vector_is_named_as_such(tmp_path):
+    sd = dict(Scaled().state_dict())
+    sd["scale"] = torch.tensor(2.0)
+    with pytest.raises(CheckpointError) as info:
+        load_into(Scaled(), Checkpoint(tmp_path / "s.pt", state_dict=sd), "scaled")
+    assert str(info.value) == ("s.pt does not fit scaled: 1 shape mismatch "
+                               "(scale scalar in the file vs 1 in the model).")
