@@ -141,3 +141,11 @@ def test_epps_pulley_inputs():
     assert s.dtype == torch.float32
     ref = np.mean([ep_numpy(zh.double().numpy() @ a) for a in directions(3, 16, 1).T])
     assert float(s) == pytest.approx(ref, rel=1e-4)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_nt_xent_on_cuda_matches_cpu():
+    z1, z2 = torch.randn(6, 4, dtype=torch.float64), torch.randn(6, 4, dtype=torch.float64)
+    cpu = float(nt_xent(z1, z2, 0.2))
+    assert float(nt_xent(z1.cuda(), z2.cuda(), 0.2)) == pytest.approx(cpu, rel=1e-5)
