@@ -35,7 +35,8 @@ MUTANTS ?=
 MUTATION_JOBS ?= 2
 mutation: $(STAMP)
 	$(BIN)/python -m pip install -q -e ".[mutation]"
-	QT_QPA_PLATFORM=offscreen $(BIN)/mutmut run --max-children $(MUTATION_JOBS) $(MUTANTS)
+	mkdir -p mutants/.numba-cache
+	QT_QPA_PLATFORM=offscreen NUMBA_CACHE_DIR=$(CURDIR)/mutants/.numba-cache $(BIN)/mutmut run --max-children $(MUTATION_JOBS) $(MUTANTS)
 	$(BIN)/python scripts/mutation_scores.py
 
 sample-data: $(STAMP)
