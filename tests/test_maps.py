@@ -93,6 +93,28 @@ def test_procrustes_returned_transform_reproduces_the_aligned_points():
     np.testing.assert_allclose(again, out, atol=1e-4)
 
 
+def test_procrustes_float32_layouts_are_solved_in_float64_and_rotations_kept():
+    from explorer.maps import procrustes_align
+
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(500, 2)).astype(np.float32) * 100 + 1000   # float32 map coordinates
+    Y = rng.normal(size=(500, 2)).astype(np.float32) * 0.01 + 5
+    X64, Y64 = X.astype(np.float64), Y.astype(np.float64)
+    Y0, X0 = Y64 - Y64.mean(0), X64 - X64.mean(0)
+    U, S, Vt = np.linalg.svd(Y0.T @ X0)
+    R, s = U @ Vt, S.sum() / (Y0 ** 2).sum()
+    _, info = procrustes_align(Y, X)
+    assert info["scale"] == pytest.approx(s, rel=1e-12)
+    np.testing.assert_allclose(info["translation"], X64.mean(0) - s * Y64.mean(0) @ R, rtol=1e-12)
+    # a proper rotation is kept as it is when reflections are not allowed
+    for seed in range(20):
+        th = np.random.default_rng(seed).uniform(0, 2 * np.pi)
+        Rt = np.array([[np.cos(th), -np.sin(th)], [np.sin(th), np.cos(th)]])
+        _, info = procrustes_align(X64 @ Rt.T, X64, allow_reflection=False)
+        np.testing.assert_allclose(info["rotation"], Rt, atol=1e-9)
+        assert info["rmsd"] < 1e-9
+
+
 def test_trust_analytic_and_against_sets():
     from explorer.maps import projection_trust
 
