@@ -115,6 +115,33 @@ def test_procrustes_float32_layouts_are_solved_in_float64_and_rotations_kept():
         assert info["rmsd"] < 1e-9
 
 
+def test_procrustes_without_reflection_is_the_best_rotation():
+    """Kabsch: for a mirror image and allow_reflection=False, the best proper rotation is
+    U diag(1, det(U V^T)) V^T with scale (s1 - s2) / ||Y0||^2; written here from the SVD."""
+    from explorer.maps import procrustes_align
+
+    rng = np.random.default_rng(4)
+    for c in (2, 3):                                   # 2-D and 3-D maps
+        X = rng.normal(size=(300, c)) * np.linspace(2.0, 0.5, c)
+        Q, _ = np.linalg.qr(rng.normal(size=(c, c)))
+        Q = Q if np.linalg.det(Q) > 0 else -Q if c % 2 else Q @ np.diag([1.0] * (c - 1) + [-1.0])
+        mirror = np.diag([1.0] * (c - 1) + [-1.0])
+        Y = 0.3 * X @ mirror @ Q + 4.0 + 0.05 * rng.normal(size=(300, c))
+        Y0, X0 = Y - Y.mean(0), X - X.mean(0)
+        U, S, Vt = np.linalg.svd(Y0.T @ X0)
+        assert np.linalg.det(U @ Vt) < 0
+        R = U @ mirror @ Vt
+        s = (S[:-1].sum() - S[-1]) / (Y0 ** 2).sum()
+        out, info = procrustes_align(Y, X, allow_reflection=False)
+        assert np.linalg.det(np.asarray(info["rotation"])) == pytest.approx(1.0)
+        np.testing.assert_allclose(info["rotation"], R, atol=1e-10)
+        assert info["scale"] == pytest.approx(s, rel=1e-10)
+        np.testing.assert_allclose(out, s * Y0 @ R + X.mean(0), atol=1e-5)
+    # a layout of identical points: nothing to scale, no division by zero
+    out, info = procrustes_align(np.ones((10, 2)), X[:10])
+    assert info["scale"] == 1.0 and np.isfinite(out).all()
+
+
 def test_trust_analytic_and_against_sets():
     from explorer.maps import projection_trust
 
