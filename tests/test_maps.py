@@ -138,7 +138,7 @@ def test_procrustes_without_reflection_is_the_best_rotation():
         assert info["scale"] == pytest.approx(s, rel=1e-10)
         np.testing.assert_allclose(out, s * Y0 @ R + X.mean(0), atol=1e-5)
     # a layout of identical points: nothing to scale, no division by zero
-    out, info = procrustes_align(np.ones((10, 2)), X[:10])
+    out, info = procrustes_align(np.ones((10, 3)), X[:10])
     assert info["scale"] == 1.0 and np.isfinite(out).all()
 
 
