@@ -126,6 +126,20 @@ def test_grey_input_with_an_rgb_mean_and_std_uses_their_luma_weights():
     assert np.abs(wrong - ref).max() > 1e-2
 
 
+@pytest.mark.parametrize("channels, mean, std, ref_mean, ref_std", [
+    (3, 0.5, 0.25, (0.5,) * 3, (0.25,) * 3),            # one number for every channel
+    (3, (0.45,), (0.2,), (0.45,) * 3, (0.2,) * 3),      # a one-value tuple, broadcast
+    (1, (0.3, 0.7), (0.2, 0.9), (0.3,), (0.2,)),        # two values for one channel: the first
+])
+def test_mean_and_std_broadcast_to_the_channels(channels, mean, std, ref_mean, ref_std):
+    x = images(n=6)
+    m = tiny_cnn(seed=5, in_ch=channels)
+    pp = Preprocess(kind="image", size=16, channels=channels, mean=mean, std=std)
+    res = drain(embed(MemImages(x), enc(m, pp=pp), EmbedParams(device="cpu", batch_size=6)))
+    ref = reference(m, x, ref_mean, ref_std, grey=channels == 1)
+    np.testing.assert_allclose(res.vectors, ref, rtol=1e-4, atol=1e-5)
+
+
 def test_pooling_definitions():
     h = torch.arange(2 * 3 * 4, dtype=torch.float32).view(2, 3, 4)
     mask = torch.tensor([[1, 1, 0], [1, 0, 0]])
