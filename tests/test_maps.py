@@ -76,6 +76,7 @@ def test_procrustes_returned_transform_reproduces_the_aligned_points():
     s, t = 2.5, np.array([-7.0, 4.0])
     Y = (X - t) @ R.T / s                              # so that s Y R + t = X exactly
     out, info = procrustes_align(Y, X)
+    assert out.dtype == np.float32 and out.shape == X.shape
     np.testing.assert_allclose(info["rotation"], R, atol=1e-9)
     assert info["scale"] == pytest.approx(s, rel=1e-9)
     np.testing.assert_allclose(info["translation"], t, atol=1e-9)
