@@ -6,7 +6,7 @@ TORCH_SPEC ?= torch>=2.1
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install bench sample-data package wheel-check clean lint
+.PHONY: demo test install bench sample-data package wheel-check clean lint mutation
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,18 @@ test: $(STAMP)
 bench: $(STAMP)
 	for f in benchmarks/bench_*.py; do QT_QPA_PLATFORM=offscreen $(BIN)/python $$f || exit 1; done
 
+# Mutation testing of the Qt-free core with mutmut (configured in pyproject.toml); slow, not
+# in CI. MUTANTS narrows the run to some mutant names (globs), e.g.
+#   make mutation MUTANTS='explorer.metrics.sigreg*'
+# Results are kept in mutants/ (a rerun only tests what changed); scores per module follow.
+MUTANTS ?=
+MUTATION_JOBS ?= 2
+mutation: $(STAMP)
+	$(BIN)/python -m pip install -q -e ".[mutation]"
+	mkdir -p mutants/.numba-cache
+	QT_QPA_PLATFORM=offscreen NUMBA_CACHE_DIR=$(CURDIR)/mutants/.numba-cache $(BIN)/mutmut run --max-children $(MUTATION_JOBS) $(MUTANTS)
+	$(BIN)/python scripts/mutation_scores.py
+
 sample-data: $(STAMP)
 	$(BIN)/python scripts/make_sample_data.py
 
@@ -39,4 +51,4 @@ package: $(STAMP)
 	PYTHON=$(BIN)/python packaging/smoke_test.sh dist/embedding-explorer
 
 clean:
-	rm -rf build dist *.egg-info .pytest_cache
+	rm -rf build dist *.egg-info .pytest_cache mutants

@@ -2,6 +2,7 @@
 cancellation, caching, out-of-memory retry, bad images, the CLI and (with a GPU) CUDA."""
 
 import hashlib
+import multiprocessing
 from pathlib import Path
 
 import numpy as np
@@ -105,6 +106,37 @@ def test_chosen_layer_with_average_pooling_and_grey_input():
     res = drain(embed(MemImages(x), enc(m, layer="2", pooling="auto", pp=pp), EmbedParams(device="cpu", batch_size=7)))
     ref = reference(m, x, (0.45,), (0.22,), grey=True, upto=3, pool_avg=True)  # conv, relu, conv
     assert res.vectors.shape == (20, 12)
+    np.testing.assert_allclose(res.vectors, ref, rtol=1e-4, atol=1e-5)
+
+
+def test_grey_input_with_an_rgb_mean_and_std_uses_their_luma_weights():
+    """A one-channel encoder given ImageNet's three-channel mean/std: the grey image is
+    0.299 R + 0.587 G + 0.114 B (ITU-R BT.601) and it is normalised with the same weighting of
+    the mean and of the std."""
+    x = images(n=12)
+    m = tiny_cnn(seed=4, in_ch=1)
+    mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+    pp = Preprocess(kind="image", size=16, channels=1, mean=mean, std=std)
+    res = drain(embed(MemImages(x), enc(m, pp=pp), EmbedParams(device="cpu", batch_size=5)))
+    w = np.array([0.299, 0.587, 0.114])
+    ref = reference(m, x, (float(w @ mean),), (float(w @ std),), grey=True)
+    np.testing.assert_allclose(res.vectors, ref, rtol=1e-4, atol=1e-5)
+    # not the same as normalising with the red channel's values alone
+    wrong = reference(m, x, (mean[0],), (std[0],), grey=True)
+    assert np.abs(wrong - ref).max() > 1e-2
+
+
+@pytest.mark.parametrize("channels, mean, std, ref_mean, ref_std", [
+    (3, 0.5, 0.25, (0.5,) * 3, (0.25,) * 3),            # one number for every channel
+    (3, (0.45,), (0.2,), (0.45,) * 3, (0.2,) * 3),      # a one-value tuple, broadcast
+    (1, (0.3, 0.7), (0.2, 0.9), (0.3,), (0.2,)),        # two values for one channel: the first
+])
+def test_mean_and_std_broadcast_to_the_channels(channels, mean, std, ref_mean, ref_std):
+    x = images(n=6)
+    m = tiny_cnn(seed=5, in_ch=channels)
+    pp = Preprocess(kind="image", size=16, channels=channels, mean=mean, std=std)
+    res = drain(embed(MemImages(x), enc(m, pp=pp), EmbedParams(device="cpu", batch_size=6)))
+    ref = reference(m, x, ref_mean, ref_std, grey=channels == 1)
     np.testing.assert_allclose(res.vectors, ref, rtol=1e-4, atol=1e-5)
 
 
@@ -274,9 +306,14 @@ def test_worker_processes_give_the_same_rows_and_stop_on_cancel():
     m = tiny_cnn()
     res = drain(embed(FileLikeImages(x), enc(m), EmbedParams(device="cpu", batch_size=8, num_workers=2)))
     np.testing.assert_allclose(res.vectors, reference(m, x, PP.mean, PP.std), rtol=1e-4, atol=1e-5)
+    calls = count_forwards(m)
     job = embed(FileLikeImages(x), enc(m), EmbedParams(device="cpu", batch_size=8, num_workers=2))
-    next(job)
-    job.close()  # must return promptly with the workers shut down
+    first = next(job)
+    assert first.done == 8 and sum(calls) == 8           # one batch of 8 computed so far
+    assert len(multiprocessing.active_children()) >= 1   # the worker processes are running
+    job.close()
+    assert sum(calls) == 8                                # no batch after the cancel
+    assert multiprocessing.active_children() == []        # and the workers were shut down
 
 
 def test_precomputed_vectors_are_stored_as_they_are(tmp_path):

@@ -64,6 +64,85 @@ def test_procrustes_recovers_rotation_scale_translation():
         procrustes_align(X, X[:10])
 
 
+def test_procrustes_returned_transform_reproduces_the_aligned_points():
+    """s Y R + t with the returned rotation, scale and translation is the aligned layout, and
+    for an exact similarity transform they are its inverse (known rotation, scale, shift)."""
+    from explorer.maps import procrustes_align
+
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(200, 2)) * [3.0, 1.0] + [5.0, -2.0]
+    th = -0.7
+    R = np.array([[np.cos(th), -np.sin(th)], [np.sin(th), np.cos(th)]])
+    s, t = 2.5, np.array([-7.0, 4.0])
+    Y = (X - t) @ R.T / s                              # so that s Y R + t = X exactly
+    out, info = procrustes_align(Y, X)
+    assert out.dtype == np.float32 and out.shape == X.shape
+    np.testing.assert_allclose(info["rotation"], R, atol=1e-9)
+    assert info["scale"] == pytest.approx(s, rel=1e-9)
+    np.testing.assert_allclose(info["translation"], t, atol=1e-9)
+    np.testing.assert_allclose(out, X, atol=1e-4)
+    # with noise the fit is inexact, but the transform still reproduces the returned points
+    Yn = Y + 0.3 * rng.normal(size=Y.shape)
+    out, info = procrustes_align(Yn, X)
+    again = info["scale"] * Yn @ np.asarray(info["rotation"]) + np.asarray(info["translation"])
+    np.testing.assert_allclose(again, out, atol=1e-4)
+    assert info["rmsd"] == pytest.approx(np.sqrt(((again - X) ** 2).sum(1).mean()), rel=1e-6)
+    # without scaling the returned scale is 1 and the transform still holds
+    out, info = procrustes_align(Yn, X, scale=False)
+    assert info["scale"] == 1.0
+    again = Yn @ np.asarray(info["rotation"]) + np.asarray(info["translation"])
+    np.testing.assert_allclose(again, out, atol=1e-4)
+
+
+def test_procrustes_float32_layouts_are_solved_in_float64_and_rotations_kept():
+    from explorer.maps import procrustes_align
+
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(500, 2)).astype(np.float32) * 100 + 1000   # float32 map coordinates
+    Y = rng.normal(size=(500, 2)).astype(np.float32) * 0.01 + 5
+    X64, Y64 = X.astype(np.float64), Y.astype(np.float64)
+    Y0, X0 = Y64 - Y64.mean(0), X64 - X64.mean(0)
+    U, S, Vt = np.linalg.svd(Y0.T @ X0)
+    R, s = U @ Vt, S.sum() / (Y0 ** 2).sum()
+    _, info = procrustes_align(Y, X)
+    assert info["scale"] == pytest.approx(s, rel=1e-12)
+    np.testing.assert_allclose(info["translation"], X64.mean(0) - s * Y64.mean(0) @ R, rtol=1e-12)
+    # a proper rotation is kept as it is when reflections are not allowed
+    for seed in range(20):
+        th = np.random.default_rng(seed).uniform(0, 2 * np.pi)
+        Rt = np.array([[np.cos(th), -np.sin(th)], [np.sin(th), np.cos(th)]])
+        _, info = procrustes_align(X64 @ Rt.T, X64, allow_reflection=False)
+        np.testing.assert_allclose(info["rotation"], Rt, atol=1e-9)
+        assert info["rmsd"] < 1e-9
+
+
+def test_procrustes_without_reflection_is_the_best_rotation():
+    """Kabsch: for a mirror image and allow_reflection=False, the best proper rotation is
+    U diag(1, det(U V^T)) V^T with scale (s1 - s2) / ||Y0||^2; written here from the SVD."""
+    from explorer.maps import procrustes_align
+
+    rng = np.random.default_rng(4)
+    for c in (2, 3):                                   # 2-D and 3-D maps
+        X = rng.normal(size=(300, c)) * np.linspace(2.0, 0.5, c)
+        Q, _ = np.linalg.qr(rng.normal(size=(c, c)))
+        Q = Q if np.linalg.det(Q) > 0 else -Q if c % 2 else Q @ np.diag([1.0] * (c - 1) + [-1.0])
+        mirror = np.diag([1.0] * (c - 1) + [-1.0])
+        Y = 0.3 * X @ mirror @ Q + 4.0 + 0.05 * rng.normal(size=(300, c))
+        Y0, X0 = Y - Y.mean(0), X - X.mean(0)
+        U, S, Vt = np.linalg.svd(Y0.T @ X0)
+        assert np.linalg.det(U @ Vt) < 0
+        R = U @ mirror @ Vt
+        s = (S[:-1].sum() - S[-1]) / (Y0 ** 2).sum()
+        out, info = procrustes_align(Y, X, allow_reflection=False)
+        assert np.linalg.det(np.asarray(info["rotation"])) == pytest.approx(1.0)
+        np.testing.assert_allclose(info["rotation"], R, atol=1e-10)
+        assert info["scale"] == pytest.approx(s, rel=1e-10)
+        np.testing.assert_allclose(out, s * Y0 @ R + X.mean(0), atol=1e-5)
+    # a layout of identical points: nothing to scale, no division by zero
+    out, info = procrustes_align(np.ones((10, 3)), X[:10])
+    assert info["scale"] == 1.0 and np.isfinite(out).all()
+
+
 def test_trust_analytic_and_against_sets():
     from explorer.maps import projection_trust
 

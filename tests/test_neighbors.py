@@ -160,10 +160,32 @@ def test_bad_input_is_one_sentence():
         drain(knn_graph(np.full((5, 2), np.nan, np.float32), KnnParams(k=2)))
 
 
-def test_cancel_closes_cleanly(Z):
-    job = knn_graph(Z, KnnParams(k=3, method="exact", memory_mb=0.05))
-    next(job)
-    job.close()  # GeneratorExit at the yield; nothing left running
+def test_cancel_stops_the_work(Z, monkeypatch):
+    """The exact job yields after each tile, and closing it computes no further tile: count
+    the tile merges (knn_blocks' per-tile kernel calls) of a full run and of a cancelled one."""
+    from explorer import knn_blocks
+
+    calls = []
+    original = knn_blocks._parallel
+
+    def counting(fn, n, args, *rest, **kw):
+        calls.append(n)
+        return original(fn, n, args, *rest, **kw)
+
+    monkeypatch.setattr(knn_blocks, "_parallel", counting)
+    params = KnnParams(k=3, method="exact", memory_mb=0.05)     # 64-row tiles: many of them
+    drain(knn_graph(Z, params))
+    full = len(calls)
+    calls.clear()
+    job = knn_graph(Z, params)
+    first = next(job)
+    while first.done == 0:                                     # skip set-up messages, if any
+        first = next(job)
+    at_first = len(calls)
+    assert 0 < at_first <= 2                                   # one tile (rows and columns)
+    assert first.total and first.done < 0.1 * first.total
+    job.close()
+    assert len(calls) == at_first < full / 10                  # nothing computed after close
     with pytest.raises(StopIteration):
         next(job)
 

@@ -87,6 +87,7 @@ def test_vicreg_matches_formula():
     cov /= 5
     total, parts = vicreg(torch.from_numpy(z1), torch.from_numpy(z2))
     assert float(total) == pytest.approx(25 * inv + 25 * var + cov, rel=1e-5)
+    assert float(parts["inv"]) == pytest.approx(inv, rel=1e-5)
     assert float(parts["var"]) == pytest.approx(var, rel=1e-5)
     assert float(parts["cov"]) == pytest.approx(cov, rel=1e-5)
 
@@ -104,3 +105,32 @@ def test_lejepa_and_invariance_match_formula():
     total, parts = lejepa_sigreg(torch.from_numpy(z1), torch.from_numpy(z2), lam, 32, seed=5)
     assert float(total) == pytest.approx((1 - lam) * pred + lam * sig, rel=1e-4)
     assert float(invariance(torch.from_numpy(z1), torch.from_numpy(z2))) == pytest.approx(np.mean((z1 - z2) ** 2))
+
+
+def _directions(g, d, m):
+    A = torch.randn(d, m, generator=g, dtype=torch.float64).numpy()
+    return A / np.linalg.norm(A, axis=0)
+
+
+def test_lejepa_with_a_generator_gives_both_views_the_same_directions():
+    """The fine-tune job's path: directions from a CPU generator, the SAME for the two views,
+    and a fresh draw at the next call (LeJEPA resamples them every step). Reference: the
+    directions drawn here from an identically seeded generator."""
+    rng = np.random.default_rng(9)
+    z1, z2 = rng.normal(size=(60, 5)), rng.normal(size=(60, 5)) * 1.5 + 0.3
+    c = (z1 + z2) / 2
+    pred = np.mean(((z1 - c) ** 2 + (z2 - c) ** 2) / 2)
+    lam, m = 0.4, 24
+    ref_g = torch.Generator().manual_seed(21)
+    g = torch.Generator().manual_seed(21)
+    for step in range(2):
+        A = _directions(ref_g, 5, m)               # one draw per step, shared by both views
+        sig = np.mean([(ep_numpy(z1 @ A[:, j]) + ep_numpy(z2 @ A[:, j])) / 2 for j in range(m)])
+        total, parts = lejepa_sigreg(torch.from_numpy(z1), torch.from_numpy(z2), lam, m, generator=g)
+        assert float(parts["sigreg"]) == pytest.approx(sig, rel=1e-4), step
+        assert float(total) == pytest.approx((1 - lam) * pred + lam * sig, rel=1e-4), step
+    # the first step equals the seed= path with the same seed
+    _, p_seed = lejepa_sigreg(torch.from_numpy(z1), torch.from_numpy(z2), lam, m, seed=21)
+    _, p_gen = lejepa_sigreg(torch.from_numpy(z1), torch.from_numpy(z2), lam, m,
+                             generator=torch.Generator().manual_seed(21))
+    assert float(p_gen["sigreg"]) == pytest.approx(float(p_seed["sigreg"]), rel=1e-6)

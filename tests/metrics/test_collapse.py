@@ -289,22 +289,42 @@ def test_diagnose_keys_labels_and_sampling():
         assert k in res, k
     assert res["sampling"]["covariance_rows"] == 1000 and res["sampling"]["pair_points"] == 500
     assert len(res["spectrum"]) == 24 and res["knn_accuracy"] > 0.9
-    assert res["sigreg"] == pytest.approx(C.sigreg(Z), rel=1e-6)     # SIGReg on all points
+    # SIGReg on all points, by its definition: 256 Gaussian directions drawn in float64 from
+    # torch.Generator().manual_seed(seed), normalised; mean Epps-Pulley of the projections
+    A = torch.randn(24, 256, generator=torch.Generator().manual_seed(0), dtype=torch.float64).numpy()
+    A /= np.linalg.norm(A, axis=0)
+    assert res["sigreg"] == pytest.approx(np.mean([ref_ep(Z @ A[:, m]) for m in range(256)]), rel=1e-6)
+    Zs = (Z - Z.mean(0)) / math.sqrt(Z.var(0, ddof=1).mean())
+    assert res["sigreg_standardized"] == pytest.approx(np.mean([ref_ep(Zs @ A[:, m]) for m in range(256)]), rel=1e-6)
     import json
 
     json.dumps(to_json(res), allow_nan=False)
 
 
-def test_diagnose_cancel_and_cache(tmp_path):
+def test_diagnose_cancel_and_cache(tmp_path, monkeypatch):
     from explorer.store import Workspace
 
+    # cancelling after the first stage runs none of the later ones
+    later = []
+    for name in ("covariance_eigenvalues", "singular_values", "pair_products"):
+        f = getattr(C, name)
+        monkeypatch.setattr(C, name, lambda *a, _f=f, _n=name, **k: (later.append(_n), _f(*a, **k))[1])
     job = diagnose(rng(26).standard_normal((500, 8)))
     next(job)
-    next(job)
-    job.close()                                                        # cancellation is clean
+    assert next(job).message.startswith("per-dimension")
+    job.close()
+    assert later == []
     ws = Workspace(tmp_path / "w.h5")
     Z = rng(27).standard_normal((800, 16)).astype(np.float32)
     ws.put("embeddings", "e1", {"vectors": Z}, {"model": "m", "layer": "out"})
+    # a cancelled cached run stores nothing
+    job = diagnose_cached(ws, "e1", DiagnoseParams())
+    for _ in range(3):
+        next(job)
+    job.close()
+    assert ws.list("diagnostics") == []
+    drain(diagnose(Z))
+    assert sorted(set(later)) == ["covariance_eigenvalues", "pair_products", "singular_values"]
     a = drain(diagnose_cached(ws, "e1", DiagnoseParams()))
     assert len(ws.list("diagnostics")) == 1
     b = drain(diagnose_cached(ws, "e1", DiagnoseParams()))
