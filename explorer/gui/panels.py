@@ -4,12 +4,12 @@ projection settings, and the message bar that shows errors without a modal dialo
 from __future__ import annotations
 
 import html
-from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
 from PySide6 import QtCore, QtWidgets
 
+from explorer.app.pipeline import MapSettings
 from explorer.gui.gallery import Gallery, pixmap_from_array
 
 
@@ -106,6 +106,7 @@ class InspectorPanel(QtWidgets.QWidget):
         self.metric_box.currentTextChanged.connect(self.metric_changed)
         self.hint = QtWidgets.QLabel("")
         self.hint.setEnabled(False)
+        self.hint.setWordWrap(True)  # a long hint must not widen the dock
         lay.addWidget(self.title)
         lay.addWidget(self.image)
         lay.addWidget(self.text)
@@ -263,15 +264,7 @@ class SelectionPanel(QtWidgets.QWidget):
         self.gallery.show_items(ds, shown, [ds.label_of(int(i)) or f"#{int(i)}" for i in shown])
 
 
-@dataclass
-class ProjectionSettings:
-    method: str = "umap"
-    n_neighbors: int = 15
-    min_dist: float = 0.1
-    metric: str = "cosine"
-    seed: int = 0
-    dims: int = 2
-    optimizer: str = "fast"
+ProjectionSettings = MapSettings  # the panel edits the pipeline's map settings
 
 
 class ProjectionPanel(QtWidgets.QWidget):

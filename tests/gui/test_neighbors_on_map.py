@@ -16,16 +16,8 @@ def _cosine_topk(Z, i, k):
     return np.argsort(-s, kind="stable")[:k]
 
 
-def test_neighbours_are_ringed_on_the_map(qtbot, tmp_path):
-    from explorer.gui.app import make_app
-    from explorer.gui.mainwindow import MainWindow
-
-    make_app()
-    w = MainWindow(workspace=str(tmp_path / "ws.h5"))
-    qtbot.addWidget(w)
-    w.method_combo.setCurrentText("pca")
-    w.projection.method = "pca"
-    w.show()
+def test_neighbours_are_ringed_on_the_map(pca_window, tmp_path):
+    w = pca_window
     Z = np.random.default_rng(3).normal(size=(200, 12)).astype(np.float32)
     np.save(tmp_path / "z.npy", Z)
     w.open_dataset(str(tmp_path / "z.npy"))
@@ -40,8 +32,6 @@ def test_neighbours_are_ringed_on_the_map(qtbot, tmp_path):
         np.testing.assert_allclose(np.sort(xy[:, 0]), np.sort(w.mapview._xy[w.mapview.neighbor_indices, 0]), rtol=1e-6)
     w.selection.set_focus(None, source=None)
     assert w.mapview.neighbor_indices.size == 0 and not w.mapview.neighbor_marker.isVisible()
-    w.runner.cancel_all()
-    w.runner.wait(10000)
 
 
 @pytest.mark.parametrize("side,expected", [(32, 96), (120, 120), (400, 160)])

@@ -11,16 +11,8 @@ from PySide6 import QtCore  # noqa: E402
 from PySide6.QtTest import QTest  # noqa: E402
 
 
-def test_search_box_matches_labels_exactly(qtbot, tmp_path):
-    from explorer.gui.app import make_app
-    from explorer.gui.mainwindow import MainWindow
-
-    make_app()
-    w = MainWindow(workspace=str(tmp_path / "ws.h5"))
-    qtbot.addWidget(w)
-    w.method_combo.setCurrentText("pca")
-    w.projection.method = "pca"
-    w.show()
+def test_search_box_matches_labels_exactly(pca_window, tmp_path):
+    w = pca_window
     rng = np.random.default_rng(1)
     y = rng.integers(0, 10, 400)
     np.savez(tmp_path / "d.npz", vectors=rng.normal(size=(400, 6)).astype(np.float32), labels=y)
@@ -35,5 +27,3 @@ def test_search_box_matches_labels_exactly(qtbot, tmp_path):
     np.testing.assert_array_equal(w.selection.indices, np.flatnonzero(expected))
     w.search.setText("nosuchcolumn=3")
     assert "nosuchcolumn" in w.search_count.text() and w.mapview.filter_mask is None
-    w.runner.cancel_all()
-    w.runner.wait(10000)

@@ -16,22 +16,12 @@ from hostile import BAD, Touch, _factory_file, _session, one_sentence  # noqa: E
 
 
 @pytest.fixture
-def window(qtbot, tmp_path):
-    from explorer.gui.app import make_app
-    from explorer.gui.mainwindow import MainWindow
-
-    make_app()
-    w = MainWindow(workspace=str(tmp_path / "own.h5"))
-    qtbot.addWidget(w)
-    w.method_combo.setCurrentText("pca")  # no UMAP: these tests are about opening, not maps
-    w.projection.method = "pca"
-    w.show()
+def window(pca_window, tmp_path):
+    w = pca_window
     np.save(tmp_path / "v.npy", np.random.default_rng(0).normal(size=(50, 4)).astype(np.float32))
     w.open_dataset(str(tmp_path / "v.npy"))
     assert w.wait_until_idle(60)
-    yield w
-    w.runner.cancel_all()
-    w.runner.wait(10000)
+    return w
 
 
 class Answer:

@@ -12,19 +12,8 @@ from PySide6 import QtCore, QtWidgets  # noqa: E402
 
 
 @pytest.fixture
-def window(qtbot, tmp_path):
-    from explorer.gui.app import make_app
-    from explorer.gui.mainwindow import MainWindow
-
-    make_app()
-    w = MainWindow(workspace=str(tmp_path / "ws.h5"))
-    qtbot.addWidget(w)
-    w.method_combo.setCurrentText("pca")
-    w.projection.method = "pca"
-    w.show()
-    yield w
-    w.runner.cancel_all()
-    w.runner.wait(10000)
+def window(pca_window):
+    return pca_window
 
 
 def _flush_deletes():

@@ -28,6 +28,10 @@ out = {"screen": [app.primaryScreen().availableGeometry().width(), app.primarySc
 Z = np.random.default_rng(0).normal(size=(200, 8)).astype(np.float32)
 np.save(d + "/a.npy", Z)
 w.open_dataset(d + "/a.npy"); assert w.wait_until_idle(60)
+w.selection.set_focus(0, source=None)  # the inspector with its neighbours must not widen the window
+for _ in range(3):
+    app.processEvents()
+out["focused"] = [w.width(), w.height()]
 w.session.add_model(None, name="B"); w.session.apply_embedding("B", "k", 2 * Z)
 w.session.apply_layout("B", "pca", Z[:, :2], {})
 assert w.wait_until_idle(60)
@@ -56,4 +60,5 @@ def test_window_fits_the_screen_and_compare_never_grows_it(tmp_path, screen):
     assert out["screen"] == list(screen)
     assert out["first"][0] <= 0.9 * screen[0] + 1 and out["first"][1] <= 0.9 * screen[1] + 1
     assert out["min"][0] <= 0.9 * screen[0] and out["min"][1] <= 0.9 * screen[1]
+    assert out["focused"] == out["first"]
     assert out["compare"] == out["first"] and out["closed"] == out["first"]
