@@ -117,8 +117,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self._mem_timer.start()
         self.fit_to_screen()
 
-    def fit_to_screen(self, width: int = 1500, height: int = 950) -> None:
-        """At most ``width`` x ``height`` and at most 90% of the screen's free area, centred on it."""
+    def fit_to_screen(self, width: int = 1920, height: int = 1200) -> None:
+        """90% of the screen's free area (at most ``width`` x ``height``), centred on it: room
+        for side-by-side maps on a large screen, never larger than a small one."""
         screen = self.screen() or QtGui.QGuiApplication.primaryScreen()
         if screen is None:
             return self.resize(width, height)
