@@ -115,6 +115,20 @@ def find_column(columns: Sequence[str], wanted: Sequence[str]) -> Optional[str]:
     return None
 
 
+def chosen_column(path, options: dict, option: str, columns: Sequence[str],
+                  default: Optional[str]) -> Optional[str]:
+    """The column the user named with ``options[option]`` ("" or None: none at all), else
+    ``default``; a name the table does not have is one sentence listing the columns."""
+    if option not in options:
+        return default
+    want = options[option]
+    if want in (None, ""):
+        return None
+    if want not in columns:
+        raise InputError(f"{path}: no column named {want!r} (columns: {', '.join(columns)}).")
+    return want
+
+
 def str_array(values: Iterable) -> np.ndarray:
     vals = [_as_str(v) for v in values]
     out = np.empty(len(vals), dtype=object)

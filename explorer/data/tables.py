@@ -28,7 +28,7 @@ from typing import Optional
 
 import numpy as np
 
-from explorer.data._common import (LABEL_NAMES, column_array, encode_labels, find_column,
+from explorer.data._common import (LABEL_NAMES, chosen_column, column_array, encode_labels, find_column,
                                    fingerprint_files, fingerprint_stat, str_array, to_rgb_array)
 from explorer.data.base import Dataset
 from explorer.data.images import IMAGE_EXTENSIONS, ImageFolderDataset
@@ -243,29 +243,21 @@ def dataset_from_table(path: Path, fmt: str, table, options: dict, files: list) 
     names = list(table.column_names)
     types = {c: table.schema.field(c).type for c in names}
 
-    def pick(opt: str, default: Optional[str]) -> Optional[str]:
-        if opt in options:
-            want = options[opt]
-            if want in (None, ""):
-                return None
-            if want not in types:
-                raise InputError(f"{path}: no column named {want!r} (columns: {', '.join(names)}).")
-            return want
-        return default
 
     strings = {c: table.column(c).to_pylist() for c in names if _is_string(types[c])}
     vec_cols = [c for c in names if _is_vector(types[c])]
     img_cols = [c for c in names if _is_image_struct(types[c])] + \
                [c for c in strings if _is_image_paths(strings[c])]
-    label_col = pick("label_column", find_column(names, LABEL_NAMES))
+    label_col = chosen_column(path, options, "label_column", names, find_column(names, LABEL_NAMES))
     text_cols = [c for c in strings if c not in img_cols and c != label_col]
 
     def first(cols: list, preferred) -> Optional[str]:
         return (find_column(cols, preferred) or cols[0]) if cols else None
 
-    item = pick("column", first(vec_cols, VECTOR_NAMES) or first(img_cols, IMAGE_NAMES)
-                or find_column(text_cols, TEXT_NAMES)
-                or next((c for c in text_cols if _words(strings[c])), None))
+    item = chosen_column(path, options, "column", names,
+                         first(vec_cols, VECTOR_NAMES) or first(img_cols, IMAGE_NAMES)
+                         or find_column(text_cols, TEXT_NAMES)
+                         or next((c for c in text_cols if _words(strings[c])), None))
     if item is None:
         desc = ", ".join(f"{c} ({types[c]})" for c in names)
         raise InputError(f"{path}: no column of vectors, images or texts (columns: {desc}); "
@@ -276,7 +268,7 @@ def dataset_from_table(path: Path, fmt: str, table, options: dict, files: list) 
     if id_default is not None and (_is_vector(types[id_default]) or _is_image_struct(types[id_default])
                                    or len(set(map(str, table.column(id_default).to_pylist()))) != n):
         id_default = None
-    id_col = pick("id_column", id_default)
+    id_col = chosen_column(path, options, "id_column", names, id_default)
 
     labels, label_names = None, []
     if label_col is not None:

@@ -20,7 +20,7 @@ from typing import Optional
 
 import numpy as np
 
-from explorer.data._common import (LABEL_NAMES, column_array, encode_labels, find_column,
+from explorer.data._common import (LABEL_NAMES, chosen_column, column_array, encode_labels, find_column,
                                    fingerprint_files, is_text_column, str_array)
 from explorer.data.base import Dataset
 from explorer.data.registry import DATASETS
@@ -160,28 +160,17 @@ def open_table(path, fmt: str, **options) -> Dataset:
         raise InputError(f"{path}: the table has no rows.")
     cols = {c: [r[k] for r in rows] for k, c in enumerate(names)}
 
-    def pick(opt: str, default: Optional[str]) -> Optional[str]:
-        if opt in options:
-            want = options[opt]
-            if want in (None, ""):
-                return None
-            if want not in cols:
-                raise InputError(f"{path}: no column named {want!r} (columns: "
-                                 f"{', '.join(names)}).")
-            return want
-        return default
-
-    text_col = pick("column", find_column(names, TEXT_NAMES)
-                    or next((c for c in names if is_text_column(cols[c])), None))
+    text_col = chosen_column(path, options, "column", names, find_column(names, TEXT_NAMES)
+                             or next((c for c in names if is_text_column(cols[c])), None))
     if text_col is None:
         raise InputError(f"{path}: no text column found (columns: {', '.join(names)}); "
                          f"choose one with the column option.")
-    label_col = pick("label_column", find_column([c for c in names if c != text_col],
-                                                 LABEL_NAMES))
+    label_col = chosen_column(path, options, "label_column", names,
+                              find_column([c for c in names if c != text_col], LABEL_NAMES))
     id_default = find_column(names, ("id",))
     if id_default is not None and len(set(map(str, cols[id_default]))) != len(rows):
         id_default = None
-    id_col = pick("id_column", id_default)
+    id_col = chosen_column(path, options, "id_column", names, id_default)
     texts = ["" if v is None else str(v) for v in cols[text_col]]
     labels, label_names = (encode_labels(str_array(cols[label_col]), str(path))
                            if label_col else (None, []))

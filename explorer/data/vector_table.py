@@ -23,7 +23,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from explorer.data._common import (LABEL_NAMES, column_array, encode_labels, find_column,
+from explorer.data._common import (LABEL_NAMES, chosen_column, column_array, encode_labels, find_column,
                                    fingerprint_files, str_array)
 from explorer.data.base import Dataset
 from explorer.errors import InputError
@@ -160,21 +160,12 @@ def _interpret(path: Path, fmt: str, header: list, cols: dict, n: int,
                options: dict) -> Optional[VectorTableDataset]:
     """Columns (float64 arrays or lists of str) -> vectors, labels, ids and metadata; None
     when a column of words makes it a text table."""
-    def pick(opt: str, default: Optional[str]) -> Optional[str]:
-        if opt in options:
-            want = options[opt]
-            if want in (None, ""):
-                return None
-            if want not in cols:
-                raise InputError(f"{path}: no column named {want!r} (columns: {', '.join(header)}).")
-            return want
-        return default
 
-    label_col = pick("label_column", find_column(header, LABEL_NAMES))
+    label_col = chosen_column(path, options, "label_column", header, find_column(header, LABEL_NAMES))
     id_default = find_column([c for c in header if c != label_col], ID_NAMES)
     if id_default is not None and len(set(_text_values(cols[id_default]).tolist())) != n:
         id_default = None
-    id_col = pick("id_column", id_default)
+    id_col = chosen_column(path, options, "id_column", header, id_default)
     rest = [c for c in header if c not in (label_col, id_col)]
     numeric = {c: cols[c] if isinstance(cols[c], np.ndarray) else _floats([v.strip() for v in cols[c]])
                for c in rest}
