@@ -55,15 +55,21 @@ class Checkpoint:
 
 
 # -- metadata ----------------------------------------------------------------------------
+def _parsed(value: Any, where: str) -> Any:
+    """A preprocessing given as a JSON string, parsed; anything else as it is."""
+    if not isinstance(value, str):
+        return value
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError:
+        raise InputError(f"{where or 'preprocess'}: the preprocessing is not valid JSON.") from None
+
+
 def as_preprocess(value: Any, where: str = "") -> Optional[Preprocess]:
     """A :class:`Preprocess` from a Preprocess, a dict or a JSON string (None stays None)."""
     if value is None or isinstance(value, Preprocess):
         return value
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except json.JSONDecodeError:
-            raise InputError(f"{where or 'preprocess'}: the preprocessing is not valid JSON.") from None
+    value = _parsed(value, where)
     if isinstance(value, Mapping):
         try:
             return Preprocess.from_dict(dict(value))
@@ -80,11 +86,7 @@ def merge_preprocess(base: Preprocess, override: Any, where: str = "") -> Prepro
         return base
     if isinstance(override, Preprocess):
         return override
-    if isinstance(override, str):
-        try:
-            override = json.loads(override)
-        except json.JSONDecodeError:
-            raise InputError(f"{where or 'preprocess'}: the preprocessing is not valid JSON.") from None
+    override = _parsed(override, where)
     if not isinstance(override, Mapping):
         raise InputError(f"{where or 'preprocess'}: preprocessing must be a dict, not {type(override).__name__}.")
     from dataclasses import asdict
