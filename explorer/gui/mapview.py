@@ -71,6 +71,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from explorer.gui import gc_thread
 from explorer.gui import palette as pal
 from explorer.gui import pointraster as pr
 from explorer.gui.subscriptions import Subscriptions
@@ -117,6 +118,7 @@ class PointsItem(pg.GraphicsObject):
         self.stats = pr.RenderStats()
         self._bridge = _Bridge()
         self._bridge.done.connect(self._refined)
+        gc_thread.hold(self._bridge)  # the refine thread must not run the cyclic collector
         self._refine_timer = QtCore.QTimer()
         self._refine_timer.setSingleShot(True)
         self._refine_timer.timeout.connect(self._start_refine)

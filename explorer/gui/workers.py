@@ -16,6 +16,7 @@ from typing import Any, Callable, Optional
 from PySide6 import QtCore
 
 from explorer.errors import Cancelled, ExplorerError
+from explorer.gui import gc_thread
 from explorer.jobs import Progress
 
 PROGRESS_INTERVAL_S = 0.05
@@ -129,6 +130,7 @@ class JobRunner(QtCore.QObject):
 
     def __init__(self, parent: Optional[QtCore.QObject] = None, max_threads: int = 2) -> None:
         super().__init__(parent)
+        gc_thread.hold(self)  # no cyclic collection on the pool's threads while jobs can run
         self.pool = QtCore.QThreadPool(self)
         self.pool.setMaxThreadCount(max_threads)
         self.jobs: list[JobHandle] = []
