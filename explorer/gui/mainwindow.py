@@ -655,6 +655,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.map_panel.refresh_color_choices()
 
     def _adopt_session(self, new: Session) -> None:
+        self.map_panel.close_extra_tabs()  # comparisons and timelines of the old session
         self._bind_session(new)
         self.mapview.bind_selection(self.selection)
         self.map_panel.forget_shown()

@@ -256,6 +256,11 @@ class MapPanel(QtWidgets.QWidget):
     def tab_index(self, view: QtWidgets.QWidget) -> int:
         return next((i for i in range(self.center_tabs.count()) if self.tab_view(i) is view), -1)
 
+    def close_extra_tabs(self) -> None:
+        """Close every tab but the map (another session was adopted: its views showed the old one)."""
+        for i in reversed(range(1, self.center_tabs.count())):
+            self.close_tab(i)
+
     def close_tab(self, index: int) -> None:
         if index > 0:
             w, view = self.center_tabs.widget(index), self.tab_view(index)
