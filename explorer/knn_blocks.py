@@ -27,6 +27,8 @@ from typing import Optional, Tuple
 import numba
 import numpy as np
 
+from explorer.core.parallel import run_rows
+
 from explorer.jobs import Job, Progress
 from explorer.resources import setup_numba_cache
 
@@ -156,18 +158,8 @@ def _merge_kernels():
 
 
 def _parallel(fn, n: int, args, min_per_thread: int = 64) -> None:
-    """``fn(*args, lo, hi)`` over [0, n) split across the scan pool's threads."""
-    from explorer.neighbors import _pool
-
-    pool = _pool()
-    nt = max(1, min(pool._max_workers, n // min_per_thread))
-    if nt == 1:
-        fn(*args, 0, n)
-        return
-    b = np.linspace(0, n, nt + 1).astype(np.int64)
-    futs = [pool.submit(fn, *args, int(b[t]), int(b[t + 1])) for t in range(nt)]
-    for f in futs:
-        f.result()
+    """``fn(*args, lo, hi)`` over [0, n) split across the kernel pool's threads."""
+    run_rows(fn, n, *args, min_rows=min_per_thread)
 
 
 def _ranking_matrix(Z: np.ndarray, metric: str):

@@ -167,7 +167,7 @@ def optimize_fast(head_emb: np.ndarray, tail_emb: np.ndarray, head: np.ndarray, 
     between epochs), on ``threads`` threads. Arguments as umap-learn's
     ``optimize_layout_euclidean``; ``seed`` seeds the per-thread generators. Returns
     ``head_emb`` (updated in place)."""
-    from explorer.neighbors import _pool
+    from explorer.core.parallel import pool as kernel_pool
 
     kern = _epoch
     T = power_table(b)
@@ -182,7 +182,7 @@ def optimize_fast(head_emb: np.ndarray, tail_emb: np.ndarray, head: np.ndarray, 
     bounds = np.linspace(0, m, threads + 1).astype(np.int64)
     ss = np.random.SeedSequence(int(seed) & 0xFFFFFFFF)
     rngs = [np.array([int(x) or 1], dtype=np.int64) for x in ss.generate_state(threads, np.uint32)]
-    pool = _pool() if threads > 1 else None
+    pool = kernel_pool() if threads > 1 else None
     every = report_every or max(1, n_epochs // 50)
     alpha = float(initial_alpha)
     for n in range(n_epochs):

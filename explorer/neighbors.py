@@ -31,6 +31,8 @@ from typing import Any, Optional, Sequence, Tuple
 
 import numpy as np
 
+from explorer.core.parallel import run_rows
+
 from explorer.errors import InputError
 from explorer.jobs import Job, Progress, drain, scaled
 
@@ -512,7 +514,6 @@ def knn_graph(Z: np.ndarray, params: KnnParams = KnnParams()) -> Job:
 # --------------------------------------------------------------------------- single queries
 
 _SCAN = None
-_POOL = None
 
 
 def _scan_kernel():
@@ -541,18 +542,6 @@ def _scan_kernel():
 
         _SCAN = scan
     return _SCAN
-
-
-def _pool():
-    global _POOL
-    if _POOL is None:
-        from concurrent.futures import ThreadPoolExecutor
-
-        import torch
-
-        _POOL = ThreadPoolExecutor(max_workers=max(1, torch.get_num_threads()),
-                                   thread_name_prefix="knn-scan")
-    return _POOL
 
 
 _QUANT = None
@@ -590,18 +579,6 @@ def _quant_kernel():
     return _QUANT
 
 
-def _run_rows(fn, n: int, *args) -> None:
-    """Run ``fn(*args, r0, r1)`` over row ranges on the scan pool (the kernels release the GIL)."""
-    nt = max(1, min(_pool()._max_workers, n // 65536 + 1))
-    bounds = np.linspace(0, n, nt + 1).astype(np.int64)
-    if nt == 1:
-        fn(*args, 0, n)
-        return
-    futs = [_pool().submit(fn, *args, int(bounds[t]), int(bounds[t + 1])) for t in range(nt)]
-    for f in futs:
-        f.result()
-
-
 def _quantize(D: np.ndarray):
     """Per-row symmetric int8 codes of ``D`` (N, d): s_i = max_j |D_ij| / 127,
     C_ij = round(D_ij / s_i). Returns (C int8 (N, d), s float32 (N,), w float32 (N,)) where
@@ -616,7 +593,7 @@ def _quantize(D: np.ndarray):
     w = np.empty(N, np.float64)
     u = 2.0 ** -24
     gamma = (d + 2) * u / (1 - (d + 2) * u)
-    _run_rows(_quant_kernel(), N, D, C, s, w, gamma)
+    run_rows(_quant_kernel(), N, D, C, s, w, gamma)
     w32 = w.astype(np.float32)
     w32 = np.where(w32.astype(np.float64) < w, np.nextafter(w32, np.float32(np.inf)), w32)
     return C, s, w32.astype(np.float32)
@@ -665,7 +642,7 @@ class VectorIndex:
     def _intervals(self, qp: np.ndarray, qn: float):
         lo = np.empty(self.n, np.float32)
         hi = np.empty(self.n, np.float32)
-        _run_rows(_scan_kernel(), self.n, self._codes, qp, self._scale, self._w, self._bias_np,
+        run_rows(_scan_kernel(), self.n, self._codes, qp, self._scale, self._w, self._bias_np,
                   self._bias is not None, np.float32(qn), lo, hi)
         return lo, hi
 

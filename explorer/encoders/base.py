@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 
 @dataclass(frozen=True)
@@ -133,3 +133,17 @@ class Encoder:
         return {"name": self.name, "source": str(self.source), "format": self.format,
                 "layer": self.layer, "pooling": self.pooling,
                 "preprocess": self.preprocess.to_dict(), **self.info}
+
+
+@dataclass
+class Architecture:
+    """Something that builds an ``nn.Module``: ``build(**kwargs)``."""
+
+    name: str  # "small_cnn", or the factory spec "f.py:make"
+    build: Callable[..., Any]
+    preprocess: Optional[Preprocess] = None
+    kwargs: dict = field(default_factory=dict)  # defaults, shown to users
+    builtin: bool = False
+    spec: Optional[str] = None  # how to find it again: absolute "file.py:function" for factories
+    preprocess_note: str = ""  # where the default preprocessing came from (library metadata...)
+    preprocess_from: Optional[Callable[[Any], Any]] = None  # model -> (Preprocess, note), after build

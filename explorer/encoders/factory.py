@@ -14,28 +14,13 @@ import importlib
 import importlib.util
 import inspect
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
-from explorer.encoders.base import Preprocess
+from explorer.encoders.base import Architecture, Preprocess  # noqa: F401  (Architecture: re-exported)
 from explorer.errors import InputError
 
 _FILE_MODULES: dict = {}
-
-
-@dataclass
-class Architecture:
-    """Something that builds an ``nn.Module``: ``build(**kwargs)``."""
-
-    name: str  # "small_cnn", or the factory spec "f.py:make"
-    build: Callable[..., Any]
-    preprocess: Optional[Preprocess] = None
-    kwargs: dict = field(default_factory=dict)  # defaults, shown to users
-    builtin: bool = False
-    spec: Optional[str] = None  # how to find it again: absolute "file.py:function" for factories
-    preprocess_note: str = ""  # where the default preprocessing came from (library metadata...)
-    preprocess_from: Optional[Callable[[Any], Any]] = None  # model -> (Preprocess, note), after build
 
 
 def builtin_architectures():

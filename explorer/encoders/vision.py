@@ -159,7 +159,7 @@ def sequence_layer(model) -> Optional[str]:
 def lookup(name: str):
     """An :class:`~explorer.encoders.factory.Architecture` for a torchvision/timm ``name``, or
     None when the name is not one (or the library is not installed)."""
-    from explorer.encoders.factory import Architecture
+    from explorer.encoders.base import Architecture
 
     if name.startswith(TIMM_PREFIX):
         tname = name[len(TIMM_PREFIX):]

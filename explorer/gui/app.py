@@ -10,21 +10,6 @@ from pathlib import Path
 T0 = time.perf_counter()
 
 
-def apply_theme(app, theme: str) -> None:
-    from explorer.resources import assets_dir
-
-    from PySide6 import QtCore
-
-    QtCore.QDir.setSearchPaths("assets", [str(assets_dir())])
-    app.setProperty("theme", theme)
-    qss = assets_dir() / f"style_{'dark' if theme == 'dark' else 'light'}.qss"
-    app.setStyleSheet(qss.read_text(encoding="utf-8") if qss.exists() else "")
-    import pyqtgraph as pg
-
-    pg.setConfigOptions(background="#1a1c20" if theme == "dark" else "w",
-                        foreground="#c9d0da" if theme == "dark" else "#3c4656", antialias=False)
-
-
 def make_app(argv=None):
     from PySide6 import QtGui, QtWidgets
 
@@ -46,7 +31,7 @@ def make_app(argv=None):
         icon.addFile(str(png))
     if not icon.isNull():
         app.setWindowIcon(icon)
-    from explorer.gui.settings import settings
+    from explorer.gui.settings import apply_theme, settings
 
     apply_theme(app, str(settings().value("theme", "light")))
     return app

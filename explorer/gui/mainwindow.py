@@ -668,7 +668,7 @@ class MainWindow(QtWidgets.QMainWindow):
         if dlg.exec() == QtWidgets.QDialog.Accepted:
             dlg.save()
             self._restore_settings()
-            from explorer.gui.app import apply_theme
+            from explorer.gui.settings import apply_theme
 
             apply_theme(QtWidgets.QApplication.instance(), str(settings().value("theme", "light")))
 

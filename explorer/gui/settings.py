@@ -25,3 +25,18 @@ def icon(name: str) -> QtGui.QIcon:
             if p.exists():
                 return QtGui.QIcon(str(p))
     return QtGui.QIcon()
+
+
+def apply_theme(app, theme: str) -> None:
+    from explorer.resources import assets_dir
+
+    from PySide6 import QtCore
+
+    QtCore.QDir.setSearchPaths("assets", [str(assets_dir())])
+    app.setProperty("theme", theme)
+    qss = assets_dir() / f"style_{'dark' if theme == 'dark' else 'light'}.qss"
+    app.setStyleSheet(qss.read_text(encoding="utf-8") if qss.exists() else "")
+    import pyqtgraph as pg
+
+    pg.setConfigOptions(background="#1a1c20" if theme == "dark" else "w",
+                        foreground="#c9d0da" if theme == "dark" else "#3c4656", antialias=False)

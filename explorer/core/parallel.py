@@ -1,0 +1,39 @@
+"""One process-wide thread pool for the numba kernels of the engines (exact kNN blocks, the
+int8 scan of :class:`explorer.neighbors.VectorIndex`, the layout SGD). The kernels release the
+GIL, so threads give real parallelism; one pool means the engines never oversubscribe the
+cores between them (it has as many workers as torch uses threads)."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable, Optional
+
+import numpy as np
+
+_POOL: Optional[ThreadPoolExecutor] = None
+
+
+def pool() -> ThreadPoolExecutor:
+    global _POOL
+    if _POOL is None:
+        import torch
+
+        _POOL = ThreadPoolExecutor(max_workers=max(1, torch.get_num_threads()), thread_name_prefix="kernels")
+    return _POOL
+
+
+def workers() -> int:
+    return pool()._max_workers
+
+
+def run_rows(fn: Callable, n: int, *args, min_rows: int = 65536) -> None:
+    """Run ``fn(*args, r0, r1)`` over contiguous row ranges of [0, n) on the pool, one range
+    per ``min_rows`` rows at most; returns when all ranges are done (re-raising the first error)."""
+    nt = max(1, min(workers(), n // min_rows + 1))
+    if nt == 1:
+        fn(*args, 0, n)
+        return
+    bounds = np.linspace(0, n, nt + 1).astype(np.int64)
+    futs = [pool().submit(fn, *args, int(bounds[t]), int(bounds[t + 1])) for t in range(nt)]
+    for f in futs:
+        f.result()
