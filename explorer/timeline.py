@@ -38,6 +38,7 @@ import numpy as np
 from explorer.data.base import Dataset
 from explorer.errors import InputError
 from explorer.jobs import Job, Progress
+from explorer.metrics import registry as _registry
 
 __all__ = ["TimelineParams", "TimelineResult", "ProbeDataset", "checkpoint_step", "checkpoint_meta",
            "list_checkpoints", "probe_indices", "timeline_job", "interpolate_layouts", "layout_at",
@@ -46,7 +47,7 @@ __all__ = ["TimelineParams", "TimelineResult", "ProbeDataset", "checkpoint_step"
 #: workspace group of stored timelines (comparisons of checkpoints)
 TIMELINE_GROUP = "comparisons"
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin", ".safetensors", ".pkl")
-METRICS = ("rankme", "sigreg", "knn_accuracy", "linear_cka", "mutual_knn")
+METRICS = _registry.keys("timeline")  # rankme, sigreg, knn_accuracy, linear_cka, mutual_knn
 #: probe images decoded once and kept in memory up to this many bytes (else read per checkpoint)
 PRELOAD_BYTES = 512 << 20
 
@@ -448,32 +449,12 @@ def _file_identity(p: Path) -> list:
 
 def _series_metrics(Z: np.ndarray, Zlast: np.ndarray, labels: Optional[np.ndarray], p: TimelineParams,
                     device) -> dict:
-    from explorer.metrics import collapse as C
-
+    """The chosen metrics of one checkpoint (their functions are in the metric registry)."""
+    ctx = {"seed": p.seed, "device": device, "knn_k": p.knn_k, "mutual_k": p.mutual_k}
     out: dict = {}
-    if "rankme" in p.metrics:
-        out["rankme"] = float(C.rankme(Z, device))
-    if "sigreg" in p.metrics:
-        out["sigreg"] = float(C.sigreg(Z, seed=p.seed, device=device))
-    if "knn_accuracy" in p.metrics:
-        out["knn_accuracy"] = None
-        if labels is not None:
-            known = labels >= 0
-            if known.sum() >= 10 and len(np.unique(labels[known])) >= 2:
-                from explorer.metrics.probes import knn_accuracy
-
-                out["knn_accuracy"] = float(knn_accuracy(Z[known], labels[known], k=p.knn_k, seed=p.seed,
-                                                         device=device))
-    if "linear_cka" in p.metrics or "mutual_knn" in p.metrics:
-        from explorer.metrics import compare as CM
-
-        if "linear_cka" in p.metrics:
-            out["linear_cka"] = float(CM.linear_cka(Z, Zlast))
-        if "mutual_knn" in p.metrics:
-            out["mutual_knn"] = float(CM.mutual_knn(Z, Zlast, k=min(p.mutual_k, Z.shape[0] - 1)))
-    for k, v in list(out.items()):
-        if v is not None and not math.isfinite(v):
-            out[k] = None
+    for key in p.metrics:
+        v = _registry.series_function(key)(Z, Zlast, labels, ctx)
+        out[key] = None if v is None or not math.isfinite(v) else float(v)
     return out
 
 

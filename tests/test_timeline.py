@@ -309,3 +309,13 @@ def test_cli_errors(tmp_path, capsys):
     assert main(["timeline", str(tmp_path / "empty"), "--data", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "error:" in err and "Traceback" not in err
+
+
+def test_every_registered_timeline_metric_is_in_every_checkpoint(timeline):
+    from explorer.metrics import registry
+
+    res, _, _ = timeline
+    keys = registry.keys("timeline")
+    assert set(keys) == {"rankme", "sigreg", "knn_accuracy", "linear_cka", "mutual_knn"}
+    for row in res.metrics:
+        assert set(keys) <= set(row)

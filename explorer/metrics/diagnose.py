@@ -38,6 +38,7 @@ import numpy as np
 
 from explorer.errors import InputError
 from explorer.jobs import Job, Progress
+from explorer.metrics import registry as _registry
 
 __all__ = ["DiagnoseParams", "Thresholds", "diagnose", "verdict", "numerical_rank", "diagnose_cached",
            "diagnostics_key", "to_json", "EXPLANATIONS", "METRIC_KEYS"]
@@ -107,35 +108,16 @@ class DiagnoseParams:
     thresholds: Thresholds = field(default_factory=Thresholds)
 
 
-#: One line per metric saying what the value means (for the GUI's table and the CLI).
+#: One line per metric saying what the value means (for the GUI's table and the CLI), from the
+#: metric registry, plus the non-scalar results.
 EXPLANATIONS = {
-    "rankme": "Effective rank of the embeddings (exp of the entropy of the singular values); close to the dimension when all directions are used, 1 for complete collapse.",
-    "alpha_req": "Power-law decay of the covariance eigenvalues (lambda_i ~ i^-alpha); near 0 for a flat spectrum, large when a few directions dominate.",
-    "std_l2_normalized": "Mean per-dimension std of the L2-normalised embeddings; about 1/sqrt(d) when they spread over the sphere, 0 for complete collapse.",
-    "sigreg": "LeJEPA's SIGReg (Epps-Pulley distance to N(0, I) along random directions) on the raw embeddings; compare with its value for Gaussian data.",
-    "sigreg_gaussian_reference": "SIGReg expected for isotropic standard Gaussian data (any number of points).",
-    "sigreg_standardized": "SIGReg after centring and one global rescaling to unit mean variance: the shape of the distribution, whatever its scale.",
-    "sigreg_standardized_gaussian_reference": "Standardised SIGReg expected for Gaussian data (lower than the raw reference because centring removes some noise).",
-    "uniformity": "Wang & Isola uniformity, log mean exp(-2 ||zi - zj||^2) on the sphere; 0 when collapsed, more negative when spread out.",
-    "alignment": "Mean squared distance between the normalised embeddings of two views of the same item; 0 is perfect invariance.",
-    "mean_cosine": "Mean cosine similarity over all pairs; near 0 for a spread-out space, near 1 when everything points the same way.",
-    "twonn_dimension": "Intrinsic dimension from the ratio of the two nearest-neighbour distances (TwoNN).",
-    "mle_dimension": "Intrinsic dimension by the Levina-Bickel maximum-likelihood estimator with 20 neighbours.",
-    "dims_90": "Number of principal directions carrying 90% of the variance of the normalised embeddings.",
-    "dims_99": "Number of principal directions carrying 99% of the variance; far below the dimension means dimensional collapse.",
-    "numerical_rank": "Number of covariance eigenvalues above 1e-5 of the largest; far below the dimension means dimensional collapse (directions with no variance at all).",
-    "dead_dims": "Dimensions whose value barely changes (std below 1e-6 of the largest): unused by the model.",
-    "knn_accuracy": "Held-out accuracy of a weighted 20-nearest-neighbour classifier (cosine, as in DINO).",
-    "linear_probe_accuracy": "Held-out accuracy of a logistic-regression probe on the embeddings (standardised with the training split's statistics, scikit-learn's objective with C = 1, solved to convergence); with its 95% Wilson interval and the split sizes.",
+    **_registry.explanations(),
     "per_class_effective_rank": "Effective rank of each class's embeddings around its mean: how many directions each class spreads over.",
     "class_centroid_cosine": "Cosine similarity between class centres; high values mean classes are hard to tell apart.",
 }
 
 #: Scalar metric keys of the result, in display order.
-METRIC_KEYS = ("rankme", "alpha_req", "std_l2_normalized", "sigreg", "sigreg_gaussian_reference",
-               "sigreg_standardized", "sigreg_standardized_gaussian_reference", "uniformity",
-               "alignment", "mean_cosine", "twonn_dimension", "mle_dimension", "dims_90",
-               "dims_99", "numerical_rank", "dead_dims", "knn_accuracy", "linear_probe_accuracy")
+METRIC_KEYS = _registry.keys("diagnose")
 
 
 def _f(x) -> Optional[float]:
