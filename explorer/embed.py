@@ -36,12 +36,11 @@ import numpy as np
 from explorer.device import PRECISIONS, autocast_dtype, resolve_device
 from explorer.errors import InputError
 from explorer.jobs import Job, Progress
-from explorer.store import Workspace, content_key
+from explorer.store import EMBEDDINGS, Workspace, content_key  # EMBEDDINGS: re-exported
 
 __all__ = ["EmbedParams", "EmbedResult", "embed", "embed_cached", "embedding_key", "embedding_rows",
            "auto_workers", "EMBEDDINGS"]
 
-EMBEDDINGS = "embeddings"
 #: Rows per step when copying precomputed vectors.
 _VECTOR_STEP = 65536
 #: ITU-R BT.601 luma weights for RGB -> grey.

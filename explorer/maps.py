@@ -19,13 +19,14 @@ import time
 import types
 from collections import Counter
 from dataclasses import asdict, dataclass, field
-from typing import Any, Optional, Sequence, Tuple
+from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
 from explorer.errors import InputError
 from explorer.jobs import Job, Progress, drain
 from explorer.neighbors import KnnParams, KnnResult, _as_matrix, knn_graph, knn_search, scores_to_distances
+from explorer.store import EMBEDDINGS, KNN, LAYOUTS, jsonable
 
 __all__ = [
     "MapParams", "Layout", "PcaResult", "pca", "pca_job", "umap_layout", "make_layout",
@@ -647,7 +648,7 @@ def cached_knn(ws, embedding_key: str, params: KnnParams, vectors: Optional[np.n
     same embedding, metric and method and k >= params.k is reused (its first k columns);
     otherwise it is computed and stored under :func:`knn_key`. -> (key, KnnResult)."""
     best = None
-    for key, attrs in ws.list("knn"):
+    for key, attrs in ws.list(KNN):
         # a graph below the asked recall (an explicit approximate choice, or one stored by an
         # older version whose automatic IVF fell short) is reused only for the same explicit choice
         good = (float(attrs.get("recall", 1.0)) >= params.target_recall
@@ -658,20 +659,20 @@ def cached_knn(ws, embedding_key: str, params: KnnParams, vectors: Optional[np.n
             if best is None or int(attrs["k"]) < best[1]:
                 best = (key, int(attrs["k"]))
     if best is not None:
-        r = _knn_from_record(ws.get("knn", best[0]), params.metric)
+        r = _knn_from_record(ws.get(KNN, best[0]), params.metric)
         if r.k > params.k:
             r = KnnResult(r.indices[:, :params.k].copy(), r.scores[:, :params.k].copy(), r.metric,
                           r.method, r.recall, r.seconds, r.info)
         return best[0], r
     if vectors is None:
-        vectors = ws.get("embeddings", embedding_key).arrays["vectors"]
+        vectors = ws.get(EMBEDDINGS, embedding_key).arrays["vectors"]
     r = yield from knn_graph(vectors, params)
     STATS["knn"] += 1
     key = knn_key(embedding_key, params.k, params.metric, params.method)
     attrs = r.attrs()
     attrs.update({"embedding": embedding_key, "requested_method": params.method,
                   "requested_approx": params.approx})
-    ws.put("knn", key, {"indices": r.indices, "similarities": r.scores}, attrs)
+    ws.put(KNN, key, {"indices": r.indices, "similarities": r.scores}, attrs)
     return key, r
 
 
@@ -689,30 +690,18 @@ def cached_layout(ws, embedding_key: str, params: MapParams = MapParams()) -> Jo
         # the graph key must not depend on which stored graph happens to be reused
         graph_key = knn_key(embedding_key, kp.k, kp.metric, kp.method)
     key = layout_key(embedding_key, params, graph_key)
-    if ws.has("layouts", key):
-        rec = ws.get("layouts", key)
+    if ws.has(LAYOUTS, key):
+        rec = ws.get(LAYOUTS, key)
         return key, Layout(rec.arrays["coords"], rec.attrs.get("params", {}).get("method", params.method),
                            rec.attrs.get("params", {}), rec.attrs.get("info", {}))
-    vectors = ws.get("embeddings", embedding_key).arrays["vectors"]
+    vectors = ws.get(EMBEDDINGS, embedding_key).arrays["vectors"]
     if params.method == "umap":
         _, knn = yield from cached_knn(ws, embedding_key, kp, vectors)
     lay = yield from make_layout(vectors, params, knn)
-    ws.put("layouts", key, {"coords": lay.coords},
-           {"embedding": embedding_key, "params": lay.params, "info": _jsonable(lay.info),
+    ws.put(LAYOUTS, key, {"coords": lay.coords},
+           {"embedding": embedding_key, "params": lay.params, "info": jsonable(lay.info),
             "method": lay.method})
     return key, lay
-
-
-def _jsonable(x: Any) -> Any:
-    if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, (np.floating,)):
-        return float(x)
-    if isinstance(x, (np.integer,)):
-        return int(x)
-    return x
 
 
 # --------------------------------------------------------------------------- warm-up

@@ -58,6 +58,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import json
+import math
 import os
 import re
 import sys
@@ -73,8 +74,9 @@ import numpy as np
 
 from explorer.errors import InputError, WorkspaceError, warn
 
-__all__ = ["Workspace", "Record", "RecordNotFound", "WorkspaceReadOnly", "content_key", "FORMAT",
-           "FORMAT_VERSION", "atomic_file", "check_output_path", "save_npy"]
+__all__ = ["Workspace", "Record", "RecordNotFound", "WorkspaceReadOnly", "content_key", "jsonable", "FORMAT",
+           "FORMAT_VERSION", "atomic_file", "check_output_path", "save_npy", "GROUPS", "EMBEDDINGS", "LAYOUTS",
+           "KNN", "DIAGNOSTICS", "COMPARISONS", "TIMELINES"]
 
 FORMAT = "embedding-explorer-workspace"
 FORMAT_VERSION = 2  # 2: embeddings records may leave unreadable items out (array "rows")
@@ -92,24 +94,42 @@ _NAME = re.compile(r"^[A-Za-z0-9_.\-:+=@,]{1,200}$")
 
 
 # ---------------------------------------------------------------------------------------------
-# content keys
+# groups, JSON and content keys
 # ---------------------------------------------------------------------------------------------
-def _jsonable(x: Any) -> Any:
-    if is_dataclass(x) and not isinstance(x, type):
-        return _jsonable(x.to_dict() if hasattr(x, "to_dict") else asdict(x))
-    if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, Path):
-        return str(x)
-    if isinstance(x, np.generic):
-        return x.item()
-    if isinstance(x, np.ndarray):
-        return x.tolist()
-    if x is None or isinstance(x, (str, int, float, bool)):
-        return x
-    raise TypeError(f"{type(x).__name__} is not JSON-able")
+#: The workspace's record groups: each cache writes to one of them, and only through these names.
+EMBEDDINGS = "embeddings"    # explorer.embed: vectors of a dataset under an encoder
+LAYOUTS = "layouts"          # explorer.maps: 2-D maps
+KNN = "knn"                  # explorer.maps: k-NN graphs the maps were built from
+DIAGNOSTICS = "diagnostics"  # explorer.metrics.diagnose
+COMPARISONS = "comparisons"  # the compare command: per-point neighbourhood overlaps
+TIMELINES = "timelines"      # explorer.timeline: a training run's checkpoints
+GROUPS = (EMBEDDINGS, LAYOUTS, KNN, DIAGNOSTICS, COMPARISONS, TIMELINES)
+
+
+def jsonable(x: Any, strict: bool = False, finite: bool = False) -> Any:
+    """``x`` as plain JSON values, the one converter of the app: dicts (str keys), lists
+    (tuples and numpy arrays too), numbers (numpy scalars as Python ones), str, bool, None;
+    dataclasses by ``to_dict()`` or their fields, paths as str. ``finite``: NaN and inf become
+    None (strict JSON). Anything else raises TypeError when ``strict``, else is kept."""
+    def conv(v):
+        if is_dataclass(v) and not isinstance(v, type):
+            return conv(v.to_dict() if hasattr(v, "to_dict") else asdict(v))
+        if isinstance(v, dict):
+            return {str(k): conv(w) for k, w in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [conv(w) for w in v]
+        if isinstance(v, np.ndarray):
+            return conv(v.tolist())
+        if isinstance(v, Path):
+            return str(v)
+        if isinstance(v, np.generic):
+            v = v.item()
+        if isinstance(v, float) and finite and not math.isfinite(v):
+            return None
+        if v is None or isinstance(v, (str, int, float, bool)) or not strict:
+            return v
+        raise TypeError(f"{type(v).__name__} is not JSON-able")
+    return conv(x)
 
 
 def content_key(*parts: Any) -> str:
@@ -119,7 +139,7 @@ def content_key(*parts: Any) -> str:
     ``to_dict()``), paths as strings, so the same inputs give the same key in every process and
     on every platform.
     """
-    text = json.dumps(_jsonable(list(parts)), sort_keys=True, separators=(",", ":"),
+    text = json.dumps(jsonable(list(parts), strict=True), sort_keys=True, separators=(",", ":"),
                       ensure_ascii=True, allow_nan=True)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
 
@@ -602,7 +622,7 @@ class Workspace:
         _check_name("key", key)
         arrays = {_check_name("array", n): np.asarray(a) for n, a in (arrays or {}).items()}
         try:
-            attrs_json = json.dumps(_jsonable(dict(attrs or {})), allow_nan=True)
+            attrs_json = json.dumps(jsonable(dict(attrs or {}), strict=True), allow_nan=True)
         except TypeError as exc:
             raise ValueError(f"Record attributes must be JSON-able: {exc}.") from None
         extra = sum(_stored_bytes(a) for a in arrays.values())

@@ -39,13 +39,14 @@ from explorer.data.base import Dataset
 from explorer.errors import InputError
 from explorer.jobs import Job, Progress
 from explorer.metrics import registry as _registry
+from explorer.store import TIMELINES
 
 __all__ = ["TimelineParams", "TimelineResult", "ProbeDataset", "checkpoint_step", "checkpoint_meta",
            "list_checkpoints", "probe_indices", "timeline_job", "interpolate_layouts", "layout_at",
            "TIMELINE_GROUP", "CHECKPOINT_SUFFIXES", "METRICS"]
 
 #: workspace group of stored timelines (comparisons of checkpoints)
-TIMELINE_GROUP = "comparisons"
+TIMELINE_GROUP = TIMELINES  # its own group (it shared "comparisons" with the compare command)
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin", ".safetensors", ".pkl")
 METRICS = _registry.keys("timeline")  # rankme, sigreg, knn_accuracy, linear_cka, mutual_knn
 #: probe images decoded once and kept in memory up to this many bytes (else read per checkpoint)

@@ -273,3 +273,31 @@ def test_version_1_files_still_open_and_are_upgraded_on_write(tmp_path):
     with h5py.File(p, "r") as f:
         assert int(f.attrs["version"]) == 2
     np.testing.assert_array_equal(Workspace(p).get("embeddings", "a").arrays["vectors"], v)
+
+
+def test_jsonable_is_strict_json_when_asked():
+    import json
+    import math
+    from pathlib import Path
+
+    from explorer.store import jsonable
+
+    x = {1: np.float32(0.5), "a": (np.int64(3), np.array([1.0, np.nan])), "p": Path("/x/y"), "b": np.bool_(True)}
+    out = jsonable(x)
+    assert out["1"] == 0.5 and type(out["1"]) is float and out["a"][0] == 3 and type(out["a"][0]) is int
+    assert out["a"][1][0] == 1.0 and out["p"] == "/x/y" and out["b"] is True
+    assert math.isnan(out["a"][1][1])  # kept unless finite=True (the workspace stores NaN)
+    strict = jsonable(x, finite=True)
+    assert strict["a"][1][1] is None and json.loads(json.dumps(strict, allow_nan=False)) == strict
+    with pytest.raises(TypeError):
+        jsonable({"f": object()}, strict=True)
+    o = object()
+    assert jsonable([o])[0] is o
+
+
+def test_every_cache_has_its_own_group():
+    from explorer import store
+    from explorer.timeline import TIMELINE_GROUP
+
+    assert len(set(store.GROUPS)) == len(store.GROUPS)
+    assert TIMELINE_GROUP == store.TIMELINES != store.COMPARISONS

@@ -12,6 +12,7 @@ import numpy as np
 
 from explorer.commands._args import int_range
 from explorer.errors import InputError, WorkspaceError, warn
+from explorer.store import EMBEDDINGS
 
 
 def add_encoder_options(group, trust: bool = True, layer: bool = True, pooling: bool = True,
@@ -218,7 +219,7 @@ def load_labels(path_s: str, n: int, training: bool = False) -> Optional[np.ndar
 def stored_vectors(ws, key: str, path: str = "", min_rows: int = 2) -> np.ndarray:
     """The checked vectors of workspace embedding ``key``, or one sentence saying what is
     wrong with the record."""
-    rec = ws.get("embeddings", key, names=["vectors"])
+    rec = ws.get(EMBEDDINGS, key, names=["vectors"])
     V = rec.arrays.get("vectors")
     where = f"{path or ws.name} (embedding {key[:12]})"
     if V is None:
@@ -261,7 +262,7 @@ def check_encoder_fits(dataset, encoder) -> None:
 def select_records(ws, model=None, layer=None, path="", key=None) -> list:
     """[(key, attrs)] of the workspace's embeddings matching key / model / layer; InputError
     (listing what is stored) when none does."""
-    all_ = ws.list("embeddings")
+    all_ = ws.list(EMBEDDINGS)
     if not all_:
         raise InputError(f"{path}: the workspace holds no embeddings; run `embedding-explorer embed` first.")
     recs = [(k, a) for k, a in all_ if (key is None or k == key)

@@ -20,6 +20,7 @@ import numpy as np
 from explorer.commands._args import int_range
 from explorer.commands._sources import load_vectors_npy, select_records, stored_vectors, warn_zero_rows
 from explorer.errors import InputError
+from explorer.store import COMPARISONS
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -99,7 +100,7 @@ def run(args) -> int:
             from explorer.store import content_key
 
             ck = content_key("comparison", 1, keys[i], keys[j], params)
-            ws.put("comparisons", ck, {"knn_jaccard": r["knn_jaccard"], "knn_rows": r["knn_rows"]},
+            ws.put(COMPARISONS, ck, {"knn_jaccard": r["knn_jaccard"], "knn_rows": r["knn_rows"]},
                    to_json({"a": keys[i], "b": keys[j], "model_a": names[i], "model_b": names[j],
                             "params": params, **{k: r[k] for k in COMPARE_KEYS}, "sampling": r["sampling"]}))
     if args.overlap_out:

@@ -39,6 +39,7 @@ import numpy as np
 from explorer.errors import InputError
 from explorer.jobs import Job, Progress
 from explorer.metrics import registry as _registry
+from explorer.store import DIAGNOSTICS, EMBEDDINGS
 
 __all__ = ["DiagnoseParams", "Thresholds", "diagnose", "verdict", "numerical_rank", "diagnose_cached",
            "diagnostics_key", "to_json", "EXPLANATIONS", "METRIC_KEYS"]
@@ -331,19 +332,9 @@ def diagnose(Z, labels=None, params: DiagnoseParams = DiagnoseParams(), positive
 
 def to_json(result: dict) -> dict:
     """``result`` with NaN/inf as None, numpy values as Python ones (strict JSON)."""
-    def conv(x):
-        if isinstance(x, dict):
-            return {str(k): conv(v) for k, v in x.items()}
-        if isinstance(x, (list, tuple)):
-            return [conv(v) for v in x]
-        if isinstance(x, np.ndarray):
-            return conv(x.tolist())
-        if isinstance(x, (np.floating, float)):
-            return _f(x)
-        if isinstance(x, np.integer):
-            return int(x)
-        return x
-    return conv(result)
+    from explorer.store import jsonable
+
+    return jsonable(result, finite=True)
 
 
 # --------------------------------------------------------------------------- workspace cache
@@ -371,12 +362,12 @@ def diagnose_cached(ws, emb_key: str, params: DiagnoseParams = DiagnoseParams(),
         lab = np.asarray(labels)
         lab_fp = content_key(lab.astype(str).tolist())
     key = diagnostics_key(emb_key, params, lab_fp)
-    if not recompute and ws.has("diagnostics", key):
-        rec = ws.get("diagnostics", key)
+    if not recompute and ws.has(DIAGNOSTICS, key):
+        rec = ws.get(DIAGNOSTICS, key)
         return _from_record(rec)
-    if not ws.has("embeddings", emb_key):
+    if not ws.has(EMBEDDINGS, emb_key):
         raise WorkspaceError(f"{ws.path} has no embeddings record {emb_key}.")
-    rec = ws.get("embeddings", emb_key)
+    rec = ws.get(EMBEDDINGS, emb_key)
     Z = rec.arrays.get("vectors")
     if Z is None:
         raise WorkspaceError(f"The embeddings record {emb_key} in {ws.path} has no 'vectors' array.")
@@ -394,7 +385,7 @@ def diagnose_cached(ws, emb_key: str, params: DiagnoseParams = DiagnoseParams(),
     if cc:
         arrays["class_centroid_cosine"] = np.asarray(cc["matrix"], dtype=np.float64)
         small["centroid_classes"] = cc["classes"]
-    ws.put("diagnostics", key, arrays, {"embedding": emb_key, "params": asdict(params), "metrics": small})
+    ws.put(DIAGNOSTICS, key, arrays, {"embedding": emb_key, "params": asdict(params), "metrics": small})
     return result
 
 
