@@ -672,6 +672,14 @@ class MainWindow(QtWidgets.QMainWindow):
 
             apply_theme(QtWidgets.QApplication.instance(), str(settings().value("theme", "light")))
 
+    def remove_model(self, model_id: Optional[str]) -> None:
+        """Take a model out of the session (its cached embeddings stay in the workspace; open
+        comparisons keep showing their copy)."""
+        if model_id is None or model_id not in self.session.models:
+            return self.show_error("No model to remove; open an encoder or a file of vectors first.")
+        self.session.remove_model(model_id)
+        self.show_info(f"Removed {model_id} from the session; its cached embeddings stay in the workspace.")
+
     def about(self) -> None:
         QtWidgets.QMessageBox.about(self, APP, f"<b>{APP}</b> {__version__}<br>Maps, neighbours, collapse "
                                     "diagnostics, comparison and fine-tuning for the encoders you train.")

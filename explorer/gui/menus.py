@@ -15,6 +15,8 @@ MENUS = {
         ("Open &encoder…", "open_encoder_dialog", "Ctrl+E", "Open a checkpoint (TorchScript, state_dict, safetensors, Lightning)", "open", True),
         ("Add &layer of this encoder…", "add_layer_dialog", "Ctrl+L",
          "Embed with another layer of the current encoder (e.g. backbone vs projector) to compare them", None, False),
+        ("&Remove current model", lambda w: w.remove_model(w.session.current), None,
+         "Take the current model out of the session (its cached embeddings stay in the workspace)", None, False),
         ("Attach &metadata…", "attach_metadata_dialog", None, "Join a CSV/TSV table to the dataset by row order or id column", None, False),
         SEPARATOR,
         ("Open &session…", "open_session_dialog", "Ctrl+Shift+O", "", None, False),

@@ -63,6 +63,8 @@ class Walk:
         self.digits = sample / "digits"
         self.checkpoints = [p for p in sorted((sample / "checkpoints").glob("*.pt"))]
         self.datasets = [f / "vectors.npy", f / "labelled.npz"] + ([self.digits] if self.digits.is_dir() else [])
+        self.run_dir = sample / "checkpoints" / "run"
+        self.n_finetuned = 0
 
     # -- actions ---------------------------------------------------------------------------
     def actions(self):
@@ -71,7 +73,8 @@ class Walk:
     def _actions(self):
         return [self.open_dataset, self.open_dataset, self.open_encoder, self.switch_model, self.switch_method,
                 self.colour, self.select, self.focus, self.search, self.open_compare, self.close_tab,
-                self.save_and_reopen, self.cancel_all, self.open_broken]
+                self.save_and_reopen, self.cancel_all, self.open_broken, self.open_timeline, self.finetune,
+                self.remove_model]
 
     def open_dataset(self) -> bool:
         self.window.open_dataset(str(self.rng.choice(self.datasets)))
@@ -127,6 +130,36 @@ class Walk:
         ready = [mid for mid, m in w.session.models.items() if m.vectors is not None and m.layouts]
         if len(ready) >= 2:
             w.compare_models(self.rng.sample(ready, 2))
+        return True
+
+    def open_timeline(self) -> bool:
+        """The sample run's checkpoints on a small probe set (they take the digit images)."""
+        w = self.window
+        ds = w.session.dataset
+        if ds is None or ds.kind != "image" or not self.run_dir.is_dir():
+            return True
+        w.open_timeline(str(self.run_dir), probe_size=60)
+        return True
+
+    def finetune(self) -> bool:
+        """A short linear probe on the current encoder: a live panel tab, then a new model."""
+        from explorer.finetune import FinetuneParams
+        from explorer.gui.finetune_panel import start_finetune
+
+        w = self.window
+        ds = w.session.dataset
+        if ds is None or ds.labels is None or w.session.current is None or w.session.model().encoder is None:
+            return True
+        self.n_finetuned += 1
+        out = self.folder / f"finetuned_{self.n_finetuned}.pt"
+        w.guarded(lambda: start_finetune(w, None, FinetuneParams(objective="linear", probe_max_iter=20), out))
+        return True
+
+    def remove_model(self) -> bool:
+        w = self.window
+        ids = list(w.session.models)
+        if ids:
+            w.remove_model(self.rng.choice(ids))
         return True
 
     def close_tab(self) -> bool:
