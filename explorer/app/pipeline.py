@@ -152,9 +152,30 @@ class Pipeline:
             return open_encoder(path, **options)
 
         kept = {k: v for k, v in options.items() if v is not None}
+        same = self.open_model_of(path, kept) if name is None else None
+        if same is not None:  # opened again: do not load (and embed) a second copy
+            if make_current:
+                self.session.set_current(same.id)
+            self.info.emit(f"{Path(path).name} is already open as {same.id}.")
+            return None
         return self.submit(Task(f"Load {Path(path).name}", job,
                                 lambda enc: self.add_encoder(enc, kept, name=name, make_current=make_current),
                                 priority=PRIORITY["open"]))
+
+    def open_model_of(self, path, options: dict):
+        """The session's model loaded from ``path`` with the same options (layer, pooling...), if any."""
+        try:
+            target = Path(path).expanduser().resolve()
+        except (OSError, RuntimeError):
+            return None
+        for m in self.session.models.values():
+            if m.source and m.encoder is not None and m.options == options:
+                try:
+                    if Path(m.source).expanduser().resolve() == target:
+                        return m
+                except (OSError, RuntimeError):
+                    continue
+        return None
 
     def open_demo(self) -> None:
         """The bundled sample digits with their metadata and the three sample checkpoints

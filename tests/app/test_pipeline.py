@@ -121,3 +121,15 @@ def test_the_model_on_screen_is_computed_first(tmp_path):
     assert order.index(f"Embed with {collapsed}") < order.index(f"PCA of {collapsed}") < first_other
     assert all(s.models[m].layouts.get("pca") is not None for m in s.models)
     assert said["error"] == []
+
+
+@needs_sample
+def test_opening_the_same_checkpoint_twice_keeps_one_model(tmp_path):
+    p, said = _pipeline(tmp_path)
+    s = p.session
+    p.open_encoder(HEALTHY)
+    p.open_encoder(str(HEALTHY.parent / ".." / "checkpoints" / HEALTHY.name), make_current=True)  # same file
+    assert len(s.models) == 1 and "already open" in said["info"][-1]
+    assert s.current == next(iter(s.models))
+    p.open_encoder(HEALTHY, layer="features.block1")  # another layer of it is another model
+    assert len(s.models) == 2
