@@ -25,8 +25,8 @@ from explorer.errors import Cancelled, ExplorerError, ExplorerWarning
 
 PROG = "embedding-explorer"
 
-SUBCOMMANDS = ("formats", "embed", "project", "neighbors", "diagnose", "compare", "timeline",
-               "finetune", "warmup")
+SUBCOMMANDS = ("formats", "embed", "project", "neighbors", "diagnose", "compare", "truncation",
+               "compatibility", "timeline", "finetune", "warmup")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -2,6 +2,7 @@
 
     embedding-explorer compare --vectors A.npy B.npy --json [--overlap-out F.npy]
     embedding-explorer compare --workspace project.h5 --models A B [C ...] [--layer L] [--json]
+    embedding-explorer compare --vectors A.npy B.npy --anchors 300 [--anchor-labels y.npy]
 
 Prints linear CKA, debiased CKA, RBF CKA, mutual k-NN, Procrustes similarity, SVCCA and the
 mean per-point k-NN Jaccard overlap for every pair. ``--overlap-out`` writes the per-point
@@ -39,6 +40,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help="neighbours for mutual k-NN (1-1000, at most -k and below N; default 10)")
     p.add_argument("--knn-points", type=int_range(0, 10**9), default=2000, metavar="Q",
                    help="random points whose neighbourhoods are compared (0-1000000000, 0: all; default 2000)")
+    p.add_argument("--anchors", type=int_range(1, 10**6), metavar="K",
+                   help="compare relative representations: each item as its cosine similarity to the same K "
+                        "anchor items (1-1000000, at most N; Moschella et al. 2023), so models of different widths compare directly")
+    p.add_argument("--anchor-labels", metavar="y.npy", help="with --anchors: choose the anchors stratified by these labels")
     p.add_argument("--device", default=None, help="auto, cpu, cuda, cuda:N or mps")
     p.add_argument("--overlap-out", metavar="F.npy", help="write the per-point Jaccard overlap (N,) of all points")
     p.add_argument("--json", action="store_true", help="print the table as JSON")
@@ -85,6 +90,15 @@ def run(args) -> int:
             raise InputError(f"{name} has {M.shape[0]} rows but {names[0]} has {mats[0].shape[0]}; "
                              "compare embeddings of the same items.")
     n = mats[0].shape[0]
+    anchors = None
+    if args.anchors:
+        from explorer.commands._sources import check_labels, load_npy
+        from explorer.metrics.representations import choose_anchors, relative_representation
+
+        y = (check_labels(load_npy(args.anchor_labels, "labels"), n, args.anchor_labels)
+             if args.anchor_labels else None)
+        anchors = choose_anchors(n, args.anchors, y)
+        mats = [relative_representation(M, anchors) for M in mats]
     for opt, k in (("-k", args.k), ("--mutual-k", args.mutual_k)):
         if k >= n:
             raise InputError(f"{opt} {k} needs more than {k} items; these embeddings have {n}.")
@@ -95,11 +109,14 @@ def run(args) -> int:
         r = run_job(compare(a, b, params), desc=f"compare {names[i]} / {names[j]}", quiet=args.quiet)
         row = {"a": names[i], "b": names[j], **{k: r[k] for k in COMPARE_KEYS},
                "sampling": r["sampling"], "n": r["n"]}
+        if anchors is not None:
+            row["anchors"] = anchors.tolist()
         table.append((row, r))
         if ws is not None:
             from explorer.store import content_key
 
-            ck = content_key("comparison", 1, keys[i], keys[j], params)
+            ck = content_key("comparison", 1, keys[i], keys[j], params,
+                             *([] if anchors is None else [{"anchors": anchors}]))
             ws.put(COMPARISONS, ck, {"knn_jaccard": r["knn_jaccard"], "knn_rows": r["knn_rows"]},
                    to_json({"a": keys[i], "b": keys[j], "model_a": names[i], "model_b": names[j],
                             "params": params, **{k: r[k] for k in COMPARE_KEYS}, "sampling": r["sampling"]}))
