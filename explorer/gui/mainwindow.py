@@ -348,7 +348,9 @@ class MainWindow(QtWidgets.QMainWindow):
     def attach_metadata_dialog(self) -> None:
         if self.session.dataset is None:
             return self.show_error("Open a dataset before attaching metadata to it.")
-        path, _ = QtWidgets.QFileDialog.getOpenFileName(self, "Attach metadata", "", "Tables (*.csv *.tsv);;All files (*)")
+        from explorer.gui.dialogs import METADATA_FILTER
+
+        path, _ = QtWidgets.QFileDialog.getOpenFileName(self, "Attach metadata", "", METADATA_FILTER)
         if path:
             self.attach_metadata(path)
 

@@ -15,7 +15,7 @@ MENUS = {
         ("Open &encoder…", "open_encoder_dialog", "Ctrl+E", "Open a checkpoint (TorchScript, state_dict, safetensors, Lightning)", "open", True),
         ("Add &layer of this encoder…", "add_layer_dialog", "Ctrl+L",
          "Embed with another layer of the current encoder (e.g. backbone vs projector) to compare them", None, False),
-        ("Attach &metadata…", "attach_metadata_dialog", None, "Join a CSV/TSV table to the dataset by row order or id column", None, False),
+        ("Attach &metadata…", "attach_metadata_dialog", None, "Join a CSV/TSV/JSONL table (by row order or id column) or a .npy of labels to the dataset", None, False),
         SEPARATOR,
         ("Open &session…", "open_session_dialog", "Ctrl+Shift+O", "", None, False),
         ("&Save session…", "save_session_dialog", "Ctrl+S", "Save the workspace and the open views", None, False),
