@@ -42,8 +42,40 @@ def _match_ids(ds_ids: list[str], table_ids: list[str]) -> tuple[Optional[np.nda
     return None, best if best is not None else list(ds_ids)
 
 
+TEXT_TABLES = (".csv", ".tsv", ".tab", ".jsonl", ".ndjson")
+ARROW_TABLES = (".parquet", ".pq", ".arrow", ".feather", ".ipc")
+
+
+def _read_metadata_table(path: Path) -> tuple[list[str], list[list]]:
+    """(column names, rows) of a text table (:func:`read_table`) or a Parquet / Arrow file
+    (pyarrow, the ``tables`` extra)."""
+    suffix = path.suffix.lower()
+    if suffix in TEXT_TABLES:
+        return read_table(path)
+    if suffix not in ARROW_TABLES:
+        raise InputError(f"{path}: metadata must be a .csv, .tsv, .jsonl, .parquet or .arrow table or a .npy "
+                         f"of labels.")
+    from explorer.data.tables import _pyarrow, _read_ipc
+
+    pa = _pyarrow()
+    try:
+        if suffix in (".parquet", ".pq"):
+            import pyarrow.parquet as pq
+
+            table = pq.read_table(str(path))
+        else:
+            table = _read_ipc(path)
+    except (pa.ArrowException, OSError):
+        kind = "Parquet" if suffix in (".parquet", ".pq") else "Arrow"
+        raise InputError(f"{path}: not a readable {kind} table.") from None
+    names = [str(c) for c in table.column_names]
+    columns = [table.column(k).to_pylist() for k in range(table.num_columns)]
+    return names, [list(r) for r in zip(*columns)] if columns else []
+
+
 def attach_metadata(dataset: Dataset, path, id_column: Optional[str] = None) -> Dataset:
-    """A copy of ``dataset`` with every column of the table at ``path`` added as metadata.
+    """A copy of ``dataset`` with every column of the table at ``path`` (.csv, .tsv, .jsonl;
+    .parquet or .arrow with pyarrow) added as metadata.
 
     Rows are joined by order (the table must have exactly ``dataset.n`` rows) or, with
     ``id_column``, by matching that column against ``dataset.ids`` (exactly, else by file
@@ -64,9 +96,7 @@ def attach_metadata(dataset: Dataset, path, id_column: Optional[str] = None) -> 
         if id_column is not None:
             raise InputError(f"{path}: a .npy of labels is joined by row order; it has no id column to join by.")
         return _attach_label_array(dataset, path)
-    if path.suffix.lower() not in (".csv", ".tsv", ".tab", ".jsonl", ".ndjson"):
-        raise InputError(f"{path}: metadata must be a .csv, .tsv or .jsonl table or a .npy of labels.")
-    names, rows = read_table(path)
+    names, rows = _read_metadata_table(path)
     n = dataset.n
     if id_column is None:
         if len(rows) != n:

@@ -66,7 +66,7 @@ def _dataset_patterns() -> str:
 
 
 #: What File > Attach metadata and the open-dataset dialog offer (explorer.data.attach_metadata reads them).
-METADATA_FILTER = "Metadata tables or labels (*.csv *.tsv *.jsonl *.npy);;All files (*)"
+METADATA_FILTER = "Metadata tables or labels (*.csv *.tsv *.jsonl *.parquet *.arrow *.feather *.npy);;All files (*)"
 
 
 class DatasetDialog(QtWidgets.QDialog, _PreviewMixin):
@@ -99,7 +99,7 @@ class DatasetDialog(QtWidgets.QDialog, _PreviewMixin):
         self.labels_key.setPlaceholderText("HDF5/npz: array with the labels (optional)")
         self.column = QtWidgets.QLineEdit()
         self.column.setPlaceholderText("Tables: the item column: text, vectors or images (default: by type)")
-        row2, self.metadata = _browse_row(self, "Optional CSV/TSV/JSONL table or .npy of labels, joined by row order",
+        row2, self.metadata = _browse_row(self, "Optional CSV/TSV/JSONL/Parquet table or .npy of labels, joined by row order",
                                           METADATA_FILTER, False)
         form.addRow("Data key", self.key)
         form.addRow("Labels key", self.labels_key)

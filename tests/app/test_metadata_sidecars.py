@@ -1,7 +1,8 @@
-"""Labels from a ``.npy`` file attach like a metadata table (issue 18 item 9): a 1-D array of ints
-or strings of the dataset's length becomes the labels (or a "label (<file>)" column when the
-dataset has its own); anything else is refused in one sentence naming the file. The expected
-classes are worked out here from the raw arrays, not by the code under test."""
+"""Metadata sidecars beyond text tables (issue 18 item 9). Labels from a ``.npy`` file attach
+like a metadata table: a 1-D array of ints or strings of the dataset's length becomes the labels
+(or a "label (<file>)" column when the dataset has its own); anything else is refused in one
+sentence naming the file. A Parquet table attaches like a CSV. The expected classes are worked
+out here from the raw arrays, not by the code under test."""
 
 from __future__ import annotations
 
@@ -116,3 +117,26 @@ def test_read_dataset_joins_what_opening_joins(tmp_path, vectors):
     assert d["classes"] == 4 and d["columns"] == ["class", "group"]
     np.save(tmp_path / "labels.npy", np.arange(N) % 5)
     assert read_dataset(vectors, metadata=str(tmp_path / "labels.npy")).describe()["classes"] == 5
+
+
+def test_a_parquet_sidecar_attaches_like_a_csv(tmp_path, vectors):
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    y = [f"k{i % 3}" for i in range(N)]
+    score = [float(i) / 2 for i in range(N)]
+    pq.write_table(pa.table({"label": y, "score": score, "note": [None if i % 5 == 0 else f"n{i}" for i in range(N)]}),
+                   tmp_path / "meta.parquet")
+    ds = read_dataset(vectors, metadata=str(tmp_path / "meta.parquet"))
+    assert [ds.label_of(i) for i in range(N)] == y
+    np.testing.assert_array_equal(ds.columns()["score"], np.asarray(score))
+    assert ds.describe()["columns"] == ["label", "score", "note"] and ds.describe()["classes"] == 3
+    pq.write_table(pa.table({"label": y[:-1]}), tmp_path / "short.parquet")
+    with pytest.raises(InputError) as e:
+        read_dataset(vectors, metadata=str(tmp_path / "short.parquet"))
+    assert "short.parquet" in str(e.value) and f"{N - 1} rows" in str(e.value)
+    (tmp_path / "broken.parquet").write_bytes(b"PAR1 not really")
+    with pytest.raises(InputError) as e:
+        read_dataset(vectors, metadata=str(tmp_path / "broken.parquet"))
+    assert "broken.parquet" in str(e.value)
+    _one_sentence(str(e.value))
