@@ -99,8 +99,8 @@ class DatasetDialog(QtWidgets.QDialog, _PreviewMixin):
         self.labels_key.setPlaceholderText("HDF5/npz: array with the labels (optional)")
         self.column = QtWidgets.QLineEdit()
         self.column.setPlaceholderText("Tables: the item column: text, vectors or images (default: by type)")
-        row2, self.metadata = _browse_row(self, "Optional CSV/TSV/JSONL/Parquet table or .npy of labels, joined by row order",
-                                          METADATA_FILTER, False)
+        row2, self.metadata = _browse_row(self, "Optional CSV/TSV/JSONL/Parquet table or .npy of labels, "
+                                          "joined by row order", METADATA_FILTER, False)
         form.addRow("Data key", self.key)
         form.addRow("Labels key", self.labels_key)
         form.addRow("Text column", self.column)

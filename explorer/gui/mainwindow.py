@@ -468,7 +468,8 @@ class MainWindow(QtWidgets.QMainWindow):
         dlg = QtWidgets.QDialog(self)
         dlg.setWindowTitle("Compare models")
         lay = QtWidgets.QVBoxLayout(dlg)
-        lay.addWidget(QtWidgets.QLabel("Choose 2 to 4 models (the first is the reference for alignment):"))
+        lay.addWidget(QtWidgets.QLabel("Choose 2 to 4 models (the first is the reference for alignment; "
+                                       "the view can change it):"))
         lst = QtWidgets.QListWidget()
         for i, mid in enumerate(ready):
             it = QtWidgets.QListWidgetItem(mid)
