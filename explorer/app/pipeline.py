@@ -76,6 +76,20 @@ def can_embed(model, dataset) -> Optional[str]:
     return f"{model.id} takes {kind} input and {dataset.name} holds {dataset.kind} items"
 
 
+def read_dataset(path, fmt: Optional[str] = None, metadata: Optional[str] = None,
+                 id_column: Optional[str] = None, **options) -> Any:
+    """The dataset at ``path`` as opening it makes it: read by its format, then with the
+    metadata table or ``.npy`` of labels joined (by row order or ``id_column``). Opening and
+    the open-dataset dialog's preview both read through here, so the preview shows the classes
+    and columns the opened dataset will have."""
+    from explorer.data import attach_metadata, open_dataset
+
+    ds = open_dataset(path, fmt, **options)
+    if metadata:
+        ds = attach_metadata(ds, metadata, id_column=id_column)
+    return ds
+
+
 def _root(dataset):
     """The dataset a narrowed one (readable items only) was made from; itself otherwise."""
     return getattr(dataset, "parent", None) or dataset
@@ -109,14 +123,9 @@ class Pipeline:
                      id_column: Optional[str] = None, then: Optional[Callable[[], None]] = None, **options) -> Any:
         """Read ``path`` in a worker (optionally joining a metadata table), then :meth:`use_dataset`,
         then ``then()``."""
-        from explorer.data import attach_metadata, open_dataset
-
         def job():
             yield Progress(0, None, f"Reading {Path(path).name}")
-            ds = open_dataset(path, fmt, **options)
-            if metadata:
-                ds = attach_metadata(ds, metadata, id_column=id_column)
-            return ds
+            return read_dataset(path, fmt, metadata, id_column, **options)
 
         source = {"path": str(Path(metadata).resolve()), "id_column": id_column} if metadata else None
 
@@ -212,17 +221,25 @@ class Pipeline:
         return m
 
     def attach_metadata(self, path, id_column: Optional[str] = None) -> None:
-        """Join a metadata table to the open dataset (by row order or ``id_column``); quick, so
-        it runs here. Views learn of it through the session's ``columns_changed``."""
+        """Join a metadata table (.csv/.tsv/.jsonl) or a ``.npy`` of labels to the open dataset
+        (by row order or ``id_column``); quick, so it runs here. Views learn of it through the
+        session's ``columns_changed``."""
         from explorer.data import attach_metadata
         from explorer.errors import InputError
 
         s = self.session
         if s.dataset is None:
             raise InputError("Open a dataset before attaching metadata to it.")
-        ds = attach_metadata(s.dataset, path, id_column=id_column)
+        before = s.dataset
+        ds = attach_metadata(before, path, id_column=id_column)
         s.replace_dataset_columns(ds, {"path": str(Path(path).resolve()), "id_column": id_column})
-        self.info.emit(f"Attached {Path(path).name}: {len(ds.metadata)} columns to colour, filter and search by.")
+        name = Path(path).name
+        if Path(path).suffix.lower() == ".npy":
+            column = "label" if before.labels is None else f"label ({name})"
+            classes = len(set(ds.columns()[column].tolist()) - {""})
+            self.info.emit(f"Attached {name}: {classes} classes, as the column “{column}”.")
+        else:
+            self.info.emit(f"Attached {name}: {len(ds.metadata)} columns to colour, filter and search by.")
 
     def restore(self, result, data: dict) -> None:
         """Apply a finished :func:`~explorer.app.session_file.restore_job` to this pipeline's

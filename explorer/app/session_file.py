@@ -42,6 +42,9 @@ WORKSPACE_SUFFIXES = (".h5", ".hdf5", ".eews")
 MODEL_OPTION_KEYS = frozenset({"fmt", "arch", "factory", "layer", "pooling", "preprocess", "arch_kwargs",
                                "submodel", "trust"})
 PROJECTION_METRICS = ("cosine", "euclidean", "dot", "correlation", "manhattan")
+# Timeline settings a session may carry to reopen a timeline tab (explorer.timeline.TimelineParams
+# fields that run no code: never arch/factory/trust).
+TIMELINE_PARAM_KEYS = ("seed", "map_method", "align", "layer", "pooling")
 
 
 class _Invalid(Exception):
@@ -215,6 +218,18 @@ SCHEMA = _object({
             "dims": _int(2, 3),
             "optimizer": _str(20, ("fast", "umap-learn")),
         }),
+        # open timeline tabs (absent from older files: none is reopened)
+        "timelines": _list(_object({
+            "folder": _PATH,
+            "probe_size": _int(2, 10**8),
+            "seed": _int(0, 2**32 - 1),
+            "map_method": _str(20, ("pca", "umap")),
+            "align": _str(20, ("procrustes", "aligned_umap", "none")),
+            "layer": _NAME,
+            "pooling": _NAME,
+            "position": _float(0.0, 1e6),
+            "shown": _bool,
+        }, ("folder",)), 16),
     }),
 }, ("format", "workspace"))
 
@@ -282,6 +297,15 @@ def read_session_file(path) -> dict:
     if len(set(ids)) != len(ids):
         raise InputError(f"{name} is not a valid session: two models share one id.")
     return d
+
+
+def timeline_entry(folder, probe_size: int, params: dict, position: float = 0.0, shown: bool = False) -> dict:
+    """How a session stores an open timeline tab: its run folder, probe size and the
+    :data:`TIMELINE_PARAM_KEYS` it was built with (others are not kept), the slider position
+    and whether it was the tab on screen."""
+    kept = {k: params[k] for k in TIMELINE_PARAM_KEYS if params.get(k) is not None}
+    return {"folder": str(Path(folder).expanduser().resolve()), "probe_size": int(probe_size), **kept,
+            "position": float(position), "shown": bool(shown)}
 
 
 # -- reopening -------------------------------------------------------------------------------

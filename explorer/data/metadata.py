@@ -42,8 +42,40 @@ def _match_ids(ds_ids: list[str], table_ids: list[str]) -> tuple[Optional[np.nda
     return None, best if best is not None else list(ds_ids)
 
 
+TEXT_TABLES = (".csv", ".tsv", ".tab", ".jsonl", ".ndjson")
+ARROW_TABLES = (".parquet", ".pq", ".arrow", ".feather", ".ipc")
+
+
+def _read_metadata_table(path: Path) -> tuple[list[str], list[list]]:
+    """(column names, rows) of a text table (:func:`read_table`) or a Parquet / Arrow file
+    (pyarrow, the ``tables`` extra)."""
+    suffix = path.suffix.lower()
+    if suffix in TEXT_TABLES:
+        return read_table(path)
+    if suffix not in ARROW_TABLES:
+        raise InputError(f"{path}: metadata must be a .csv, .tsv, .jsonl, .parquet or .arrow table or a .npy "
+                         f"of labels.")
+    from explorer.data.tables import _pyarrow, _read_ipc
+
+    pa = _pyarrow()
+    try:
+        if suffix in (".parquet", ".pq"):
+            import pyarrow.parquet as pq
+
+            table = pq.read_table(str(path))
+        else:
+            table = _read_ipc(path)
+    except (pa.ArrowException, OSError):
+        kind = "Parquet" if suffix in (".parquet", ".pq") else "Arrow"
+        raise InputError(f"{path}: not a readable {kind} table.") from None
+    names = [str(c) for c in table.column_names]
+    columns = [table.column(k).to_pylist() for k in range(table.num_columns)]
+    return names, [list(r) for r in zip(*columns)] if columns else []
+
+
 def attach_metadata(dataset: Dataset, path, id_column: Optional[str] = None) -> Dataset:
-    """A copy of ``dataset`` with every column of the table at ``path`` added as metadata.
+    """A copy of ``dataset`` with every column of the table at ``path`` (.csv, .tsv, .jsonl;
+    .parquet or .arrow with pyarrow) added as metadata.
 
     Rows are joined by order (the table must have exactly ``dataset.n`` rows) or, with
     ``id_column``, by matching that column against ``dataset.ids`` (exactly, else by file
@@ -53,13 +85,18 @@ def attach_metadata(dataset: Dataset, path, id_column: Optional[str] = None) -> 
     has labels) is renamed "<name> (<file name>)". A column named label / labels / class
     becomes the labels when the dataset has none. The dataset itself is not changed, nor its fingerprint (metadata does
     not change the items).
+
+    A ``.npy`` file holds labels: a 1-D array of ints or strings, one per item in row order
+    (see :func:`_attach_label_array`).
     """
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: no such file.")
-    if path.suffix.lower() not in (".csv", ".tsv", ".tab", ".jsonl", ".ndjson"):
-        raise InputError(f"{path}: a metadata table must be .csv, .tsv or .jsonl.")
-    names, rows = read_table(path)
+    if path.suffix.lower() == ".npy":
+        if id_column is not None:
+            raise InputError(f"{path}: a .npy of labels is joined by row order; it has no id column to join by.")
+        return _attach_label_array(dataset, path)
+    names, rows = _read_metadata_table(path)
     n = dataset.n
     if id_column is None:
         if len(rows) != n:
@@ -95,4 +132,45 @@ def attach_metadata(dataset: Dataset, path, id_column: Optional[str] = None) -> 
             out.labels, out.label_names = encode_labels(
                 str_array(rows[r][k] for r in order.tolist()), str(path))
     out.options = dict(dataset.options)
+    return out
+
+
+def _attach_label_array(dataset: Dataset, path: Path) -> Dataset:
+    """A copy of ``dataset`` with the labels in the ``.npy`` file ``path``: a 1-D array of
+    ints, whole floats, bools or strings with ``dataset.n`` entries, in row order. They become
+    the labels when the dataset has none; otherwise they are added as the column
+    "label (<file name>)" so the dataset's own labels are never hidden. Object arrays are
+    refused (loading them would unpickle, which can run code)."""
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except ValueError:
+        raise InputError(f"{path}: the labels are stored as Python objects, which are not loaded (that could "
+                         f"run code); save them with np.save(path, np.asarray(labels, dtype=str)).") from None
+    except (OSError, EOFError):
+        raise InputError(f"{path}: not a readable .npy file.") from None
+    if not isinstance(arr, np.ndarray):
+        raise InputError(f"{path}: not a single .npy array.")
+    if arr.ndim != 1:
+        raise InputError(f"{path}: labels must be a 1-D array with one value per item, not an array of "
+                         f"shape {arr.shape}.")
+    if arr.dtype.kind not in "biufUS":
+        raise InputError(f"{path}: labels must be integers or strings, not {arr.dtype} values.")
+    if arr.dtype.kind == "f" and not np.all(np.isnan(arr) | (arr == np.round(arr))):
+        raise InputError(f"{path}: the labels are fractional numbers; class labels must be integers or strings.")
+    if len(arr) != dataset.n:
+        raise InputError(f"{path} holds {len(arr):,} labels but the dataset {dataset.name!r} has "
+                         f"{dataset.n:,} items; they must match one to one.")
+    if arr.dtype.kind == "S":
+        arr = np.char.decode(arr, "utf-8", "replace")
+    codes, names = encode_labels(arr, str(path))
+    out = copy.copy(dataset)
+    out.metadata = dict(dataset.metadata)
+    out.skipped = dataset.skipped
+    out.options = dict(dataset.options)
+    if dataset.labels is None:
+        out.labels, out.label_names = codes, list(names)
+    else:
+        col = np.empty(len(codes), dtype=object)
+        col[:] = np.array(list(names) + [""], dtype=object)[codes]
+        out.metadata[f"label ({path.name})"] = col
     return out

@@ -8,8 +8,9 @@ overlap, the global similarity table.
 * The maps share the one :class:`~explorer.state.Selection` (hover focus, click, box, lasso),
   the same colouring (a dataset column, or the neighbourhood overlap) and, when the layouts
   are aligned, the same view range (pyqtgraph's x/y view links). "Aligned" maps every layout
-  onto the first by orthogonal Procrustes (:func:`explorer.maps.procrustes_align`); off shows
-  the layouts as computed.
+  onto the reference model's (the first, until another is chosen "onto") by orthogonal
+  Procrustes (:func:`explorer.maps.procrustes_align`); off shows the layouts as computed.
+  Choosing another reference re-aligns in a job and recomputes the overlap against it.
 * Neighbourhood overlap of the chosen pair A/B: per point, the Jaccard overlap of its k nearest
   neighbours (cosine, self excluded, k=50) in A and in B (:func:`explorer.metrics.compare.compare`
   with every point as a query), as a colour layer on every map, a histogram, and the list of the
@@ -50,6 +51,19 @@ def _overlap_job(Za, Zb, k: int):
 
     res = yield from compare(Za, Zb, CompareParams(knn_k=k, knn_points=None, mutual_k=min(10, k)))
     return res
+
+
+def _align_job(coords, reference: int):
+    """Every layout aligned onto ``coords[reference]`` (orthogonal Procrustes); the reference
+    itself as it is."""
+    from explorer.jobs import Progress
+    from explorer.maps import procrustes_align
+
+    out = []
+    for i, c in enumerate(coords):
+        yield Progress(i, len(coords), "aligning the maps")
+        out.append(c if i == reference else procrustes_align(c, coords[reference])[0])
+    return out
 
 
 def _table_job(names, vectors, pairs, diagnostics):
@@ -117,6 +131,7 @@ class CompareView(QtWidgets.QWidget):
         self.panes: list[_MapPane] = []
         self._indexes: dict = {}
         self._k = 50
+        self.reference = 0  # the model the others are aligned onto and compared with
         self._build_ui()
 
     # ------------------------------------------------------------------ UI
@@ -129,10 +144,16 @@ class CompareView(QtWidgets.QWidget):
         self.colour_combo.currentTextChanged.connect(lambda _t: self._apply_colour())
         bar.addWidget(self.colour_combo)
         self.aligned_check = QtWidgets.QCheckBox("Aligned")
-        self.aligned_check.setToolTip("Rotate, scale and shift every map onto the first (orthogonal Procrustes)")
+        self.aligned_check.setToolTip("Rotate, scale and shift every map onto the reference (orthogonal Procrustes)")
         self.aligned_check.setChecked(True)
         self.aligned_check.toggled.connect(self.set_aligned)
         bar.addWidget(self.aligned_check)
+        bar.addWidget(QtWidgets.QLabel("onto"))
+        self.ref_combo = QtWidgets.QComboBox()
+        self.ref_combo.setToolTip("The reference model: the other maps are aligned onto it and the overlap "
+                                  "is computed against it")
+        self.ref_combo.activated.connect(self.set_reference)
+        bar.addWidget(self.ref_combo)
         self.link_check = QtWidgets.QCheckBox("Link zoom")
         self.link_check.setToolTip("Pan and zoom all maps together (aligned maps only)")
         self.link_check.setChecked(True)
@@ -261,10 +282,10 @@ class CompareView(QtWidgets.QWidget):
         self.names = [str(m[0]) for m in models]
         self.vectors = [np.ascontiguousarray(m[1], dtype=np.float32) for m in models]
         self.raw_coords = [np.ascontiguousarray(np.asarray(m[2])[:, :2], dtype=np.float32) for m in models]
-        from explorer.maps import procrustes_align
+        from explorer.jobs import drain
 
-        self.aligned_coords = [self.raw_coords[0]] + [procrustes_align(c, self.raw_coords[0])[0]
-                                                      for c in self.raw_coords[1:]]
+        self.reference = 0
+        self.aligned_coords = drain(_align_job(self.raw_coords, 0))
         self.diagnostics = list(diagnostics) if diagnostics is not None else [None] * len(models)
         self._indexes = {}
         self._k = int(k)
@@ -287,8 +308,9 @@ class CompareView(QtWidgets.QWidget):
             pane.map.hovered.connect(lambda i, src=pane.map: self._hover_moved(src, i))
             self.maps_box.addWidget(pane)
             self.panes.append(pane)
+        self._mark_reference()
         self._subs.connect(selection.focus_changed, self._focus_changed)
-        for combo, default in ((self.pair_a, 0), (self.pair_b, 1)):
+        for combo, default in ((self.pair_a, 0), (self.pair_b, 1), (self.ref_combo, 0)):
             combo.blockSignals(True)
             combo.clear()
             combo.addItems(self.names)
@@ -311,7 +333,7 @@ class CompareView(QtWidgets.QWidget):
 
     # ------------------------------------------------------------------ alignment, links
     def set_aligned(self, on: bool) -> None:
-        """Aligned (Procrustes onto the first map) or raw layouts."""
+        """Aligned (Procrustes onto the reference's map) or raw layouts."""
         if self.aligned_check.isChecked() != bool(on):
             self.aligned_check.setChecked(bool(on))  # re-enters through toggled
             return
@@ -336,7 +358,7 @@ class CompareView(QtWidgets.QWidget):
         return self.aligned_coords if self.aligned_check.isChecked() else self.raw_coords
 
     def _unlink(self) -> None:
-        for m in self.maps[1:]:
+        for m in self.maps:
             m.vb.setXLink(None)
             m.vb.setYLink(None)
 
@@ -344,14 +366,52 @@ class CompareView(QtWidgets.QWidget):
         self._unlink()
         if not self.maps or not (self.aligned_check.isChecked() and self.link_check.isChecked()):
             return
-        first = self.maps[0].vb
-        for m in self.maps[1:]:
-            m.vb.setXLink(first)
-            m.vb.setYLink(first)
+        ref = self.maps[self.reference].vb
+        for m in self.maps:
+            if m.vb is not ref:
+                m.vb.setXLink(ref)
+                m.vb.setYLink(ref)
 
     @property
     def linked(self) -> bool:
-        return len(self.maps) > 1 and all(m.vb.linkedView(0) is self.maps[0].vb for m in self.maps[1:])
+        ref = self.maps[self.reference].vb if self.maps else None
+        return len(self.maps) > 1 and all(m.vb.linkedView(0) is ref for m in self.maps if m.vb is not ref)
+
+    # ------------------------------------------------------------------ reference
+    def set_reference(self, index: int) -> None:
+        """Make model ``index`` the reference: the other maps are aligned onto it and the
+        overlap is computed against it. The alignment runs as a job; the overlap is the usual
+        overlap job, started when the alignment lands."""
+        if not 0 <= int(index) < len(self.names):
+            return
+        index = int(index)
+        with QtCore.QSignalBlocker(self.ref_combo):
+            self.ref_combo.setCurrentIndex(index)
+        raw = list(self.raw_coords)
+        self.status.setText(f"Aligning the maps onto {self.names[index]}...")
+        self.runner.submit(f"Align maps onto {self.names[index]}", lambda: _align_job(raw, index),
+                           lambda res, i=index: self._reference_done(i, res), self._job_failed,
+                           exclusive=f"compare-align-{id(self)}", owner=self)
+
+    def _reference_done(self, index: int, aligned: list) -> None:
+        if index != self.ref_combo.currentIndex() or len(aligned) != len(self.panes):
+            return  # superseded
+        old = self.reference
+        self.reference = index
+        self.aligned_coords = aligned
+        self._mark_reference()
+        self.set_aligned(self.aligned_check.isChecked())  # redraws and relinks onto the reference
+        a, b = self.pair_a.currentIndex(), self.pair_b.currentIndex()
+        if b == index:
+            b = a if a != index else old
+        if b == index:
+            b = next(i for i in range(len(self.names)) if i != index)
+        self.status.setText(f"Aligned onto {self.names[index]}.")
+        self.set_pair(index, b)  # the overlap against the reference (a job)
+
+    def _mark_reference(self) -> None:
+        for i, pane in enumerate(self.panes):
+            pane.title.setText(f"<b>{self.names[i]}</b>" + (" (reference)" if i == self.reference else ""))
 
     # ------------------------------------------------------------------ colour
     def set_colour(self, name: str) -> None:

@@ -65,6 +65,10 @@ def _dataset_patterns() -> str:
     return " ".join(f"*{x}" for x in exts)
 
 
+#: What File > Attach metadata and the open-dataset dialog offer (explorer.data.attach_metadata reads them).
+METADATA_FILTER = "Metadata tables or labels (*.csv *.tsv *.jsonl *.parquet *.arrow *.feather *.npy);;All files (*)"
+
+
 class DatasetDialog(QtWidgets.QDialog, _PreviewMixin):
     """Path, format (auto from the registry), format options and an optional metadata table."""
 
@@ -95,7 +99,8 @@ class DatasetDialog(QtWidgets.QDialog, _PreviewMixin):
         self.labels_key.setPlaceholderText("HDF5/npz: array with the labels (optional)")
         self.column = QtWidgets.QLineEdit()
         self.column.setPlaceholderText("Tables: the item column: text, vectors or images (default: by type)")
-        row2, self.metadata = _browse_row(self, "Optional CSV/TSV joined by row order or by id", "Tables (*.csv *.tsv)", False)
+        row2, self.metadata = _browse_row(self, "Optional CSV/TSV/JSONL/Parquet table or .npy of labels, "
+                                          "joined by row order", METADATA_FILTER, False)
         form.addRow("Data key", self.key)
         form.addRow("Labels key", self.labels_key)
         form.addRow("Text column", self.column)
@@ -130,9 +135,11 @@ class DatasetDialog(QtWidgets.QDialog, _PreviewMixin):
         self.accept()
 
     def do_preview(self) -> None:
-        from explorer.data import open_dataset
+        """What opening will give: the dataset read with the metadata attached (the same
+        :func:`~explorer.app.pipeline.read_dataset` that opening uses)."""
+        from explorer.app.pipeline import read_dataset
 
-        path, fmt, opts, _ = self.result_values()
+        path, fmt, opts, metadata = self.result_values()
 
         def done(ds):
             while self.thumbs.count():
@@ -153,7 +160,7 @@ class DatasetDialog(QtWidgets.QDialog, _PreviewMixin):
                     lab.setText(ds.text(i)[:30])
                 self.thumbs.addWidget(lab)
 
-        self._run_preview("Preview dataset", lambda: open_dataset(path, fmt, **opts), done)
+        self._run_preview("Preview dataset", lambda: read_dataset(path, fmt, metadata, **opts), done)
 
 
 SUBMODEL_AUTO = "(by the documented rule)"

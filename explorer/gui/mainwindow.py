@@ -348,7 +348,9 @@ class MainWindow(QtWidgets.QMainWindow):
     def attach_metadata_dialog(self) -> None:
         if self.session.dataset is None:
             return self.show_error("Open a dataset before attaching metadata to it.")
-        path, _ = QtWidgets.QFileDialog.getOpenFileName(self, "Attach metadata", "", "Tables (*.csv *.tsv);;All files (*)")
+        from explorer.gui.dialogs import METADATA_FILTER
+
+        path, _ = QtWidgets.QFileDialog.getOpenFileName(self, "Attach metadata", "", METADATA_FILTER)
         if path:
             self.attach_metadata(path)
 
@@ -466,7 +468,8 @@ class MainWindow(QtWidgets.QMainWindow):
         dlg = QtWidgets.QDialog(self)
         dlg.setWindowTitle("Compare models")
         lay = QtWidgets.QVBoxLayout(dlg)
-        lay.addWidget(QtWidgets.QLabel("Choose 2 to 4 models (the first is the reference for alignment):"))
+        lay.addWidget(QtWidgets.QLabel("Choose 2 to 4 models (the first is the reference for alignment; "
+                                       "the view can change it):"))
         lst = QtWidgets.QListWidget()
         for i, mid in enumerate(ready):
             it = QtWidgets.QListWidgetItem(mid)
@@ -503,12 +506,26 @@ class MainWindow(QtWidgets.QMainWindow):
     def timeline_dialog(self) -> None:
         if self.session.dataset is None:
             return self.show_error("Open the dataset the run was trained on first; its probe set is a sample of it.")
-        folder = QtWidgets.QFileDialog.getExistingDirectory(self, "Folder of checkpoints from one run")
+        folder = QtWidgets.QFileDialog.getExistingDirectory(self, "Folder of checkpoints from one run",
+                                                            self.timeline_start_dir())
         if folder:
             self.open_timeline(folder)
 
-    def open_timeline(self, folder: str, probe_size: int = 5000, **params):
-        """Embed every checkpoint of a run on a fixed probe set; metric curves + aligned maps."""
+    def timeline_start_dir(self) -> str:
+        """Where the run-folder dialog starts: the last run folder opened (remembered in the
+        settings), else the folder of the shown encoder's checkpoint, else the workspace's."""
+        last = str(settings().value("timeline_folder", "") or "")
+        candidates = [Path(last)] if last else []
+        m = self.session.models.get(self.session.current) if self.session.current else None
+        if m is not None and m.source:
+            candidates.append(Path(m.source).expanduser().parent)
+        candidates.append(Path(self.session.workspace_path).expanduser().resolve().parent)
+        return str(next((c for c in candidates if c.is_dir()), Path.home()))
+
+    def open_timeline(self, folder: str, probe_size: int = 5000, position: float = 0.0, **params):
+        """Embed every checkpoint of a run on a fixed probe set; metric curves + aligned maps,
+        shown at checkpoint ``position`` once computed."""
+        from explorer.app.session_file import timeline_entry
         from explorer.gui.timeline_view import TimelineView
         from explorer.timeline import TimelineParams, timeline_job
 
@@ -517,12 +534,42 @@ class MainWindow(QtWidgets.QMainWindow):
         s = settings()
         dev = str(s.value("device", "auto"))
         p = TimelineParams(probe_size=probe_size, device=None if dev == "auto" else dev, **params)
+        s.setValue("timeline_folder", str(Path(folder).resolve()))
         tv = TimelineView()
+        tv.source = timeline_entry(folder, probe_size, params)  # what a saved session reopens
         ds, ws = self.session.dataset, self.session.workspace
+
+        def show(res):
+            tv.set_result(res, ds)
+            tv.set_position(min(max(0.0, float(position)), len(res) - 1))
+
         self.add_tab(tv, f"Run: {Path(folder).name}")
-        self.submit(f"Timeline of {Path(folder).name}", lambda: timeline_job(folder, ds, p, ws),
-                    lambda res: tv.set_result(res, ds), exclusive="timeline")
+        self.submit(f"Timeline of {Path(folder).name}", lambda: timeline_job(folder, ds, p, ws), show,
+                    exclusive=f"timeline:{tv.source['folder']}")
         return tv
+
+    def _open_timelines(self) -> list:
+        """The open timeline tabs as a session stores them (folder, settings, position)."""
+        out = []
+        for i in range(1, self.center_tabs.count()):
+            tv = self.tab_view(i)
+            if getattr(tv, "source", None):
+                out.append({**tv.source, "position": float(tv.position),
+                            "shown": self.center_tabs.currentIndex() == i})
+        return out
+
+    def _restore_timelines(self, entries: list) -> None:
+        """Reopen a session's timeline tabs (after the dataset is back); the map stays on
+        screen unless a timeline was."""
+        shown = None
+        for t in entries:
+            params = {k: v for k, v in t.items() if k not in ("folder", "probe_size", "position", "shown")}
+            tv = self.guarded(lambda t=t, params=params: self.open_timeline(
+                t["folder"], t.get("probe_size", 5000), t.get("position", 0.0), **params))
+            if tv is not None and t.get("shown"):
+                shown = tv
+        if entries:
+            self.center_tabs.setCurrentIndex(0 if shown is None else self.tab_index(shown))
 
     def finetune_dialog(self) -> None:
         try:
@@ -578,7 +625,7 @@ class MainWindow(QtWidgets.QMainWindow):
     def save_session(self, path: str) -> None:
         self.session.view.update({"color_by": self.color_combo.currentText(), "method": self.method_combo.currentText(),
                                   "search": self.search.text(),
-                                  "projection": vars(self.projection)})
+                                  "projection": vars(self.projection), "timelines": self._open_timelines()})
         self.session.save(path)
         self._remember_recent(path, "session")
         self.statusBar().showMessage(f"Saved session to {path}", 4000)
@@ -633,6 +680,8 @@ class MainWindow(QtWidgets.QMainWindow):
             for md, c in result.ask_trust:
                 if self.confirm(c.title, c.message):
                     self.pipeline.open_encoder(md["source"], name=md["id"], trust=True, **md.get("options", {}))
+            if self.session.dataset is not None:  # the old session's tabs were closed by _adopt_session
+                self._restore_timelines(view.get("timelines", []))
 
         self.submit(f"Open session {Path(path).name}", lambda: restore_job(plan, approved), done)
 

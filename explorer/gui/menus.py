@@ -17,7 +17,7 @@ MENUS = {
          "Embed with another layer of the current encoder (e.g. backbone vs projector) to compare them", None, False),
         ("&Remove current model", lambda w: w.remove_model(w.session.current), None,
          "Take the current model out of the session (its cached embeddings stay in the workspace)", None, False),
-        ("Attach &metadata…", "attach_metadata_dialog", None, "Join a CSV/TSV table to the dataset by row order or id column", None, False),
+        ("Attach &metadata…", "attach_metadata_dialog", None, "Join a CSV/TSV/JSONL table (by row order or id column) or a .npy of labels to the dataset", None, False),
         SEPARATOR,
         ("Open &session…", "open_session_dialog", "Ctrl+Shift+O", "", None, False),
         ("&Save session…", "save_session_dialog", "Ctrl+S", "Save the workspace and the open views", None, False),
