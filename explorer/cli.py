@@ -26,7 +26,7 @@ from explorer.errors import Cancelled, ExplorerError, ExplorerWarning
 PROG = "embedding-explorer"
 
 SUBCOMMANDS = ("formats", "embed", "project", "neighbors", "diagnose", "compare", "truncation",
-               "compatibility", "timeline", "finetune", "warmup")
+               "compatibility", "layers", "timeline", "finetune", "warmup")
 
 
 def build_parser() -> argparse.ArgumentParser:
