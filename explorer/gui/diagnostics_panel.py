@@ -223,7 +223,7 @@ class DiagnosticsPanel(QtWidgets.QWidget):
         self.p_std.setLabel("bottom", "dimension")
         self.p_cos = _plot("Pairwise cosine", 170)
         self.p_cos.setLabel("bottom", "cosine similarity")
-        self.p_cos.setLabel("left", "share of pairs")
+        self.p_cos.setLabel("left", "% of pairs")
         self.plot_guards = []
         for p in (self.p_spec, self.p_std, self.p_cos):
             lay.addWidget(p)
@@ -350,15 +350,23 @@ class DiagnosticsPanel(QtWidgets.QWidget):
         x = np.arange(1, d + 1, dtype=float)
         p.plot(x, y, pen=pg.mkPen("#3366cc", width=2))
         iso = 1.0 / d
+        # the label of the 1/d line goes where it is farthest from the 90/99% lines' labels
+        marks = [math.log10(m[k]) / max(math.log10(d), 1e-9) for k in ("dims_90", "dims_99") if m.get(k)]
+        spots = ((0.97, (1, 0), (0.62, 0.97)), (0.03, (0, 0), (0.03, 0.38)), (0.5, (0.5, 0), (0.32, 0.68)))
+        gap = lambda span: min((max(span[0] - x, x - span[1], 0.0) for x in marks), default=1.0)  # noqa: E731
+        where, anchor, _ = max(spots, key=lambda s: gap(s[2]))
         p.addItem(pg.InfiniteLine(pos=math.log10(iso), angle=0, pen=pg.mkPen("#1d6b35", style=QtCore.Qt.DotLine),
-                                  label="isotropic 1/d", labelOpts={"position": 0.2, "color": "#1d6b35",
-                                                                    "anchors": [(0.5, 0), (0.5, 0)]}))
+                                  label="isotropic 1/d", labelOpts={"position": where, "color": "#1d6b35",
+                                                                    "anchors": [anchor, anchor]}))
         for key, col, ypos in (("dims_90", "#a15c00", 0.45), ("dims_99", "#b3261e", 0.85)):
             k = m.get(key)
             if k:
+                # the label beside its line, on the side with more room
+                side = (0, 0.5) if math.log10(k) < 0.6 * math.log10(max(d, 2)) else (1, 0.5)
                 p.addItem(pg.InfiniteLine(pos=math.log10(k), angle=90, pen=pg.mkPen(col, style=QtCore.Qt.DashLine),
                                           label=f"{key[5:]}%: {k}",
-                                          labelOpts={"position": ypos, "color": col, "fill": (255, 255, 255, 200)}))
+                                          labelOpts={"position": ypos, "color": col, "fill": (255, 255, 255, 200),
+                                                     "anchors": [side, side]}))
         lo = math.log10(max(float(y.min()), 1e-300))
         hi = math.log10(max(top, iso))
         pad = 0.06 * max(hi - lo, 1.0)
@@ -389,7 +397,7 @@ class DiagnosticsPanel(QtWidgets.QWidget):
         counts = np.asarray(hist.get("counts", []), float)
         edges = np.asarray(hist.get("edges", []), float)
         if counts.size and edges.size == counts.size + 1 and counts.sum() > 0:
-            counts = counts / counts.sum()
+            counts = 100.0 * counts / counts.sum()
             self.p_cos.plot(edges, counts, stepMode="center", fillLevel=0, brush="#9ccc9c", pen="#4c8c4c")
             self.p_cos.setXRange(-1, 1, padding=0.02)
             self.p_cos.setYRange(0, float(counts.max()) * 1.08, padding=0)
