@@ -172,8 +172,7 @@ def _plot(title: str, height: int, axes: Optional[dict] = None) -> pg.PlotWidget
     p.setMinimumHeight(height)
     p.setMaximumHeight(int(height * 1.4))
     p.showGrid(x=False, y=True, alpha=0.2)
-    p.hideButtons()
-    p.setMenuEnabled(False)
+    p.setMenuEnabled(False)                # its log-mode toggles would misplace the marker lines
     for ax in ("left", "bottom"):
         p.getAxis(ax).setTextPen("#303030")
         p.getAxis(ax).setPen("#808080")
@@ -209,8 +208,8 @@ class DiagnosticsPanel(QtWidgets.QWidget):
                                "padding: 6px; color: #303030;")
         self.why.setVisible(False)
         lay.addWidget(self.why)
-        self.plot_hint = QtWidgets.QLabel("Click a plot to zoom (wheel) and pan (drag) it; "
-                                          "elsewhere the wheel scrolls this panel.")
+        self.plot_hint = QtWidgets.QLabel("Click a plot to zoom (wheel) and pan (drag) it, its 'A' button "
+                                          "fits it again; elsewhere the wheel scrolls this panel.")
         self.plot_hint.setWordWrap(True)
         self.plot_hint.setStyleSheet("color: #707070; font-size: 8pt;")
         lay.addWidget(self.plot_hint)
