@@ -35,6 +35,7 @@ from explorer.gui.gallery import Gallery, safe_thumbnail
 from explorer.gui.mapview import MapView
 from explorer.gui.palette import colour_codes
 from explorer.gui.subscriptions import Subscriptions
+from explorer.metrics.explain import READING, compare_disagreements, compare_readings
 from explorer.state import Selection
 
 OVERLAP = "neighbourhood overlap"
@@ -43,6 +44,9 @@ SHOW_NEIGHBOURS = 24
 TABLE_KEYS = (("linear_cka", "linear CKA"), ("debiased_cka", "debiased CKA"), ("rbf_cka", "RBF CKA"),
               ("mutual_knn", "mutual kNN"), ("procrustes_similarity", "Procrustes"), ("svcca", "SVCCA"),
               ("knn_jaccard_mean", "mean Jaccard"))
+#: Column headers on two lines, so the similarity table fits beside its explanations.
+_HEADERS = {"linear CKA": "linear\nCKA", "debiased CKA": "debiased\nCKA", "RBF CKA": "RBF\nCKA",
+            "mutual kNN": "mutual\nkNN", "mean Jaccard": "mean\nJaccard"}
 DIAG_KEYS = (("rankme", "RankMe"), ("dims_99", "dims 99%"), ("sigreg", "SIGReg"))
 
 
@@ -228,11 +232,14 @@ class CompareView(QtWidgets.QWidget):
         ol.addLayout(nb, 5)
         self.tabs.addTab(ov, "Neighbourhood overlap")
 
-        sim = QtWidgets.QWidget()
-        sl = QtWidgets.QVBoxLayout(sim)
+        sim = QtWidgets.QSplitter(QtCore.Qt.Orientation.Horizontal)
+        sim.setChildrenCollapsible(False)
+        tables = QtWidgets.QWidget()
+        sl = QtWidgets.QVBoxLayout(tables)
         sl.setContentsMargins(2, 2, 2, 2)
+        sim.addWidget(tables)
         self.sim_table = QtWidgets.QTableWidget(0, len(TABLE_KEYS))
-        self.sim_table.setHorizontalHeaderLabels([t for _, t in TABLE_KEYS])
+        self.sim_table.setHorizontalHeaderLabels([_HEADERS.get(t, t) for _, t in TABLE_KEYS])
         self.sim_table.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
         sl.addWidget(QtWidgets.QLabel("Similarity of every pair"))
         sl.addWidget(self.sim_table, 1)
@@ -242,6 +249,26 @@ class CompareView(QtWidgets.QWidget):
         self.diag_table.horizontalHeader().setStretchLastSection(True)
         sl.addWidget(QtWidgets.QLabel("Diagnostics of each model"))
         sl.addWidget(self.diag_table, 1)
+        for c, (key, _) in enumerate(DIAG_KEYS):
+            self.diag_table.horizontalHeaderItem(c).setToolTip(READING.get(key, ""))
+        # how to read the table, and why its numbers disagree (explorer.metrics.explain)
+        self.sim_notes = QtWidgets.QLabel("")
+        self.sim_notes.setWordWrap(True)
+        self.sim_notes.setTextFormat(QtCore.Qt.TextFormat.RichText)
+        self.sim_notes.setAlignment(QtCore.Qt.AlignmentFlag.AlignTop | QtCore.Qt.AlignmentFlag.AlignLeft)
+        self.sim_notes.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.sim_notes.setContentsMargins(6, 4, 6, 4)
+        notes_scroll = QtWidgets.QScrollArea()
+        notes_scroll.setWidgetResizable(True)
+        notes_scroll.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        notes_scroll.setWidget(self.sim_notes)
+        notes_scroll.setMinimumWidth(220)
+        self.sim_notes_scroll = notes_scroll
+        sim.addWidget(notes_scroll)
+        sim.setStretchFactor(0, 2)
+        sim.setStretchFactor(1, 1)
+        self._sim_split = sim
+        self._set_sim_notes()
         self.tabs.addTab(sim, "Similarity table")
         split.addWidget(self.tabs)
         split.setStretchFactor(0, 3)
@@ -327,6 +354,9 @@ class CompareView(QtWidgets.QWidget):
         # maps 60% of the height (set here, not in a resizeEvent override: TRAPS #1)
         h = max(self._split.height(), self.height() - 40, 400)
         self._split.setSizes([int(h * 0.6), int(h * 0.4)])
+        w = max(self._sim_split.width(), self.width() - 10, 600)
+        notes_w = max(260, int(w * 0.35))
+        self._sim_split.setSizes([w - notes_w, notes_w])
         self.overlap = None
         self._start_overlap()
         self._start_table()
@@ -590,8 +620,39 @@ class CompareView(QtWidgets.QWidget):
         self.diag_table.setRowCount(len(names))
         self.diag_table.setVerticalHeaderLabels(names)
         self._fill_diag(diags)
+        self._set_sim_notes()
         self.runner.submit("Similarity table", lambda: _table_job(names, vectors, pairs, diags),
                            self._table_done, self._job_failed, exclusive=f"compare-table-{id(self)}", owner=self)
+
+    def _set_sim_notes(self, res: Optional[dict] = None) -> None:
+        """The text beside the similarity table: for each pair, why its values seem to disagree
+        (when they do), then how to read each measure; the column headers' tooltips too."""
+        from explorer.metrics.compare import CompareParams
+
+        n = int(self.vectors[0].shape[0]) if self.vectors else None
+        prm = CompareParams()
+        read = compare_readings(n, prm.mutual_k, prm.knn_k)
+        for c, (key, _) in enumerate(TABLE_KEYS):
+            item = self.sim_table.horizontalHeaderItem(c)
+            if item is not None:
+                item.setToolTip(read.get(key, ""))
+        parts = []
+        if res:
+            diags = res.get("diagnostics") or []
+            for row in res.get("pairs", []):
+                a, b = row["pair"]
+                notes = compare_disagreements(row, n, prm.mutual_k,
+                                              [diags[a] if a < len(diags) else None,
+                                               diags[b] if b < len(diags) else None],
+                                              [self.names[a], self.names[b]])
+                if notes:
+                    parts.append(f"<p style='margin:0 0 2px 0'><b>Why {self.names[a]} / {self.names[b]} "
+                                 f"seem to disagree</b></p>"
+                                 + "".join(f"<p style='margin:0 0 6px 0'>{t}</p>" for t in notes.values()))
+        parts.append("<p style='margin:4px 0 2px 0'><b>How to read the table</b></p>")
+        parts.extend(f"<p style='margin:0 0 4px 0'><i>{label}</i>: {read[key]}</p>"
+                     for key, label in TABLE_KEYS if key in read)
+        self.sim_notes.setText("".join(parts))
 
     def _table_done(self, res: dict) -> None:
         self.table = res
@@ -602,6 +663,7 @@ class CompareView(QtWidgets.QWidget):
         self.sim_table.resizeColumnsToContents()
         self.diagnostics = list(res["diagnostics"])
         self._fill_diag(self.diagnostics)
+        self._set_sim_notes(res)
         self.table_ready.emit(res)
 
     def _fill_diag(self, diags) -> None:

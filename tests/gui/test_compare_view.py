@@ -242,3 +242,45 @@ def test_timeline_play_animates_to_the_end(qtbot):
     qtbot.waitUntil(lambda: not v.is_playing, timeout=10000)
     assert v.position == 3.0 and len(seen) >= 3 and seen == sorted(seen)
     np.testing.assert_allclose(v.shown_coords(), res.layouts[-1])
+
+
+def test_similarity_table_says_how_to_read_it(view):
+    """Each measure's column has a tooltip and the text beside the table says how to read it,
+    with the chance level of mutual kNN for these N items (10 / (N - 1))."""
+    from explorer.gui.compare_view import TABLE_KEYS
+
+    notes = view.sim_notes
+    view.tabs.setCurrentIndex(1)
+    assert notes.isVisible() and "How to read the table" in notes.text()
+    for c, (_key, label) in enumerate(TABLE_KEYS):
+        assert label in notes.text()
+        assert len(view.sim_table.horizontalHeaderItem(c).toolTip()) > 20
+    mk = [c for c, (k, _) in enumerate(TABLE_KEYS) if k == "mutual_knn"][0]
+    assert f"{10 / (N - 1):.3f}" in view.sim_table.horizontalHeaderItem(mk).toolTip()
+
+
+def test_similarity_table_explains_a_collapsed_model(qtbot, models):
+    """B = one shared vector + 1e-5 x A: centred it is A scaled (CKA 1 in float64), but all its
+    cosines are 1, so its neighbours are arbitrary: the text says why mutual kNN is at chance."""
+    ds, ms = models
+    Za = ms[0][1].astype(np.float64)
+    u = np.random.default_rng(3).normal(size=D)
+    Zb = (u / np.linalg.norm(u) + 1e-5 * Za).astype(np.float32)
+    Ac, Bc = Za - Za.mean(0), Zb.astype(np.float64) - Zb.astype(np.float64).mean(0)
+    assert np.linalg.norm(Ac.T @ Bc) ** 2 / (np.linalg.norm(Ac.T @ Ac) * np.linalg.norm(Bc.T @ Bc)) > 0.99
+    runner = JobRunner()
+    v = CompareView(runner)
+    qtbot.addWidget(v)
+    v.resize(1100, 700)
+    v.show()
+    try:
+        v.set_models(ds, [("A", ms[0][1], ms[0][2]), ("collapsed", Zb, ms[0][2])], Selection(N))
+        qtbot.waitUntil(lambda: v.table is not None, timeout=60000)
+        assert v.diagnostics[1]["verdict"]["label"] == "complete collapse"
+        text = v.sim_notes.text()
+        assert "Why A / collapsed seem to disagree" in text
+        assert "collapsed is completely collapsed" in text
+        assert f"{v.table['pairs'][0]['mutual_knn']:.3f}" in text
+    finally:
+        runner.cancel_all()
+        runner.wait(10000)
