@@ -35,19 +35,15 @@ from explorer.gui.gallery import Gallery, safe_thumbnail
 from explorer.gui.mapview import MapView
 from explorer.gui.palette import colour_codes
 from explorer.gui.subscriptions import Subscriptions
+from explorer.metrics import registry as _registry
 from explorer.metrics.explain import READING, compare_disagreements, compare_readings
 from explorer.state import Selection
 
 OVERLAP = "neighbourhood overlap"
 MAX_LIST = 200
 SHOW_NEIGHBOURS = 24
-TABLE_KEYS = (("linear_cka", "linear CKA"), ("debiased_cka", "debiased CKA"), ("rbf_cka", "RBF CKA"),
-              ("mutual_knn", "mutual kNN"), ("procrustes_similarity", "Procrustes"), ("svcca", "SVCCA"),
-              ("knn_jaccard_mean", "mean Jaccard"))
-#: Column headers on two lines, so the similarity table fits beside its explanations.
-_HEADERS = {"linear CKA": "linear\nCKA", "debiased CKA": "debiased\nCKA", "RBF CKA": "RBF\nCKA",
-            "mutual kNN": "mutual\nkNN", "mean Jaccard": "mean\nJaccard"}
-DIAG_KEYS = (("rankme", "RankMe"), ("dims_99", "dims 99%"), ("sigreg", "SIGReg"))
+TABLE_KEYS = tuple((m.key, m.column) for m in _registry.shown_in("compare"))  # the similarity table
+DIAG_KEYS = tuple((m.key, m.column) for m in _registry.shown_in("compare_diag"))  # the per-model table
 
 
 def _overlap_job(Za, Zb, k: int):
@@ -239,7 +235,7 @@ class CompareView(QtWidgets.QWidget):
         sl.setContentsMargins(2, 2, 2, 2)
         sim.addWidget(tables)
         self.sim_table = QtWidgets.QTableWidget(0, len(TABLE_KEYS))
-        self.sim_table.setHorizontalHeaderLabels([_HEADERS.get(t, t) for _, t in TABLE_KEYS])
+        self.sim_table.setHorizontalHeaderLabels([t.replace(" ", "\n", 1) for _, t in TABLE_KEYS])  # 2 lines: fits by its texts
         self.sim_table.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
         sl.addWidget(QtWidgets.QLabel("Similarity of every pair"))
         sl.addWidget(self.sim_table, 1)

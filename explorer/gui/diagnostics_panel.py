@@ -18,30 +18,14 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
+from explorer.metrics import registry as _registry
 from explorer.metrics.diagnose import EXPLANATIONS
 from explorer.metrics.explain import disagreements, readings
 
 VERDICT_COLORS = {"complete collapse": "#b3261e", "dimensional collapse": "#a15c00", "no collapse detected": "#1d6b35"}
 
-# metric key -> (display name, format)
-ROWS = [
-    ("rankme", "RankMe (effective rank)", "{:.1f}"),
-    ("dims_90", "Dimensions for 90% variance", "{:d}"),
-    ("dims_99", "Dimensions for 99% variance", "{:d}"),
-    ("numerical_rank", "Directions with variance", "{:d}"),
-    ("dead_dims", "Dead dimensions", "{:d}"),
-    ("alpha_req", "α-ReQ (eigen-decay)", "{:.2f}"),
-    ("std_l2_normalized", "Std of L2-normalised", "{:.4g}"),
-    ("sigreg", "SIGReg (Epps-Pulley), raw", "{:.3g}"),
-    ("sigreg_standardized", "SIGReg, standardised", "{:.3g}"),
-    ("sigreg_gaussian_reference", "SIGReg of Gaussian data", "{:.3g}"),
-    ("uniformity", "Uniformity", "{:.3g}"),
-    ("mean_cosine", "Mean pairwise cosine", "{:.3f}"),
-    ("twonn_dimension", "Intrinsic dim. (TwoNN)", "{:.1f}"),
-    ("mle_dimension", "Intrinsic dim. (MLE, k=20)", "{:.1f}"),
-    ("knn_accuracy", "kNN accuracy (k=20)", "{:.1%}"),
-    ("linear_probe_accuracy", "Linear-probe accuracy", "{:.1%}"),
-]
+# metric key -> (display name, format), in display order: the metric registry's panel rows
+ROWS = [(m.key, m.label, m.fmt) for m in _registry.shown_in("panel")]
 
 #: Lowest eigenvalue drawn, relative to the largest (exact zeros would be -inf on a log axis).
 SPECTRUM_FLOOR = 1e-18

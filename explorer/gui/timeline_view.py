@@ -26,12 +26,12 @@ from PySide6 import QtCore, QtWidgets
 
 from explorer.gui.gallery import safe_thumbnail
 from explorer.gui.mapview import MapView
+from explorer.metrics import registry as _registry
 from explorer.timeline import TimelineResult, layout_at
 
 SUB = 100  # slider steps per checkpoint
 FRAME_MS = 40
-LABELS = {"rankme": "RankMe", "sigreg": "SIGReg", "knn_accuracy": "k-NN accuracy",
-          "linear_cka": "linear CKA to last", "mutual_knn": "mutual k-NN to last"}
+LABELS = {m.key: _registry.TIMELINE_LABELS.get(m.key, m.column) for m in _registry.shown_in("timeline")}
 COLOURS = {"rankme": "#4c72b0", "sigreg": "#dd8452", "knn_accuracy": "#55a868", "linear_cka": "#c44e52",
            "mutual_knn": "#8172b3"}
 

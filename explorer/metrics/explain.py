@@ -18,60 +18,17 @@ from __future__ import annotations
 import math
 from typing import Optional, Sequence
 
+from explorer.metrics import registry as _registry
+
 __all__ = ["READING", "COMPARE_READING", "DISAGREEMENTS", "COMPARE_DISAGREEMENTS", "readings",
            "disagreements", "compare_readings", "compare_disagreements", "chance_level"]
 
-#: One short "how to read" text per diagnostic (what a good and a bad value look like).
-READING = {
-    "rankme": "Effective number of directions the embeddings use. Near the dimension: all directions used; "
-              "near 1: everything lies along one direction (collapse). Compare models of the same dimension.",
-    "dims_90": "Principal directions holding 90% of the variance of the unit-length embeddings.",
-    "dims_99": "Principal directions holding 99% of the variance. Few is normal for data with few factors; "
-               "dimensional collapse shows as many directions with no variance at all (see the spectrum).",
-    "numerical_rank": "Directions with any variance (eigenvalue above 1e-5 of the largest).",
-    "dead_dims": "Coordinates that never change: unused by the model. 0 is normal.",
-    "alpha_req": "Slope of the spectrum on log-log axes: about 0 when all directions are equal, "
-                 "about 1 for many well-trained self-supervised encoders, large when a few directions dominate.",
-    "std_l2_normalized": "Std per dimension of the unit-length embeddings: about 1/√d when they spread over the "
-                         "sphere, near 0 when they all point the same way (complete collapse).",
-    "sigreg": "Distance of the embeddings from an isotropic Gaussian N(0, I) along random directions (LeJEPA). "
-              "Meaningful for models trained towards a Gaussian; others are far from it even when healthy.",
-    "sigreg_standardized": "SIGReg after centring and one global rescaling: tests the shape of the distribution, "
-                           "not its scale or offset.",
-    "sigreg_gaussian_reference": "What SIGReg gives for Gaussian data with these settings: the target value.",
-    "sigreg_standardized_gaussian_reference": "What the standardised SIGReg gives for Gaussian data.",
-    "uniformity": "How evenly the unit-length embeddings cover the sphere (Wang & Isola): 0 when all points "
-                  "coincide, about -4 when spread over a high-dimensional sphere; more negative = more spread.",
-    "alignment": "Mean squared distance between two views of the same item on the sphere: 0 is perfect "
-                 "invariance, about 2 means unrelated.",
-    "mean_cosine": "Average cosine between two embeddings: near 0 when spread out, near 1 when all point the "
-                   "same way.",
-    "twonn_dimension": "Local degrees of freedom around each point, whatever d; small values are normal for "
-                       "simple data.",
-    "mle_dimension": "Local degrees of freedom (maximum likelihood over 20 neighbours); compare with TwoNN.",
-    "knn_accuracy": "Held-out points whose 20 nearest neighbours by cosine vote for the right label: what "
-                    "search and maps see.",
-    "linear_probe_accuracy": "Held-out accuracy of a logistic regression on the standardised coordinates. It "
-                             "can find classes in directions of tiny variance, so alone it does not rule out collapse.",
-}
+#: How to read each metric (from the metric registry): the diagnostics panel's texts.
+READING = {m.key: m.reading for m in _registry.METRICS
+           if m.reading and {"diagnose", "panel"} & set(m.shown)}
 
 #: One short "how to read" text per similarity measure of the Compare view.
-COMPARE_READING = {
-    "linear_cka": "Same geometry up to rotation and scale? 1 identical, near 0 unrelated. Weighted by "
-                  "variance: the largest directions dominate (Kornblith et al. 2019).",
-    "debiased_cka": "Linear CKA corrected for the finite sample; trust it over plain CKA when n is not much "
-                    "larger than the dimensions (it can be slightly negative for unrelated spaces).",
-    "rbf_cka": "CKA with a Gaussian kernel: weighs local distances more than the large directions.",
-    "mutual_knn": "Share of each point's nearest neighbours (cosine) that are the same in both models "
-                  "(Huh et al. 2024): 1 same neighbours. Local: what search sees.",
-    "procrustes_similarity": "How well one space matches the other after the best rotation: 1 a rotated "
-                             "copy, near 0 unrelated.",
-    "svcca": "Mean correlation of the best-matched directions, keeping the directions with 99% of each "
-             "model's variance: the same information linearly, however much variance each direction has. "
-             "Near 1 by overfitting when n is small relative to the kept directions.",
-    "knn_jaccard_mean": "Mean Jaccard overlap of each point's nearest neighbours in the two models: 1 same "
-                        "neighbourhoods.",
-}
+COMPARE_READING = {m.key: m.reading for m in _registry.shown_in("compare") if m.reading}
 
 #: Rule keys of :func:`disagreements`, in display order.
 DISAGREEMENTS = ("variance_left_is_tiny", "rankme_uncentred", "probe_despite_collapse", "knn_below_probe",
