@@ -482,16 +482,35 @@ class FinetuneDialog(QtWidgets.QDialog):
 
 # ------------------------------------------------------------------ the live panel
 
-def _plot(title: str, ylabel: str = "") -> pg.PlotWidget:
-    w = pg.PlotWidget()
+class _Chart(pg.PlotWidget):
+    """A small chart. Its preferred size is modest: the panel sits in a scroll area that sizes
+    it by its preferred height (a word-wrapped label makes that height-for-width), and
+    pyqtgraph's 600x480 pushed the lower row of charts out of sight."""
+
+    def sizeHint(self) -> QtCore.QSize:
+        return QtCore.QSize(220, 130)
+
+
+class _MapBox(QtWidgets.QWidget):
+    """The probe map's column; a modest preferred size for the same reason as :class:`_Chart`."""
+
+    def sizeHint(self) -> QtCore.QSize:
+        return QtCore.QSize(360, 340)
+
+
+def _plot(title: str, ylabel: str = "", tip: str = "") -> pg.PlotWidget:
+    w = _Chart()
     w.setTitle(title, size="9pt")
+    if tip:
+        w.setToolTip(tip)
     w.setLabel("bottom", "step")
     w.getAxis("bottom").enableAutoSIPrefix(False)  # steps are counts: never "step (x0.001)"
     if ylabel:
         w.setLabel("left", ylabel)
     w.showGrid(x=True, y=True, alpha=0.2)
-    w.setMinimumSize(180, 130)
+    w.setMinimumSize(FinetunePanel.CHART_MIN_W, 130)
     w.getPlotItem().setMenuEnabled(False)
+    w.getPlotItem().layout.setContentsMargins(0, 0, 8, 0)  # room for the last tick label on the right
     return w
 
 
@@ -553,7 +572,6 @@ class FinetunePanel(QtWidgets.QWidget):
         top = QtWidgets.QHBoxLayout()
         self.title = QtWidgets.QLabel(f"<b>{title}</b>")
         top.addWidget(self.title)
-        top.addStretch(1)
         self.bar = QtWidgets.QProgressBar()
         self.bar.setMaximumWidth(220)
         self.bar.setRange(0, 0)
@@ -567,6 +585,7 @@ class FinetunePanel(QtWidgets.QWidget):
         self.stop_btn.clicked.connect(self.stop_requested.emit)
         top.addWidget(self.pause_btn)
         top.addWidget(self.stop_btn)
+        top.addStretch(1)  # the buttons stay next to the title, in sight when the tab scrolls
         lay.addLayout(top)
         self.status = QtWidgets.QLabel("starting…")
         self.status.setWordWrap(True)
@@ -577,7 +596,7 @@ class FinetunePanel(QtWidgets.QWidget):
         sr = QtWidgets.QHBoxLayout(self.save_row)
         sr.setContentsMargins(0, 0, 0, 0)
         self.save_label = QtWidgets.QLabel()
-        sr.addWidget(self.save_label, 1)
+        sr.addWidget(self.save_label)
         self.which = QtWidgets.QComboBox()
         self.which.setToolTip("The weights after the last step, or those of the best probe so far")
         sr.addWidget(self.which)
@@ -589,6 +608,7 @@ class FinetunePanel(QtWidgets.QWidget):
         self.discard_btn.clicked.connect(self.discard_requested.emit)
         sr.addWidget(self.save_btn)
         sr.addWidget(self.discard_btn)
+        sr.addStretch(1)
         self.save_row.hide()
         lay.addWidget(self.save_row)
 
@@ -597,22 +617,27 @@ class FinetunePanel(QtWidgets.QWidget):
         grid = QtWidgets.QGridLayout(grid_w)
         grid.setContentsMargins(0, 0, 0, 0)
         grid.setSpacing(4)
-        self.loss_plot = _plot("Loss")
+        self.loss_plot = _plot("Loss", tip="Training loss per step, and its parts")
         self.loss_plot.addLegend(offset=(-4, 4), labelTextSize="8pt")
         self.loss_curve = self.loss_plot.plot([], [], pen=pg.mkPen("#1b9e77", width=2), name="loss",
                                              symbolSize=5, symbolBrush="#1b9e77", symbolPen=None, symbol=None)
         self.part_curves: dict[str, Any] = {}
-        self.lr_plot = _plot("Learning rate")
+        self.lr_plot = _plot("LR", tip="Learning rate per step (linear warm-up, then cosine decay)")
         self.lr_curve = self.lr_plot.plot([], [], pen=pg.mkPen("#666666", width=2),
                                          symbolSize=5, symbolBrush="#666666", symbolPen=None, symbol=None)
-        self.rankme_plot = _plot("RankMe (effective rank)")
-        self.std_plot = _plot("Std of L2-normalised")
+        self.rankme_plot = _plot("RankMe", tip="RankMe: the effective rank of the probe embeddings "
+                                  "(Garrido et al. 2023); low means dimensional collapse")
+        self.std_plot = _plot("Std, L2-normalised", tip="Std per dimension of the L2-normalised probe "
+                              "embeddings (SimSiam): about 1/√d (dashed) for an isotropic spread, 0 when "
+                              "collapsed")
         self.std_line = pg.InfiniteLine(angle=0, pen=pg.mkPen("#999999", style=QtCore.Qt.DashLine),
                                         label="1/√d", labelOpts={"position": 0.1, "color": "#777777"})
         self.std_line.hide()
         self.std_plot.addItem(self.std_line)
-        self.sigreg_plot = _plot("SIGReg (0 = isotropic Gaussian)")
-        self.acc_plot = _plot("Accuracy")
+        self.sigreg_plot = _plot("SIGReg", tip="LeJEPA's SIGReg statistic of the probe embeddings: "
+                                 "0 for an isotropic Gaussian, larger the further from one")
+        self.acc_plot = _plot("Accuracy", tip="kNN accuracy (k=20) on the probe set, and the held-out "
+                              "accuracy of the head when there is one")
         self.acc_plot.addLegend(offset=(-4, -4), labelTextSize="8pt")
         self.acc_plot.setYRange(0, 1)
         sym = dict(symbol="o", symbolSize=5)
@@ -624,11 +649,14 @@ class FinetunePanel(QtWidgets.QWidget):
         self._acc_names = {id(self.knn_curve): "kNN (k=20)", id(self.probe_acc_curve): "held-out (head)"}
         self._in_legend: set = set()
         self._lr_scale = None
-        for i, w in enumerate((self.loss_plot, self.lr_plot, self.rankme_plot, self.std_plot, self.sigreg_plot,
-                               self.acc_plot)):
-            grid.addWidget(w, i // 3, i % 3)
+        self.charts = (self.loss_plot, self.lr_plot, self.rankme_plot, self.std_plot, self.sigreg_plot,
+                       self.acc_plot)
+        self._grid, self._cols = grid, 0
+        self._flow_charts(3)
+        grid_w.installEventFilter(self)  # 3 columns of charts, 2 where they would be too narrow
+        self._grid_w = grid_w
         split.addWidget(grid_w)
-        mapbox = QtWidgets.QWidget()
+        mapbox = _MapBox()
         ml = QtWidgets.QVBoxLayout(mapbox)
         ml.setContentsMargins(0, 0, 0, 0)
         ml.setSpacing(2)
@@ -640,14 +668,32 @@ class FinetunePanel(QtWidgets.QWidget):
 
         self.map = MapView()
         self.map.toolbar.setVisible(False)
-        self.map.setMinimumSize(260, 240)
+        self.map.setMinimumSize(260, 220)
         ml.addWidget(self.map, 1)
         split.addWidget(mapbox)
         split.setStretchFactor(0, 3)
         split.setStretchFactor(1, 2)
         split.setSizes([900, 520])
-        self.map.setMinimumWidth(380)
         lay.addWidget(split, 1)
+
+    CHART_MIN_W = 150
+    THREE_COLUMNS_FROM = 3 * 180  # width of the charts' area from which they go three abreast
+
+    def _flow_charts(self, cols: int) -> None:
+        if cols == self._cols:
+            return
+        self._cols = cols
+        for w in self.charts:
+            self._grid.removeWidget(w)
+        for i, w in enumerate(self.charts):
+            self._grid.addWidget(w, i // cols, i % cols)
+        for r in range(3):
+            self._grid.setRowStretch(r, 1 if r < math.ceil(len(self.charts) / cols) else 0)
+
+    def eventFilter(self, obj, ev) -> bool:
+        if obj is getattr(self, "_grid_w", None) and ev.type() == QtCore.QEvent.Resize:
+            self._flow_charts(3 if ev.size().width() >= self.THREE_COLUMNS_FROM else 2)
+        return False
 
     # -- input
     def set_probe_labels(self, codes: Optional[np.ndarray], names: Optional[list] = None) -> None:
@@ -702,7 +748,7 @@ class FinetunePanel(QtWidgets.QWidget):
             if best_step is not None and best_step != steps:
                 self.which.addItem(f"best probe (step {best_step})", "best")
             self.which.setVisible(self.which.count() > 1)
-            self.save_label.setText(f"The run {state} after {steps} steps; its weights are kept.")
+            self.save_label.setText("Its weights are kept:")
             self.save_row.show()
         else:
             self.save_row.hide()
@@ -731,7 +777,7 @@ class FinetunePanel(QtWidgets.QWidget):
             scale = 10.0 ** math.floor(math.log10(top_lr)) if top_lr > 0 else 1.0
             if scale != self._lr_scale:  # axis in units of 10^k rather than 0.000100
                 self._lr_scale = scale
-                self.lr_plot.setTitle(f"Learning rate (× {scale:.0e})", size="9pt")
+                self.lr_plot.setTitle(f"LR (× {scale:.0e})", size="9pt")
             self.lr_curve.setData(steps, lr / (self._lr_scale or 1.0))
             for c in (self.loss_curve, self.lr_curve):
                 if c.opts["symbol"] != one:

@@ -483,3 +483,25 @@ def test_probe_map_view_contains_every_point_after_each_update(qtbot):
     c = panel.map_coords
     (x0, x1), (y0, y1) = first
     assert ((c[:, 0] < x0) | (c[:, 0] > x1) | (c[:, 1] < y0) | (c[:, 1] > y1)).any()  # outside the old view
+
+
+def test_panel_fits_the_tab_of_a_1280x800_window(qtbot):
+    """In a 1280x800 window the fine-tune tab is about 590x520 and sits in a scroll area that
+    sizes it by its minimum width and its height for that width: both must fit (the charts
+    then go two abreast), so Stop and the lower charts stay in sight without scrolling."""
+    from explorer.gui.app import make_app
+    from explorer.gui.finetune_panel import FinetunePanel
+
+    make_app()
+    panel = FinetunePanel("base → base_sigreg.pt  (sigreg, 200 epochs)")
+    qtbot.addWidget(panel)
+    panel.set_state("stopped", "Stopped after 60 steps", 30, 60, True)  # the save row shows too
+    panel.resize(590, 520)
+    panel.show()
+    qtbot.wait(20)
+    assert panel.minimumSizeHint().width() <= 590
+    assert panel.heightForWidth(590) <= 520
+    for btn in (panel.stop_btn, panel.save_btn, panel.discard_btn):
+        assert btn.mapTo(panel, btn.rect().topRight()).x() <= 590, btn.text()
+    for chart in panel.charts:
+        assert chart.isVisibleTo(panel) and chart.mapTo(panel, chart.rect().bottomRight()).y() <= 520
