@@ -9,10 +9,14 @@ the main window.
 The training itself is :func:`explorer.finetune.finetune` (Qt-free), run through the window's
 :class:`~explorer.gui.workers.JobRunner`. Pause is a :class:`PauseGate` (a ``threading.Event``)
 checked between the job's yields by :func:`pausable`, a plain generator wrapper with no Qt in it;
-while paused it keeps yielding "paused" progress so a Stop still gets through. Stop cancels the
-job: the :class:`~explorer.finetune.FinetuneResult` keeps the last (and best) weights and the
-panel offers to save them. A finished run is saved (weights-only ``.pt`` + JSON sidecar), added
-to the session as a new model, embedded, and compared with the base model side by side.
+while paused it keeps yielding "paused" progress so a Stop still gets through. Stop ends the
+job early: the :class:`~explorer.finetune.FinetuneResult` keeps the last (and best) weights, the
+panel offers to save them, and the jobs panel shows the job "stopped (weights kept)" (then
+"weights saved" / "weights discarded"), not "cancelled". A finished run is saved (weights-only
+``.pt`` + JSON sidecar), added to the session as a new model, embedded, and compared with the
+base model side by side. The weights go by default to :func:`default_save_folder`:
+``checkpoints/`` next to the open workspace, else ``<Documents>/Embedding Explorer/checkpoints``,
+or the folder the user last chose; never into the installed package or its sample data.
 """
 
 from __future__ import annotations
