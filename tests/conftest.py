@@ -12,6 +12,8 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
     base = tmp_path_factory.getbasetemp()
     monkeypatch.setenv("EMBEDDING_EXPLORER_CACHE", str(base / "cache"))
     monkeypatch.setenv("NUMBA_CACHE_DIR", os.environ.get("NUMBA_CACHE_DIR", str(base / "numba")))
+    # the fine-tune dialog saves under the documents folder by default (platformdirs reads this)
+    monkeypatch.setenv("XDG_DOCUMENTS_DIR", str(base / "documents"))
     yield
 
 

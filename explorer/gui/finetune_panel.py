@@ -9,10 +9,14 @@ the main window.
 The training itself is :func:`explorer.finetune.finetune` (Qt-free), run through the window's
 :class:`~explorer.gui.workers.JobRunner`. Pause is a :class:`PauseGate` (a ``threading.Event``)
 checked between the job's yields by :func:`pausable`, a plain generator wrapper with no Qt in it;
-while paused it keeps yielding "paused" progress so a Stop still gets through. Stop cancels the
-job: the :class:`~explorer.finetune.FinetuneResult` keeps the last (and best) weights and the
-panel offers to save them. A finished run is saved (weights-only ``.pt`` + JSON sidecar), added
-to the session as a new model, embedded, and compared with the base model side by side.
+while paused it keeps yielding "paused" progress so a Stop still gets through. Stop ends the
+job early: the :class:`~explorer.finetune.FinetuneResult` keeps the last (and best) weights, the
+panel offers to save them, and the jobs panel shows the job "stopped (weights kept)" (then
+"weights saved" / "weights discarded"), not "cancelled". A finished run is saved (weights-only
+``.pt`` + JSON sidecar), added to the session as a new model, embedded, and compared with the
+base model side by side. The weights go by default to :func:`default_save_folder`:
+``checkpoints/`` next to the open workspace, else ``<Documents>/Embedding Explorer/checkpoints``,
+or the folder the user last chose; never into the installed package or its sample data.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from explorer.errors import InputError
 from explorer.jobs import Progress
 
 __all__ = ["FinetuneDialog", "FinetunePanel", "FinetuneRun", "PauseGate", "pausable",
-           "start_finetune", "open_finetune_dialog", "default_out_path", "default_lr"]
+           "start_finetune", "open_finetune_dialog", "default_out_path", "default_save_folder", "default_lr"]
 
 OBJECTIVES = (
     ("linear", "Linear probe", "a new linear head on the frozen features, trained with cross-entropy on the labels"),
@@ -50,16 +54,78 @@ def default_lr(objective: str) -> float:
     return 1e-2 if objective == "linear" else 1e-3
 
 
-def default_out_path(base: Optional[str], objective: str) -> Path:
-    """``<stem>_<objective>.pt`` next to the base checkpoint when that folder is writable, else
-    in the app's cache folder (``cache_dir()/finetuned``); ``_2``, ``_3``... if the name is taken."""
+#: QSettings key of the folder the user last chose for fine-tuned weights (see FinetuneDialog)
+SAVE_FOLDER_KEY = "finetune/save_folder"
+
+
+def _inside(path: Path, root: Path) -> bool:
+    try:
+        path.resolve().relative_to(root.resolve())
+        return True
+    except (ValueError, OSError):
+        return False
+
+
+def _app_folders() -> list:
+    """Folders that ship with the app (the package, its bundled data) or belong to its cache."""
+    import explorer
+    from explorer.resources import assets_dir, cache_dir, sample_data_dir
+
+    return [Path(explorer.__file__).parent, sample_data_dir(), assets_dir(), cache_dir()]
+
+
+def _writable(folder: Path) -> bool:
+    """True when ``folder`` is, or can be made (its nearest existing ancestor is), writable."""
+    f = folder
+    while not f.exists() and f.parent != f:
+        f = f.parent
+    return f.is_dir() and os.access(f, os.W_OK)
+
+
+def usable_save_folder(folder) -> bool:
+    """A folder fine-tuned weights may go to: writable and outside the installed package, its
+    bundled sample data and assets, and the app's cache."""
+    if not folder:
+        return False
+    f = Path(folder).expanduser()
+    return f.is_absolute() and _writable(f) and not any(_inside(f, r) for r in _app_folders())
+
+
+def documents_folder() -> Path:
+    """``<Documents>/Embedding Explorer/checkpoints`` (platformdirs' user documents folder, which
+    follows XDG_DOCUMENTS_DIR / user-dirs.dirs on Linux, like Qt's DocumentsLocation)."""
+    from platformdirs import user_documents_dir
+
+    return Path(user_documents_dir()) / "Embedding Explorer" / "checkpoints"
+
+
+def default_save_folder(workspace=None, remembered=None) -> Path:
+    """Where fine-tuned weights go unless the user picks another file: the folder they chose
+    last (``remembered``) while it is still usable; else ``<workspace folder>/checkpoints`` when
+    a workspace of theirs is open (not the app's scratch workspace in its cache); else
+    ``<Documents>/Embedding Explorer/checkpoints``; never inside the installed package or its
+    sample data (:func:`usable_save_folder`). The folder is not created here."""
+    if remembered and usable_save_folder(remembered):
+        return Path(remembered).expanduser()
+    if workspace:
+        ws = Path(workspace).expanduser().absolute()
+        folder = ws.parent / "checkpoints"
+        if usable_save_folder(folder):
+            return folder
+    docs = documents_folder()
+    if usable_save_folder(docs):
+        return docs
     from explorer.resources import cache_dir
 
+    return cache_dir() / "finetuned"  # no writable documents folder: the app's own cache
+
+
+def default_out_path(base: Optional[str], objective: str, folder=None) -> Path:
+    """``<stem of the base checkpoint>_<objective>.pt`` in ``folder`` (default:
+    :func:`default_save_folder` with no workspace); ``_2``, ``_3``... if the name is taken."""
     p = Path(base).expanduser() if base else None
     stem = (p.stem if p is not None and p.suffix else (p.name if p is not None else "")) or "model"
-    folder = p.parent if p is not None else None
-    if folder is None or not folder.is_dir() or not os.access(folder, os.W_OK):
-        folder = cache_dir() / "finetuned"
+    folder = Path(folder).expanduser() if folder is not None else default_save_folder()
     out = folder / f"{stem}_{objective}.pt"
     i = 2
     while out.exists() or (p is not None and out.resolve() == p.resolve()):
@@ -119,14 +185,36 @@ def _tip(w: QtWidgets.QWidget, text: str) -> QtWidgets.QWidget:
     return w
 
 
-class FinetuneDialog(QtWidgets.QDialog):
-    """Settings of a fine-tuning run. ``values()`` -> (FinetuneParams, output path str)."""
+def _units(spin: QtWidgets.QSpinBox, one: str, many: str) -> QtWidgets.QSpinBox:
+    """Show the unit after the number ("1 step", "20 steps")."""
+    def follow(v: int) -> None:
+        suffix = f" {one if v == 1 else many}"
+        if spin.suffix() != suffix:
+            spin.setSuffix(suffix)
 
-    def __init__(self, parent=None, dataset=None, model=None) -> None:
+    spin.valueChanged.connect(follow)
+    follow(spin.value())
+    return spin
+
+
+class FinetuneDialog(QtWidgets.QDialog):
+    """Settings of a fine-tuning run. ``values()`` -> (FinetuneParams, output path str).
+
+    The weights are saved by default in :func:`default_save_folder`: the folder the user chose
+    last (QSettings ``finetune/save_folder``), else ``checkpoints/`` next to the open workspace
+    (``workspace``, default: the parent window's), else the documents folder."""
+
+    def __init__(self, parent=None, dataset=None, model=None, workspace=None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Fine-tune")
         self.dataset = dataset
         self.model = model
+        if workspace is None:
+            workspace = getattr(getattr(parent, "session", None), "workspace_path", None)
+        self.workspace = workspace
+        from explorer.gui.settings import settings
+
+        self.save_folder = default_save_folder(workspace, str(settings().value(SAVE_FOLDER_KEY, "") or ""))
         enc = getattr(model, "encoder", model)
         self.base_source = getattr(model, "source", None) or (str(enc.source) if enc is not None and
                                                               getattr(enc, "source", None) else None)
@@ -164,6 +252,7 @@ class FinetuneDialog(QtWidgets.QDialog):
                                                  "from the output, are trained; the rest stay frozen")
         self.blocks.setRange(1, self._n_blocks)
         self.blocks.setValue(1)
+        _units(self.blocks, "block", "blocks")
         mrow = QtWidgets.QHBoxLayout()
         mrow.addWidget(self.mode, 1)
         mrow.addWidget(QtWidgets.QLabel("N"))
@@ -183,6 +272,7 @@ class FinetuneDialog(QtWidgets.QDialog):
         self.epochs = _tip(QtWidgets.QSpinBox(), "Passes over the training items")
         self.epochs.setRange(1, 10000)
         self.epochs.setValue(5)
+        _units(self.epochs, "epoch", "epochs")
         form.addRow("Epochs", self.epochs)
         self.lr = _tip(QtWidgets.QDoubleSpinBox(), "Peak AdamW learning rate (linear warm-up, then cosine decay "
                                                    "to 1/100); 1e-2 suits a linear probe, 1e-3 the rest")
@@ -194,6 +284,7 @@ class FinetuneDialog(QtWidgets.QDialog):
                                                 "lower it if the GPU runs out of memory")
         self.batch.setRange(2, 65536)
         self.batch.setValue(256)
+        _units(self.batch, "item", "items")
         form.addRow("Batch size", self.batch)
         self.temperature = _tip(QtWidgets.QDoubleSpinBox(), "SimCLR softmax temperature: lower sharpens the "
                                                             "contrast between positives and negatives")
@@ -220,17 +311,19 @@ class FinetuneDialog(QtWidgets.QDialog):
                                                       "fixed probe set (0: only at the end)")
         self.probe_every.setRange(0, 100000)
         self.probe_every.setValue(20)
+        self.probe_every.setSpecialValueText("only at the end")
+        _units(self.probe_every, "step", "steps")
         form.addRow("Probe every", self.probe_every)
         self.out = _tip(QtWidgets.QLineEdit(), "Where the new weights (.pt) and their JSON sidecar are saved; "
                                                "the base checkpoint is never overwritten")
         self.out.textEdited.connect(self._out_was_edited)
-        browse = QtWidgets.QPushButton("…")
-        browse.setToolTip("Choose the output file")
-        browse.setMaximumWidth(32)
-        browse.clicked.connect(self._browse)
+        self.browse = QtWidgets.QPushButton("Browse…")
+        self.browse.setToolTip("Choose the file (and folder) the new weights are saved to; the folder "
+                               "you pick is remembered for the next run")
+        self.browse.clicked.connect(self._browse)
         orow = QtWidgets.QHBoxLayout()
         orow.addWidget(self.out, 1)
-        orow.addWidget(browse)
+        orow.addWidget(self.browse)
         form.addRow("Save as", orow)
         lay.addLayout(form)
         self.note = QtWidgets.QLabel()
@@ -245,7 +338,7 @@ class FinetuneDialog(QtWidgets.QDialog):
         self.mode.currentIndexChanged.connect(self._mode_changed)
         self.objective.currentIndexChanged.connect(self._objective_changed)
         self.lr.valueChanged.connect(self._lr_was_edited)
-        self.setMinimumWidth(460)
+        self.setMinimumWidth(620)  # room for a save path under the documents folder
 
     @staticmethod
     def _devices() -> list:
@@ -298,14 +391,24 @@ class FinetuneDialog(QtWidgets.QDialog):
             self.lr.setValue(default_lr(obj))
             self._setting = False
         if not self._out_edited:
-            self.out.setText(str(default_out_path(self.base_source, obj)))
+            self.out.setText(str(default_out_path(self.base_source, obj, self.save_folder)))
         mode_row = self.mode.model().item(0)
         mode_row.setEnabled(self.has_labels)
         text = dict((k, t) for k, _, t in OBJECTIVES)[obj]
         self.note.setText(f"{text[0].upper()}{text[1:]}.")
 
     def _browse(self) -> None:
-        path, _ = QtWidgets.QFileDialog.getSaveFileName(self, "Save the fine-tuned weights as", self.out.text(),
+        """A save dialog that opens in the current save folder (made if it does not exist yet,
+        since the weights go there anyway), with the current file name filled in."""
+        cur = Path(self.out.text().strip() or str(default_out_path(self.base_source, self.objective.currentData(),
+                                                                    self.save_folder))).expanduser()
+        folder = cur.parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            while not folder.is_dir() and folder.parent != folder:
+                folder = folder.parent
+        path, _ = QtWidgets.QFileDialog.getSaveFileName(self, "Save the fine-tuned weights as", str(folder / cur.name),
                                                         "PyTorch weights (*.pt *.pth)")
         if path:
             self.out.setText(path)
@@ -313,11 +416,23 @@ class FinetuneDialog(QtWidgets.QDialog):
 
     def _accept(self) -> None:
         try:
-            self.values()
+            _, out = self.values()
         except InputError as exc:
             QtWidgets.QMessageBox.warning(self, "Fine-tune", str(exc))
             return
+        self.remember_folder(Path(out).parent)
         self.accept()
+
+    def remember_folder(self, folder: Path) -> None:
+        """Keep ``folder`` as the next run's default when the user chose it (it differs from the
+        workspace / documents default); choosing the default again forgets it."""
+        from explorer.gui.settings import settings
+
+        s = settings()
+        if not usable_save_folder(folder) or Path(folder).absolute() == default_save_folder(self.workspace).absolute():
+            s.remove(SAVE_FOLDER_KEY)
+        else:
+            s.setValue(SAVE_FOLDER_KEY, str(folder))
 
     # -- result
     def set_values(self, **kw) -> None:
@@ -371,16 +486,52 @@ class FinetuneDialog(QtWidgets.QDialog):
 
 # ------------------------------------------------------------------ the live panel
 
-def _plot(title: str, ylabel: str = "") -> pg.PlotWidget:
-    w = pg.PlotWidget()
+class _Chart(pg.PlotWidget):
+    """A small chart. Its preferred size is modest: the panel sits in a scroll area that sizes
+    it by its preferred height (a word-wrapped label makes that height-for-width), and
+    pyqtgraph's 600x480 pushed the lower row of charts out of sight."""
+
+    def sizeHint(self) -> QtCore.QSize:
+        return QtCore.QSize(220, 130)
+
+
+class _MapBox(QtWidgets.QWidget):
+    """The probe map's column; a modest preferred size for the same reason as :class:`_Chart`."""
+
+    def sizeHint(self) -> QtCore.QSize:
+        return QtCore.QSize(360, 340)
+
+
+def _plot(title: str, ylabel: str = "", tip: str = "") -> pg.PlotWidget:
+    w = _Chart()
     w.setTitle(title, size="9pt")
+    if tip:
+        w.setToolTip(tip)
     w.setLabel("bottom", "step")
+    w.getAxis("bottom").enableAutoSIPrefix(False)  # steps are counts: never "step (x0.001)"
     if ylabel:
         w.setLabel("left", ylabel)
     w.showGrid(x=True, y=True, alpha=0.2)
-    w.setMinimumSize(180, 130)
+    w.setMinimumSize(FinetunePanel.CHART_MIN_W, 130)
     w.getPlotItem().setMenuEnabled(False)
+    w.getPlotItem().layout.setContentsMargins(0, 0, 8, 0)  # room for the last tick label on the right
     return w
+
+
+def _fit_steps(plot: pg.PlotWidget, steps: np.ndarray) -> None:
+    """x range of a chart over steps: one step alone gets step-1..step+1 (pyqtgraph would
+    centre a width-1 range on it, -0.5..0.5 around step 0); more follow the data again."""
+    s = np.unique(np.asarray(steps, float)[np.isfinite(steps)])
+    axis = plot.getAxis("bottom")
+    if len(s) == 1:
+        plot.setXRange(s[0] - 1, s[0] + 1, padding=0)
+        axis.setTickSpacing(1, 1)  # whole steps, not -0.5 / 0.5
+        plot.one_step = True
+    elif len(s) > 1:
+        if getattr(plot, "one_step", False):
+            axis.setTickSpacing()  # automatic ticks again
+            plot.one_step = False
+        plot.enableAutoRange(x=True)
 
 
 PART_COLOURS = ("#d95f02", "#7570b3", "#e7298a", "#66a61e")
@@ -425,7 +576,6 @@ class FinetunePanel(QtWidgets.QWidget):
         top = QtWidgets.QHBoxLayout()
         self.title = QtWidgets.QLabel(f"<b>{title}</b>")
         top.addWidget(self.title)
-        top.addStretch(1)
         self.bar = QtWidgets.QProgressBar()
         self.bar.setMaximumWidth(220)
         self.bar.setRange(0, 0)
@@ -439,6 +589,7 @@ class FinetunePanel(QtWidgets.QWidget):
         self.stop_btn.clicked.connect(self.stop_requested.emit)
         top.addWidget(self.pause_btn)
         top.addWidget(self.stop_btn)
+        top.addStretch(1)  # the buttons stay next to the title, in sight when the tab scrolls
         lay.addLayout(top)
         self.status = QtWidgets.QLabel("starting…")
         self.status.setWordWrap(True)
@@ -449,7 +600,7 @@ class FinetunePanel(QtWidgets.QWidget):
         sr = QtWidgets.QHBoxLayout(self.save_row)
         sr.setContentsMargins(0, 0, 0, 0)
         self.save_label = QtWidgets.QLabel()
-        sr.addWidget(self.save_label, 1)
+        sr.addWidget(self.save_label)
         self.which = QtWidgets.QComboBox()
         self.which.setToolTip("The weights after the last step, or those of the best probe so far")
         sr.addWidget(self.which)
@@ -461,6 +612,7 @@ class FinetunePanel(QtWidgets.QWidget):
         self.discard_btn.clicked.connect(self.discard_requested.emit)
         sr.addWidget(self.save_btn)
         sr.addWidget(self.discard_btn)
+        sr.addStretch(1)
         self.save_row.hide()
         lay.addWidget(self.save_row)
 
@@ -469,20 +621,27 @@ class FinetunePanel(QtWidgets.QWidget):
         grid = QtWidgets.QGridLayout(grid_w)
         grid.setContentsMargins(0, 0, 0, 0)
         grid.setSpacing(4)
-        self.loss_plot = _plot("Loss")
+        self.loss_plot = _plot("Loss", tip="Training loss per step, and its parts")
         self.loss_plot.addLegend(offset=(-4, 4), labelTextSize="8pt")
-        self.loss_curve = self.loss_plot.plot([], [], pen=pg.mkPen("#1b9e77", width=2), name="loss")
+        self.loss_curve = self.loss_plot.plot([], [], pen=pg.mkPen("#1b9e77", width=2), name="loss",
+                                             symbolSize=5, symbolBrush="#1b9e77", symbolPen=None, symbol=None)
         self.part_curves: dict[str, Any] = {}
-        self.lr_plot = _plot("Learning rate")
-        self.lr_curve = self.lr_plot.plot([], [], pen=pg.mkPen("#666666", width=2))
-        self.rankme_plot = _plot("RankMe (effective rank)")
-        self.std_plot = _plot("Std of L2-normalised")
+        self.lr_plot = _plot("LR", tip="Learning rate per step (linear warm-up, then cosine decay)")
+        self.lr_curve = self.lr_plot.plot([], [], pen=pg.mkPen("#666666", width=2),
+                                         symbolSize=5, symbolBrush="#666666", symbolPen=None, symbol=None)
+        self.rankme_plot = _plot("RankMe", tip="RankMe: the effective rank of the probe embeddings "
+                                  "(Garrido et al. 2023); low means dimensional collapse")
+        self.std_plot = _plot("Std, L2-normalised", tip="Std per dimension of the L2-normalised probe "
+                              "embeddings (SimSiam): about 1/√d (dashed) for an isotropic spread, 0 when "
+                              "collapsed")
         self.std_line = pg.InfiniteLine(angle=0, pen=pg.mkPen("#999999", style=QtCore.Qt.DashLine),
                                         label="1/√d", labelOpts={"position": 0.1, "color": "#777777"})
         self.std_line.hide()
         self.std_plot.addItem(self.std_line)
-        self.sigreg_plot = _plot("SIGReg (0 = isotropic Gaussian)")
-        self.acc_plot = _plot("Accuracy")
+        self.sigreg_plot = _plot("SIGReg", tip="LeJEPA's SIGReg statistic of the probe embeddings: "
+                                 "0 for an isotropic Gaussian, larger the further from one")
+        self.acc_plot = _plot("Accuracy", tip="kNN accuracy (k=20) on the probe set, and the held-out "
+                              "accuracy of the head when there is one")
         self.acc_plot.addLegend(offset=(-4, -4), labelTextSize="8pt")
         self.acc_plot.setYRange(0, 1)
         sym = dict(symbol="o", symbolSize=5)
@@ -494,11 +653,14 @@ class FinetunePanel(QtWidgets.QWidget):
         self._acc_names = {id(self.knn_curve): "kNN (k=20)", id(self.probe_acc_curve): "held-out (head)"}
         self._in_legend: set = set()
         self._lr_scale = None
-        for i, w in enumerate((self.loss_plot, self.lr_plot, self.rankme_plot, self.std_plot, self.sigreg_plot,
-                               self.acc_plot)):
-            grid.addWidget(w, i // 3, i % 3)
+        self.charts = (self.loss_plot, self.lr_plot, self.rankme_plot, self.std_plot, self.sigreg_plot,
+                       self.acc_plot)
+        self._grid, self._cols = grid, 0
+        self._flow_charts(3)
+        grid_w.installEventFilter(self)  # 3 columns of charts, 2 where they would be too narrow
+        self._grid_w = grid_w
         split.addWidget(grid_w)
-        mapbox = QtWidgets.QWidget()
+        mapbox = _MapBox()
         ml = QtWidgets.QVBoxLayout(mapbox)
         ml.setContentsMargins(0, 0, 0, 0)
         ml.setSpacing(2)
@@ -510,14 +672,32 @@ class FinetunePanel(QtWidgets.QWidget):
 
         self.map = MapView()
         self.map.toolbar.setVisible(False)
-        self.map.setMinimumSize(260, 240)
+        self.map.setMinimumSize(260, 220)
         ml.addWidget(self.map, 1)
         split.addWidget(mapbox)
         split.setStretchFactor(0, 3)
         split.setStretchFactor(1, 2)
         split.setSizes([900, 520])
-        self.map.setMinimumWidth(380)
         lay.addWidget(split, 1)
+
+    CHART_MIN_W = 150
+    THREE_COLUMNS_FROM = 3 * 180  # width of the charts' area from which they go three abreast
+
+    def _flow_charts(self, cols: int) -> None:
+        if cols == self._cols:
+            return
+        self._cols = cols
+        for w in self.charts:
+            self._grid.removeWidget(w)
+        for i, w in enumerate(self.charts):
+            self._grid.addWidget(w, i // cols, i % cols)
+        for r in range(3):
+            self._grid.setRowStretch(r, 1 if r < math.ceil(len(self.charts) / cols) else 0)
+
+    def eventFilter(self, obj, ev) -> bool:
+        if obj is getattr(self, "_grid_w", None) and ev.type() == QtCore.QEvent.Resize:
+            self._flow_charts(3 if ev.size().width() >= self.THREE_COLUMNS_FROM else 2)
+        return False
 
     # -- input
     def set_probe_labels(self, codes: Optional[np.ndarray], names: Optional[list] = None) -> None:
@@ -572,7 +752,7 @@ class FinetunePanel(QtWidgets.QWidget):
             if best_step is not None and best_step != steps:
                 self.which.addItem(f"best probe (step {best_step})", "best")
             self.which.setVisible(self.which.count() > 1)
-            self.save_label.setText(f"The run {state} after {steps} steps; its weights are kept.")
+            self.save_label.setText("Its weights are kept:")
             self.save_row.show()
         else:
             self.save_row.hide()
@@ -593,23 +773,35 @@ class FinetunePanel(QtWidgets.QWidget):
         if h:
             steps = np.array([r["step"] for r in h], float)
             self.loss_curve.setData(steps, np.array([r["loss"] for r in h], float))
+            _fit_steps(self.loss_plot, steps)
+            _fit_steps(self.lr_plot, steps)
+            one = "o" if len(steps) == 1 else None  # a line through one point draws nothing
             lr = np.array([r["lr"] for r in h], float)
             top_lr = float(np.nanmax(lr))
             scale = 10.0 ** math.floor(math.log10(top_lr)) if top_lr > 0 else 1.0
             if scale != self._lr_scale:  # axis in units of 10^k rather than 0.000100
                 self._lr_scale = scale
-                self.lr_plot.setTitle(f"Learning rate (× {scale:.0e})", size="9pt")
+                self.lr_plot.setTitle(f"LR (× {scale:.0e})", size="9pt")
             self.lr_curve.setData(steps, lr / (self._lr_scale or 1.0))
+            for c in (self.loss_curve, self.lr_curve):
+                if c.opts["symbol"] != one:
+                    c.setSymbol(one)
             parts = [k for k in h[-1] if k not in ("step", "epoch", "loss", "lr")]
             for i, k in enumerate(parts):
                 c = self.part_curves.get(k)
                 if c is None:
+                    col = PART_COLOURS[i % len(PART_COLOURS)]
                     c = self.part_curves[k] = self.loss_plot.plot(
-                        [], [], pen=pg.mkPen(PART_COLOURS[i % len(PART_COLOURS)], width=1), name=k)
+                        [], [], pen=pg.mkPen(col, width=1), name=k, symbolSize=5, symbolBrush=col,
+                        symbolPen=None, symbol=None)
                 c.setData(steps, np.array([r.get(k, np.nan) for r in h], float), connect="finite")
+                if c.opts["symbol"] != one:
+                    c.setSymbol(one)
         pr = self.probes
         if pr:
             s = np.array([r["step"] for r in pr], float)
+            for plot in (self.rankme_plot, self.std_plot, self.sigreg_plot, self.acc_plot):
+                _fit_steps(plot, s)
             for curve, key in ((self.rankme_curve, "rankme"), (self.std_curve, "std_l2_normalized"),
                                (self.sigreg_curve, "sigreg"), (self.knn_curve, "knn_accuracy"),
                                (self.probe_acc_curve, "probe_accuracy")):
@@ -647,7 +839,7 @@ class FinetunePanel(QtWidgets.QWidget):
         first = prev is None or prev.shape != c.shape
         self.map_coords = c
         self.map_frames += 1
-        self.map.set_layout(c, reset_view=first)
+        self.map.set_layout(c, reset_view=True)  # the view follows the points every frame
         if first:
             self._colour_map()
         self.map_title.setText(f"Probe set: {len(c)} items, frame {self.map_frames}"
@@ -748,7 +940,8 @@ class FinetuneRun(QtCore.QObject):
             return pausable(finetune(enc, ds, params, result=res), gate)
 
         h = self.handle = self.window.runner.submit(f"Fine-tune {self.base_id} ({params.objective})", factory,
-                                                    self._finished, self._failed, exclusive=None)
+                                                    self._finished, self._failed, exclusive=None,
+                                                    stop_note="weights kept")
         h.progress.connect(self._progress)
         h.cancelled.connect(self._cancelled)
 
@@ -827,14 +1020,21 @@ class FinetuneRun(QtCore.QObject):
         self.panel.set_state("failed", "Saving failed: " + msg, self.result.best_step, self.result.steps, True)
         self.window.show_error(f"Could not save the fine-tuned weights to {self.out}: {msg.rstrip('.')}.", details)
 
+    def _note_job(self, note: str) -> None:
+        """What the jobs panel says a stopped run left ("weights saved", "weights discarded")."""
+        if self.handle is not None and self.handle.state == "stopped":
+            self.handle.stop_note = note
+
     def discard(self) -> None:
         self.result.module = None
         self.result.best_state = None
+        self._note_job("weights discarded")
         self.panel.set_state("discarded", "Discarded; nothing was saved.")
 
     def _saved(self, r) -> None:
         module, path = r
         self.saved_path = Path(path)
+        self._note_job("weights saved")
         self.saved.emit(str(path))
         self.window.guarded(lambda: self._open_new(module, Path(path)))
 

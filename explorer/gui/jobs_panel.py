@@ -33,8 +33,12 @@ class JobRow(QtWidgets.QWidget):
         self.msg.setMinimumWidth(120)
         self.msg.setSizePolicy(QtWidgets.QSizePolicy.Ignored, QtWidgets.QSizePolicy.Preferred)
         self.cancel = QtWidgets.QToolButton()
-        self.cancel.setText("Cancel")
-        self.cancel.setToolTip("Stop this job; nothing it would have written is kept")
+        if handle.stop_note:
+            self.cancel.setText("Stop")
+            self.cancel.setToolTip("Stop this job early; what it made so far is kept")
+        else:
+            self.cancel.setText("Cancel")
+            self.cancel.setToolTip("Stop this job; nothing it would have written is kept")
         self.cancel.clicked.connect(handle.cancel)
         for w, s in ((self.name, 0), (self.bar, 2), (self.time, 0), (self.msg, 3), (self.cancel, 0)):
             lay.addWidget(w, s)
@@ -63,12 +67,23 @@ class JobRow(QtWidgets.QWidget):
                 self.bar.setFormat("%p%")
                 self.bar.setRange(0, 0)  # busy until the first progress with a total
             self.time.setText(f"{_fmt_s(h.elapsed)} elapsed, {_fmt_s(h.remaining())} left")
+        elif h.state == "stopped" and self.bar.format() != self._ended_text():
+            self.bar.setFormat(self._ended_text())  # the owner changed what the stop kept
+            self.bar.setToolTip(self._ended_text())
+
+    def _ended_text(self) -> str:
+        h = self.handle
+        if h.state == "stopped":
+            return f"stopped ({h.stop_note})" if h.stop_note else "stopped"
+        return {"finished": "done", "failed": "failed", "cancelled": "cancelled"}.get(h.state, "%p%")
 
     def _on_done(self) -> None:
         h = self.handle
         self.bar.setRange(0, 1000)
         self.bar.setValue(1000)
-        self.bar.setFormat({"finished": "done", "failed": "failed", "cancelled": "cancelled"}.get(h.state, "%p%"))
+        self.bar.setFormat(self._ended_text())
+        if h.state == "stopped":
+            self.bar.setToolTip(self._ended_text())
         if h.state != "finished":
             color = "#b3261e" if h.state == "failed" else "#8a8f98"
             self.bar.setStyleSheet(f"QProgressBar::chunk {{ background: {color}; }}")

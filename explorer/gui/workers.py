@@ -31,7 +31,8 @@ class JobHandle(QtCore.QObject):
     cancelled = QtCore.Signal()
     done = QtCore.Signal()  # after any of the three above
 
-    def __init__(self, name: str, factory: Callable[[], Any], parent: Optional[QtCore.QObject] = None) -> None:
+    def __init__(self, name: str, factory: Callable[[], Any], parent: Optional[QtCore.QObject] = None,
+                 stop_note: Optional[str] = None) -> None:
         super().__init__(parent)
         self.name = name
         self._factory = factory
@@ -39,11 +40,15 @@ class JobHandle(QtCore.QObject):
         self.started_at: Optional[float] = None
         self.ended_at: Optional[float] = None
         self.last_progress: Optional[Progress] = None
-        self.state = "queued"  # queued | running | finished | failed | cancelled
+        #: set for a job whose early end keeps what it made (a fine-tune keeps its weights): a
+        #: cancel then ends it "stopped", not "cancelled", and the jobs panel shows this note
+        #: ("weights kept"); the owner may update it later ("weights saved").
+        self.stop_note = stop_note
+        self.state = "queued"  # queued | running | finished | failed | cancelled | stopped
         self.progress.connect(self._remember)
         self.finished.connect(lambda _r: self._end("finished"))
         self.failed.connect(lambda _m, _d: self._end("failed"))
-        self.cancelled.connect(lambda: self._end("cancelled"))
+        self.cancelled.connect(lambda: self._end("stopped" if self.stop_note else "cancelled"))
 
     def _remember(self, p: Progress) -> None:
         self.last_progress = p
@@ -141,14 +146,15 @@ class JobRunner(QtCore.QObject):
                on_result: Optional[Callable[[Any], None]] = None,
                on_error: Optional[Callable[[str, str], None]] = None,
                exclusive: Optional[str] = None, owner: Optional[QtCore.QObject] = None,
-               priority: int = 0) -> JobHandle:
+               priority: int = 0, stop_note: Optional[str] = None) -> JobHandle:
         """Start ``factory()`` in the pool. With an ``owner`` (a view), the job is cancelled and
         its callbacks are never called once the owner is released (:meth:`release_owner`) or
         destroyed, so a closed tab is never called back. Among queued jobs the higher
-        ``priority`` starts first (the map on screen before the others)."""
+        ``priority`` starts first (the map on screen before the others). ``stop_note``: see
+        :attr:`JobHandle.stop_note` (a cancel keeps the job's result: it ends "stopped")."""
         if exclusive and exclusive in self._slots and self._slots[exclusive].state in ("queued", "running"):
             self._slots[exclusive].cancel()
-        handle = JobHandle(name, factory, self)
+        handle = JobHandle(name, factory, self, stop_note=stop_note)
         live = self._owner_entry(owner) if owner is not None else None
         for sig, fn in ((handle.finished, on_result), (handle.failed, on_error)):
             if fn is None:

@@ -52,3 +52,38 @@ def test_running_on_top_then_queued_by_priority(qtbot):
     # finished: newest submission first
     assert [r.handle.name for r in panel.job_rows()] == ["mid", "high", "low", "blocker"]
     assert [r.bar.format() for r in panel.job_rows()] == ["done"] * 4
+
+
+def test_a_stop_that_keeps_the_result_reads_stopped_not_cancelled(qtbot):
+    """A job submitted with a stop note (a fine-tune keeps its weights) ends "stopped (note)"
+    when cancelled, and its owner can change the note later; a plain job still ends
+    "cancelled"."""
+    from explorer.gui.jobs_panel import JobsPanel
+    from explorer.gui.workers import JobRunner
+    from explorer.jobs import Progress
+
+    runner = JobRunner(max_threads=2)
+    panel = JobsPanel(runner)
+    qtbot.addWidget(panel)
+
+    def endless():
+        i = 0
+        while True:
+            i += 1
+            yield Progress(i, None, "working")
+            threading.Event().wait(0.01)
+
+    keeps = runner.submit("fine-tune", endless, stop_note="weights kept")
+    plain = runner.submit("embed", endless)
+    qtbot.waitUntil(lambda: keeps.last_progress is not None and plain.last_progress is not None, timeout=5000)
+    rows = {r.handle.name: r for r in panel.job_rows()}
+    assert rows["fine-tune"].cancel.text() == "Stop" and rows["embed"].cancel.text() == "Cancel"
+    for r in rows.values():
+        r.cancel.click()
+    qtbot.waitUntil(lambda: keeps.state == "stopped" and plain.state == "cancelled", timeout=5000)
+    assert rows["fine-tune"].bar.format() == "stopped (weights kept)"
+    assert rows["embed"].bar.format() == "cancelled"
+    keeps.stop_note = "weights saved"
+    panel._tick()
+    assert rows["fine-tune"].bar.format() == "stopped (weights saved)"
+    assert not runner.active()
