@@ -194,7 +194,9 @@ def test_legend_click_toggles_and_double_click_isolates(qtbot):
     qtbot.mouseDClick(lw.viewport(), QtCore.Qt.MouseButton.LeftButton, pos=rect.center())
     assert list(v.class_visibility) == [False, False, True]
     img = v.graphics.grab().toImage()
-    assert _class_pixels(img, rgb[0], 1.0) == 0 and _class_pixels(img, rgb[2], 1.0) > 200
+    # hidden: none of its 1,300 points drawn (once, under load, a single stray pixel of that blue,
+    # which is also the uniform point colour, was seen: a few pixels against hundreds)
+    assert _class_pixels(img, rgb[0], 1.0) < 5 and _class_pixels(img, rgb[2], 1.0) > 200
     qtbot.mouseClick(lw.viewport(), QtCore.Qt.MouseButton.LeftButton, pos=rect.center())
     qtbot.mouseDClick(lw.viewport(), QtCore.Qt.MouseButton.LeftButton, pos=rect.center())
     assert v.class_visibility.all()  # isolating the only visible class shows all again
