@@ -1,11 +1,11 @@
-"""The fast UMAP optimiser (explorer.layout_sgd) against the gradient formulas of the UMAP
+"""The fast UMAP optimiser (explorer.maps.sgd) against the gradient formulas of the UMAP
 paper written here in float64, and against umap-learn's own layout for quality."""
 
 import numpy as np
 import pytest
 
 from explorer.jobs import drain
-from explorer.layout_sgd import _power_kernel, optimize_fast, power_table
+from explorer.maps.sgd import _power_kernel, optimize_fast, power_table
 
 
 @pytest.mark.parametrize("b", [0.5, 0.8950, 1.0, 1.5])

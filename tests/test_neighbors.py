@@ -162,17 +162,17 @@ def test_bad_input_is_one_sentence():
 
 def test_cancel_stops_the_work(Z, monkeypatch):
     """The exact job yields after each tile, and closing it computes no further tile: count
-    the tile merges (knn_blocks' per-tile kernel calls) of a full run and of a cancelled one."""
-    from explorer import knn_blocks
+    the tile merges (explorer.neighbors.blocks' per-tile kernel calls) of a full run and of a cancelled one."""
+    from explorer.neighbors import blocks
 
     calls = []
-    original = knn_blocks._parallel
+    original = blocks._parallel
 
     def counting(fn, n, args, *rest, **kw):
         calls.append(n)
         return original(fn, n, args, *rest, **kw)
 
-    monkeypatch.setattr(knn_blocks, "_parallel", counting)
+    monkeypatch.setattr(blocks, "_parallel", counting)
     params = KnnParams(k=3, method="exact", memory_mb=0.05)     # 64-row tiles: many of them
     drain(knn_graph(Z, params))
     full = len(calls)
@@ -227,7 +227,7 @@ def test_symmetric_tiles_narrower_than_k(Z, metric):
 @pytest.mark.parametrize("metric", ["cosine", "euclidean"])
 def test_ivf_probing_every_list_is_exact(Z, metric):
     # nprobe = nlist: every point sees every list, so the IVF answer is brute force
-    from explorer.knn_blocks import IvfIndex
+    from explorer.neighbors.ivf import IvfIndex
 
     index = drain(IvfIndex(Z, metric, nlist=6).build())
     idx_, _ = drain(index.search(np.arange(len(Z)), 5, nprobe=6))
@@ -286,7 +286,7 @@ def test_auto_keeps_ivf_where_it_is_cheap_and_meets_the_target():
 def test_ivf_recall_prediction_equals_the_search():
     # the recall of every nprobe is predicted from the sample's exact neighbours; an IVF search
     # scans its probed lists exactly, so the prediction is the searched recall on those rows
-    from explorer.knn_blocks import IvfIndex
+    from explorer.neighbors.ivf import IvfIndex
 
     X = _isotropic(1500, 16, seed=4)
     rows = np.sort(np.random.default_rng(0).choice(len(X), 200, replace=False))

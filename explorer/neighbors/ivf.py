@@ -1,0 +1,187 @@
+"""The approximate all-points graph of an inverted-file index (Jegou, Douze & Schmid, "Product
+quantization for nearest neighbor search", TPAMI 2011, the IVF part): k-means lists, every point
+probes its ``nprobe`` nearest lists, and the search runs list by list, so each step is one
+product (points probing list c) x (members of c), merged into the running top-k by the kernels
+of :mod:`explorer.neighbors.blocks`. ``nprobe`` is widened until recall@k measured on a sample
+reaches the target (see :func:`explorer.neighbors.search.knn_graph`).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import numpy as np
+
+from explorer.jobs import Job, Progress
+from explorer.neighbors.blocks import _empty_top, _merge_kernels, _parallel, _ranking_matrix
+
+__all__ = ["IvfIndex", "IvfCurve", "ivf_self_knn"]
+
+
+class IvfIndex:
+    """k-means lists over the ranking matrix of ``Z`` and, for every point, its ``max_probe``
+    nearest lists (by the same score that ranks neighbours). Built by :meth:`build` (a job), or
+    in two steps: :meth:`train` (the k-means lists, on a sample) and :meth:`assign` (every
+    point's nearest lists), between which :meth:`recall_curve` predicts, from a sample's exact
+    neighbours, the recall and the cost of every ``nprobe`` without searching."""
+
+    def __init__(self, Z: np.ndarray, metric: str, nlist: Optional[int] = None, seed: int = 0,
+                 iters: int = 6, max_probe: int = 48):
+        if metric not in ("cosine", "euclidean"):
+            raise ValueError("IVF lists are defined for cosine and euclidean")
+        self.metric = metric
+        self.N, self.d = Z.shape
+        self.D, self.bias = _ranking_matrix(Z, metric)
+        self.nlist = int(nlist or max(8, min(4096, round(2.0 * math.sqrt(self.N)))))
+        self.nlist = min(self.nlist, self.N)
+        self.seed = seed
+        self.iters = iters
+        self.max_probe = int(min(max_probe, self.nlist))
+
+    @staticmethod
+    def _scores(X, C, c_bias):
+        import torch
+
+        return X @ C.T if c_bias is None else torch.addmm(c_bias.unsqueeze(0), X, C.T)
+
+    def build(self) -> Job:
+        yield from self.train()
+        yield from self.assign()
+        return self
+
+    def train(self) -> Job:
+        """k-means (``iters`` Lloyd steps) on max(24 nlist, 8000) random points; sets the
+        centroids and ``est_sizes`` (each list's share of the training points times N)."""
+        import torch
+
+        rng = np.random.default_rng(self.seed)
+        N, nl = self.N, self.nlist
+        Dt = torch.from_numpy(self.D)
+        m = min(N, max(24 * nl, 8_000))
+        train = Dt[torch.from_numpy(np.sort(rng.choice(N, m, replace=False)))]
+        C = train[torch.from_numpy(rng.choice(m, nl, replace=False))].clone()
+        with torch.no_grad():
+            for it in range(self.iters):
+                cb = None if self.metric == "cosine" else -0.5 * (C * C).sum(1)
+                a = self._scores(train, C, cb).argmax(1)
+                S = torch.zeros_like(C).index_add_(0, a, train)
+                cnt = torch.bincount(a, minlength=nl).to(C.dtype)
+                empty = cnt == 0
+                if bool(empty.any()):  # re-seed empty lists with random training points
+                    S[empty] = train[torch.from_numpy(rng.choice(m, int(empty.sum()), replace=False))]
+                    cnt[empty] = 1
+                C = S / cnt[:, None]
+                if self.metric == "cosine":
+                    C = torch.nn.functional.normalize(C, dim=1)
+                yield Progress(it + 1, self.iters + 1, "k-means lists")
+            self._C = C
+            self._cb = None if self.metric == "cosine" else -0.5 * (C * C).sum(1)
+            a = self._scores(train, C, self._cb).argmax(1)
+            self.est_sizes = torch.bincount(a, minlength=nl).double().numpy() * (N / m)
+        self.centroids = C.numpy()
+        return self
+
+    def _list_scores(self, rows: np.ndarray):
+        import torch
+
+        with torch.no_grad():
+            return self._scores(torch.from_numpy(self.D[rows]), self._C, self._cb)
+
+    def recall_curve(self, rows: np.ndarray, exact: np.ndarray) -> "IvfCurve":
+        """From the exact neighbours ``exact`` (m, k) of the points ``rows``: for each pair the
+        rank of the neighbour's list in the query's probe order. A search with ``nprobe`` p finds
+        an exact neighbour exactly when that rank is below p (the probed lists are scanned
+        exactly), so recall(p) on these rows is known for every p at once, as is the number of
+        points a query scans (from ``est_sizes``). Call after :meth:`train`."""
+        m, k = exact.shape
+        order = self._list_scores(np.asarray(rows)).argsort(dim=1, descending=True).numpy()
+        rank = np.empty_like(order)
+        np.put_along_axis(rank, order, np.arange(self.nlist)[None, :].repeat(m, 0), 1)
+        nb = np.unique(exact.ravel())
+        own = np.empty(self.N, np.int64)
+        own[nb] = self._list_scores(nb).argmax(1).numpy()
+        ranks = np.take_along_axis(rank, own[exact], 1)
+        scanned = np.cumsum(self.est_sizes[order], axis=1).mean(0)  # points scanned per query, by p
+        return IvfCurve(np.sort(ranks.ravel()), scanned, self.nlist, self.N)
+
+    def assign(self, max_probe: Optional[int] = None) -> Job:
+        """Every point's ``max_probe`` nearest lists (``probes``) and the lists' members."""
+        import torch
+
+        if max_probe is not None:
+            self.max_probe = int(min(max(1, max_probe), self.nlist))
+        N = self.N
+        Dt = torch.from_numpy(self.D)
+        probes = np.empty((N, self.max_probe), np.int32)
+        step = 8192
+        with torch.no_grad():
+            for s in range(0, N, step):
+                sc = self._scores(Dt[s:s + step], self._C, self._cb)
+                probes[s:s + step] = sc.topk(self.max_probe, dim=1).indices.numpy()
+                yield Progress(min(N, s + step), N, "assigning points to lists")
+        self.probes = probes
+        own = probes[:, 0].astype(np.int64)
+        order = np.argsort(own, kind="stable")
+        self.members = np.split(order, np.cumsum(np.bincount(own, minlength=self.nlist))[:-1])
+        return self
+
+    def search(self, rows: np.ndarray, k: int, nprobe: int, cancel_every: int = 64) -> Job:
+        """Approximate k-NN (self excluded) of the points ``rows`` (sorted int64) among all
+        points, each probing its ``nprobe`` nearest lists: job -> (indices (m, k), ranking
+        scores (m, k)), index -1 (score -3e38) where fewer than k candidates were seen."""
+        import torch
+
+        K = _merge_kernels()
+        nprobe = int(min(nprobe, self.max_probe))
+        m = len(rows)
+        top_v, top_i = _empty_top(m, k)
+        lists = self.probes[rows, :nprobe].ravel().astype(np.int64)
+        local = np.repeat(np.arange(m, dtype=np.int64), nprobe)
+        order = np.argsort(lists, kind="stable")
+        lists, local = lists[order], local[order]
+        starts = np.searchsorted(lists, np.arange(self.nlist + 1))
+        Dt = torch.from_numpy(self.D)
+        use_bias = self.bias is not None
+        zero = np.zeros(1, np.float32)
+        with torch.no_grad():
+            for c in range(self.nlist):
+                s0, s1 = starts[c], starts[c + 1]
+                mem = self.members[c]
+                if s1 > s0 and len(mem):
+                    q_local = local[s0:s1]
+                    q_global = rows[q_local]
+                    G = (Dt[torch.from_numpy(q_global)] @ Dt[torch.from_numpy(mem)].T).numpy()
+                    bc = self.bias[mem] if use_bias else zero
+                    _parallel(K["rows"], s1 - s0, (G, q_local, q_global, mem, bc, use_bias, True,
+                                                   top_v, top_i))
+                if c % cancel_every == 0:
+                    yield Progress(c + 1, self.nlist, f"IVF search (nprobe={nprobe})")
+        return top_i, top_v
+
+
+class IvfCurve:
+    """Recall and cost of an IVF search for every ``nprobe``, predicted on a sample (see
+    :meth:`IvfIndex.recall_curve`): ``ranks`` the sorted list ranks of the sample's exact
+    neighbours, ``scanned[p - 1]`` the mean number of points a query scans with nprobe p."""
+
+    def __init__(self, ranks: np.ndarray, scanned: np.ndarray, nlist: int, n: int):
+        self.ranks, self.scanned, self.nlist, self.n = ranks, scanned, nlist, n
+
+    def recall(self, nprobe: int) -> float:
+        return float(np.searchsorted(self.ranks, nprobe, side="left") / len(self.ranks))
+
+    def nprobe_for(self, target: float) -> int:
+        """The smallest nprobe whose predicted recall reaches ``target`` (at most nlist)."""
+        need = int(math.ceil(min(1.0, target) * len(self.ranks) - 1e-9))
+        if need <= 0:
+            return 1
+        return int(min(self.nlist, self.ranks[need - 1] + 1))
+
+    def fraction_scanned(self, nprobe: int) -> float:
+        return float(self.scanned[max(1, min(nprobe, self.nlist)) - 1] / self.n)
+
+
+def ivf_self_knn(index: IvfIndex, k: int, nprobe: int) -> Job:
+    """All-points search of a built :class:`IvfIndex` -> (indices, ranking scores)."""
+    return index.search(np.arange(index.N, dtype=np.int64), k, nprobe)
