@@ -159,7 +159,9 @@ class CompareView(QtWidgets.QWidget):
         self.link_check.setChecked(True)
         self.link_check.toggled.connect(lambda _on: self._update_links())
         bar.addWidget(self.link_check)
-        bar.addSpacing(12)
+        bar.addStretch(1)
+        lay.addLayout(bar)
+        bar = QtWidgets.QHBoxLayout()  # a second row: the bar fits a narrow tab
         bar.addWidget(QtWidgets.QLabel("Overlap of"))
         self.pair_a = QtWidgets.QComboBox()
         self.pair_b = QtWidgets.QComboBox()
@@ -174,10 +176,17 @@ class CompareView(QtWidgets.QWidget):
         self.pair_a.activated.connect(lambda _i: self._pair_changed())
         self.pair_b.activated.connect(lambda _i: self._pair_changed())
         self.k_spin.editingFinished.connect(self._pair_changed)
+        for combo in (self.colour_combo, self.ref_combo, self.pair_a, self.pair_b):
+            # long model names must not make the bar (and the tab) wider than the screen
+            combo.setSizeAdjustPolicy(QtWidgets.QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            combo.setMinimumContentsLength(10)
         bar.addStretch(1)
         self.status = QtWidgets.QLabel("")
         self.status.setStyleSheet("color: #555")
-        bar.addWidget(self.status)
+        # the status takes the room left, never more (its whole text is in its tooltip)
+        self.status.setSizePolicy(QtWidgets.QSizePolicy.Policy.Ignored, QtWidgets.QSizePolicy.Policy.Preferred)
+        self.status.setMinimumWidth(0)
+        bar.addWidget(self.status, 1)
         lay.addLayout(bar)
 
         split = QtWidgets.QSplitter(QtCore.Qt.Orientation.Vertical)
