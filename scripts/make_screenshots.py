@@ -57,6 +57,24 @@ def main() -> int:
     win.wait_until_idle(600)
     app.processEvents()
     win.grab().save(str(out / "compare_window.png"))
+
+    # a checkpoint timeline of the sample run, then a short SIGReg fine-tune of the collapsed model
+    from explorer.finetune import FinetuneParams
+    from explorer.gui.finetune_panel import start_finetune
+    from explorer.resources import sample_data_dir
+
+    win.resize(1500, 950)
+    tv = win.open_timeline(str(sample_data_dir() / "checkpoints" / "run"), probe_size=400)
+    win.wait_until_idle(900)
+    app.processEvents()
+    tv.grab().save(str(out / "timeline.png"))
+    collapsed = next(i for i in ids if i.startswith("collapsed"))
+    panel = start_finetune(win, collapsed, FinetuneParams(objective="sigreg", epochs=6),
+                           Path(tempfile.mkdtemp()) / "collapsed_sigreg.pt")
+    win.wait_until_idle(900)
+    app.processEvents()
+    panel.resize(1400, 620)
+    panel.grab().save(str(out / "finetune.png"))
     print("wrote", ", ".join(p.name for p in sorted(out.glob("*.png"))))
     return 0
 
