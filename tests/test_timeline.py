@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from references import write_tiny_images, write_tiny_run
 
 from explorer.errors import InputError
 from explorer.jobs import drain
@@ -20,49 +21,18 @@ SAMPLE_DIGITS = ROOT / "sample_data" / "digits"
 PROBE = 150
 
 
-def _write_tiny_run(folder: Path, n: int = 3) -> Path:
-    """Seeded small_cnn checkpoints with sidecars (when the sample run is not there)."""
-    import torch
-
-    from explorer.encoders.archs import build
-
-    folder.mkdir(parents=True, exist_ok=True)
-    for i in range(1, n + 1):
-        torch.manual_seed(i)
-        m = build("small_cnn", width=4, embed_dim=16, proj_dim=8)
-        torch.save(m.state_dict(), folder / f"epoch_{i:02d}.pt")
-        (folder / f"epoch_{i:02d}.pt.json").write_text(json.dumps({
-            "arch": "small_cnn", "arch_kwargs": {"width": 4, "embed_dim": 16, "proj_dim": 8},
-            "layer": "embed", "epoch": i, "step": 10 * i}))
-    return folder
-
-
-def _write_tiny_images(folder: Path) -> Path:
-    from PIL import Image
-
-    rng = np.random.default_rng(0)
-    for c in range(3):
-        d = folder / str(c)
-        d.mkdir(parents=True, exist_ok=True)
-        for j in range(30):
-            a = rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)
-            a[..., c] = 200
-            Image.fromarray(a).save(d / f"{j:03d}.png")
-    return folder
-
-
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory) -> Path:
     if len(list(SAMPLE_RUN.glob("*.pt"))) >= 3:
         return SAMPLE_RUN
-    return _write_tiny_run(tmp_path_factory.mktemp("run"))
+    return write_tiny_run(tmp_path_factory.mktemp("run"))
 
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
     from explorer.data import open_dataset
 
-    path = SAMPLE_DIGITS if SAMPLE_DIGITS.is_dir() else _write_tiny_images(tmp_path_factory.mktemp("imgs"))
+    path = SAMPLE_DIGITS if SAMPLE_DIGITS.is_dir() else write_tiny_images(tmp_path_factory.mktemp("imgs"))
     return open_dataset(path)
 
 

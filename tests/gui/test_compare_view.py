@@ -16,6 +16,7 @@ from explorer.gui.compare_view import OVERLAP, CompareView  # noqa: E402
 from explorer.gui.timeline_view import SUB, TimelineView  # noqa: E402
 from explorer.gui.workers import JobRunner  # noqa: E402
 from explorer.state import Selection  # noqa: E402
+from references import jaccard64 as _jaccard64, knn64 as _knn64  # noqa: E402
 from explorer.timeline import TimelineResult  # noqa: E402
 
 N, D, K = 300, 16, 50
@@ -24,18 +25,6 @@ N, D, K = 300, 16, 50
 @pytest.fixture(scope="module", autouse=True)
 def _compiled():
     pr.warm_up()
-
-
-def _knn64(Z, k):
-    Z = np.asarray(Z, np.float64)
-    Z = Z / np.linalg.norm(Z, axis=1, keepdims=True)
-    S = Z @ Z.T
-    np.fill_diagonal(S, -np.inf)
-    return np.argsort(-S, axis=1, kind="stable")[:, :k]
-
-
-def _jaccard64(A, B):
-    return np.array([len(set(a) & set(b)) / len(set(a) | set(b)) for a, b in zip(A, B)])
 
 
 @pytest.fixture(scope="module")
