@@ -91,6 +91,7 @@ class ViewActions:
         tv = TimelineView()
         tv.source = timeline_entry(folder, probe_size, params)  # what a saved session reopens
         ds, ws = self.session.dataset, self.session.workspace
+        tv.dataset = ds  # a session keeps the tab only while this dataset is open
 
         def show(res):
             tv.set_result(res, ds)
@@ -102,11 +103,12 @@ class ViewActions:
         return tv
 
     def _open_timelines(self) -> list:
-        """The open timeline tabs as a session stores them (folder, settings, position)."""
+        """The open timeline tabs as a session stores them (folder, settings, position): those
+        probing the open dataset (a tab left from an earlier dataset is not reopened on this one)."""
         out = []
         for i in range(1, self.center_tabs.count()):
             tv = self.tab_view(i)
-            if getattr(tv, "source", None):
+            if getattr(tv, "source", None) and getattr(tv, "dataset", None) is self.session.dataset:
                 out.append({**tv.source, "position": float(tv.position),
                             "shown": self.center_tabs.currentIndex() == i})
         return out

@@ -13,42 +13,14 @@ import pytest
 pytest.importorskip("PySide6")
 from PySide6 import QtWidgets  # noqa: E402
 
+from references import write_tiny_images, write_tiny_run  # noqa: E402
+
 N_IMG = 60
-
-
-def _tiny_run(folder: Path, n: int = 3) -> Path:
-    import torch
-
-    from explorer.encoders.archs import build
-
-    folder.mkdir(parents=True, exist_ok=True)
-    for i in range(1, n + 1):
-        torch.manual_seed(i)
-        m = build("small_cnn", width=4, embed_dim=16, proj_dim=8)
-        torch.save(m.state_dict(), folder / f"epoch_{i:02d}.pt")
-        (folder / f"epoch_{i:02d}.pt.json").write_text(json.dumps({
-            "arch": "small_cnn", "arch_kwargs": {"width": 4, "embed_dim": 16, "proj_dim": 8},
-            "layer": "embed", "epoch": i, "step": 10 * i}))
-    return folder
-
-
-def _tiny_images(folder: Path) -> Path:
-    from PIL import Image
-
-    rng = np.random.default_rng(0)
-    for c in range(3):
-        d = folder / str(c)
-        d.mkdir(parents=True, exist_ok=True)
-        for j in range(N_IMG // 3):
-            a = rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)
-            a[..., c] = 200
-            Image.fromarray(a).save(d / f"{j:03d}.png")
-    return folder
 
 
 @pytest.fixture
 def run(tmp_path):
-    return _tiny_images(tmp_path / "imgs"), _tiny_run(tmp_path / "runs" / "run1")
+    return write_tiny_images(tmp_path / "imgs", N_IMG // 3), write_tiny_run(tmp_path / "runs" / "run1")
 
 
 def _timeline_tabs(w):
@@ -142,3 +114,23 @@ def test_a_session_reopens_its_timeline_tab_and_focus(pca_window, run, tmp_path,
     assert _timeline_tabs(w2)[0].position == pytest.approx(1.5)
     w2.runner.cancel_all()
     w2.runner.wait(10000)
+
+
+def test_a_timeline_of_an_earlier_dataset_is_not_saved_with_the_next_one(pca_window, run, tmp_path):
+    """Found by the long random walk: a timeline tab left open from the image dataset was saved
+    with a session of a vector dataset, and reopening ran its image checkpoints on vectors."""
+    w = pca_window
+    imgs, run1 = run
+    w.open_dataset(str(imgs))
+    assert w.wait_until_idle(120)
+    tv = w.open_timeline(str(run1), probe_size=30)
+    assert w.wait_until_idle(120) and tv.result is not None
+    np.save(tmp_path / "v.npy", np.random.default_rng(0).normal(size=(50, 8)).astype(np.float32))
+    w.open_dataset(str(tmp_path / "v.npy"))
+    assert w.wait_until_idle(120)
+    sess = tmp_path / "v.eesession"
+    w.save_session(str(sess))
+    assert json.loads(sess.read_text())["view"].get("timelines", []) == []
+    w.open_session(str(sess))
+    assert w.wait_until_idle(120)
+    assert _timeline_tabs(w) == [] and not (w.message.isVisible() and w.message.level == "error")
