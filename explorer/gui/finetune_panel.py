@@ -1139,6 +1139,9 @@ def start_finetune(window, model_id: Optional[str], params, out_path) -> Finetun
         raise InputError(f"{m.id} is a file of precomputed vectors; fine-tuning needs an encoder checkpoint.")
     if ds.kind not in ("image", "vector", "text"):
         raise InputError(f"Fine-tuning works on image, vector and text datasets; {ds.name} holds {ds.kind}.")
+    from explorer.encoders import match_input_kind
+
+    match_input_kind(m.encoder, ds)  # one sentence when the encoder cannot take these items (as the CLI)
     if params.objective not in CORE_OBJECTIVES:
         raise InputError(f"Unknown objective {params.objective!r}.")
     if CORE_OBJECTIVES[params.objective].needs_labels and (ds.labels is None or not (np.asarray(ds.labels) >= 0).any()):

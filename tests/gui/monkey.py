@@ -152,8 +152,9 @@ class Walk:
             return True
         self.n_finetuned += 1
         out = self.folder / f"finetuned_{self.n_finetuned}.pt"
+        fits = w.session.model().vectors is not None  # it embedded these items, so it takes them
         w.guarded(lambda: start_finetune(w, None, FinetuneParams(objective="linear", probe_max_iter=20), out))
-        return True
+        return fits  # an encoder that cannot take the items: one sentence expected, no traceback
 
     def remove_model(self) -> bool:
         w = self.window

@@ -298,6 +298,27 @@ def test_start_refuses_bad_requests(window, tmp_path):
     assert isinstance(QtWidgets.QApplication.instance(), QtWidgets.QApplication)
 
 
+def test_an_encoder_that_cannot_take_the_items_is_refused_in_one_sentence(window, tmp_path):
+    """Found by the long random walk: an image CNN fine-tuned on a vector dataset reached conv2d
+    and failed with PyTorch's RuntimeError; it is now refused before any job starts, as the CLI does."""
+    from explorer.errors import InputError
+    from explorer.finetune import FinetuneParams
+    from explorer.gui.finetune_panel import start_finetune
+    from explorer.resources import sample_data_dir
+
+    healthy = sample_data_dir() / "checkpoints" / "healthy.pt"
+    if not healthy.exists():
+        pytest.skip("sample checkpoints not generated")
+    w = window
+    w.open_encoder(str(healthy))
+    assert w.wait_until_idle(60)
+    mid = next(m for m in w.session.models if m.startswith("healthy"))
+    with pytest.raises(InputError) as err:
+        start_finetune(w, mid, FinetuneParams(objective="linear"), tmp_path / "h.pt")
+    assert "\n" not in str(err.value) and "healthy" in str(err.value)
+    assert not w.runner.active()
+
+
 # ------------------------------------------------------------------ where the weights go
 
 def test_default_folder_is_documents_without_a_workspace_and_never_the_package(qtbot, tmp_path, monkeypatch):
