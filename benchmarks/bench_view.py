@@ -60,7 +60,7 @@ def frames(canvas, vb, kind: str, reps: int, app) -> list[float]:
 
 
 def bench_mapview(n, reps, app, out):
-    from explorer.gui.mapview import MapView
+    from explorer.gui.views.mapview import MapView
 
     xy, lab = make_data(n)
     v = MapView()
@@ -121,7 +121,7 @@ def main() -> None:
 
     from PySide6 import QtWidgets
 
-    from explorer.gui import pointraster
+    from explorer.gui.views import pointraster
 
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication([])
     t0 = time.perf_counter()

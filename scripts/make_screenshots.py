@@ -60,7 +60,7 @@ def main() -> int:
 
     # a checkpoint timeline of the sample run, then a short SIGReg fine-tune of the collapsed model
     from explorer.finetune import FinetuneParams
-    from explorer.gui.finetune_panel import start_finetune
+    from explorer.gui.views.finetune_panel import start_finetune
     from explorer.resources import sample_data_dir
 
     win.resize(1500, 950)

@@ -88,6 +88,12 @@ def test_wheel_contains_assets_and_sample_data(wheel):
         assert f"explorer/assets/icons/toolbar/dark/{name}.svg" in names
     assert "explorer/sample_data/__init__.py" in names
     assert "explorer/cli.py" in names and "explorer/gui/app.py" in names
+    # every module of the source tree ships (a package missing from pyproject's list would
+    # import in an editable install and fail in the wheel)
+    src = Path(__file__).resolve().parent.parent / "explorer"
+    missing = [str(p.relative_to(src.parent)) for p in src.rglob("*.py")
+               if "__pycache__" not in p.parts and str(p.relative_to(src.parent)) not in names]
+    assert missing == [], missing
     assert not any("__pycache__" in n or n.endswith(".pyc") for n in names)
     assert not any(n.startswith(("tests/", "assets/", "sample_data/")) for n in names), \
         "top-level folders leaked into the wheel instead of living under explorer/"

@@ -29,7 +29,7 @@ class DetailsPanel(QtWidgets.QTabWidget):
         self.addTab(self.selpanel, "Selection")
         self.addTab(self.projpanel, "Map settings")
         try:
-            from explorer.gui.diagnostics_panel import DiagnosticsPanel
+            from explorer.gui.views.diagnostics_panel import DiagnosticsPanel
 
             self.diagpanel = DiagnosticsPanel()
             self.addTab(self.diagpanel, "Diagnostics")

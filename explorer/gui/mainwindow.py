@@ -63,7 +63,7 @@ class MainWindow(OpenActions, ViewActions, FileActions, QtWidgets.QMainWindow):
 
     def _warm_renderer(self) -> None:
         """Load (or compile) the map renderer's numba kernels in a worker, before the first map."""
-        from explorer.gui import pointraster
+        from explorer.gui.views import pointraster
         from explorer.jobs import Progress
 
         def job():

@@ -23,7 +23,7 @@ class MapPanel(QtWidgets.QWidget):
     layout_shown = QtCore.Signal(str)  # the shown map's one-line summary
 
     def __init__(self, pipeline, start_page: QtWidgets.QWidget, parent=None) -> None:
-        from explorer.gui.mapview import MapView
+        from explorer.gui.views.mapview import MapView
 
         super().__init__(parent)
         self.pipeline = pipeline

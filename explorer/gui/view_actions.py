@@ -44,7 +44,7 @@ class ViewActions:
         if not 2 <= len(ids) <= 4:
             self.show_error("Choose between 2 and 4 models to compare.")
             return None
-        from explorer.gui.compare_view import CompareView
+        from explorer.gui.views.compare_view import CompareView
 
         ms = [self.session.models[i] for i in ids]
         method = self.method_combo.currentText()
@@ -79,7 +79,7 @@ class ViewActions:
         """Embed every checkpoint of a run on a fixed probe set; metric curves + aligned maps,
         shown at checkpoint ``position`` once computed."""
         from explorer.app.session_file import timeline_entry
-        from explorer.gui.timeline_view import TimelineView
+        from explorer.gui.views.timeline_view import TimelineView
         from explorer.timeline import TimelineParams, timeline_job
 
         if self.session.dataset is None:
@@ -128,7 +128,7 @@ class ViewActions:
 
     def finetune_dialog(self) -> None:
         try:
-            from explorer.gui.finetune_panel import FinetuneDialog, start_finetune
+            from explorer.gui.views.finetune_panel import FinetuneDialog, start_finetune
         except ImportError:
             return self.show_error("Fine-tuning is not available in this build.")
         if self.session.dataset is None or self.session.current is None or self.session.model().encoder is None:

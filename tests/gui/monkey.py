@@ -144,7 +144,7 @@ class Walk:
     def finetune(self) -> bool:
         """A short linear probe on the current encoder: a live panel tab, then a new model."""
         from explorer.finetune import FinetuneParams
-        from explorer.gui.finetune_panel import start_finetune
+        from explorer.gui.views.finetune_panel import start_finetune
 
         w = self.window
         ds = w.session.dataset

@@ -11,9 +11,9 @@ import pytest
 pytest.importorskip("pyqtgraph")
 
 from explorer.data.base import Dataset  # noqa: E402
-from explorer.gui import pointraster as pr  # noqa: E402
-from explorer.gui.compare_view import OVERLAP, CompareView  # noqa: E402
-from explorer.gui.timeline_view import SUB, TimelineView  # noqa: E402
+from explorer.gui.views import pointraster as pr  # noqa: E402
+from explorer.gui.views.compare_view import OVERLAP, CompareView  # noqa: E402
+from explorer.gui.views.timeline_view import SUB, TimelineView  # noqa: E402
 from explorer.gui.workers import JobRunner  # noqa: E402
 from explorer.state import Selection  # noqa: E402
 from references import jaccard64 as _jaccard64, knn64 as _knn64  # noqa: E402
@@ -236,7 +236,7 @@ def test_timeline_play_animates_to_the_end(qtbot):
 def test_similarity_table_says_how_to_read_it(view):
     """Each measure's column has a tooltip and the text beside the table says how to read it,
     with the chance level of mutual kNN for these N items (10 / (N - 1))."""
-    from explorer.gui.compare_view import TABLE_KEYS
+    from explorer.gui.views.compare_view import TABLE_KEYS
 
     notes = view.sim_notes
     view.tabs.setCurrentIndex(1)

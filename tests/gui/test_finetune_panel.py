@@ -68,7 +68,7 @@ def _base_id(w) -> str:
 
 
 def _forget_save_folder() -> None:
-    from explorer.gui.finetune_panel import SAVE_FOLDER_KEY
+    from explorer.gui.views.finetune_panel import SAVE_FOLDER_KEY
     from explorer.gui.settings import settings
 
     settings().remove(SAVE_FOLDER_KEY)
@@ -79,7 +79,7 @@ def _job_row(w, handle):
 
 
 def test_dialog_defaults_and_checks(window, tmp_path):
-    from explorer.gui.finetune_panel import FinetuneDialog
+    from explorer.gui.views.finetune_panel import FinetuneDialog
 
     w = window
     _forget_save_folder()
@@ -124,7 +124,7 @@ def test_dialog_defaults_and_checks(window, tmp_path):
 
 def test_linear_probe_end_to_end(window, qtbot):
     from explorer.finetune import FinetuneParams
-    from explorer.gui.finetune_panel import default_out_path, default_save_folder, start_finetune
+    from explorer.gui.views.finetune_panel import default_out_path, default_save_folder, start_finetune
 
     w = window
     base = _base_id(w)
@@ -178,7 +178,7 @@ def test_linear_probe_end_to_end(window, qtbot):
 
 def test_stop_keeps_partial_result_and_app_stays_usable(window, qtbot, tmp_path):
     from explorer.finetune import FinetuneParams
-    from explorer.gui.finetune_panel import start_finetune
+    from explorer.gui.views.finetune_panel import start_finetune
 
     w = window
     base = _base_id(w)
@@ -218,7 +218,7 @@ def test_stop_keeps_partial_result_and_app_stays_usable(window, qtbot, tmp_path)
 
 def test_pause_holds_progress_until_resume(window, qtbot, tmp_path):
     from explorer.finetune import FinetuneParams
-    from explorer.gui.finetune_panel import start_finetune
+    from explorer.gui.views.finetune_panel import start_finetune
 
     w = window
     params = FinetuneParams(objective="vicreg", epochs=200, batch_size=32, probe_every=0, probe_size=64,
@@ -249,7 +249,7 @@ def test_pause_holds_progress_until_resume(window, qtbot, tmp_path):
 def test_pausable_wrapper_without_qt():
     """The pause wrapper on a plain generator: values and return pass through; paused, it only
     yields 'paused' progress; closing it closes the wrapped job."""
-    from explorer.gui.finetune_panel import PauseGate, pausable
+    from explorer.gui.views.finetune_panel import PauseGate, pausable
 
     closed = []
 
@@ -286,7 +286,7 @@ def test_pausable_wrapper_without_qt():
 def test_start_refuses_bad_requests(window, tmp_path):
     from explorer.errors import InputError
     from explorer.finetune import FinetuneParams
-    from explorer.gui.finetune_panel import start_finetune
+    from explorer.gui.views.finetune_panel import start_finetune
 
     w = window
     base = _base_id(w)
@@ -303,7 +303,7 @@ def test_an_encoder_that_cannot_take_the_items_is_refused_in_one_sentence(window
     and failed with PyTorch's RuntimeError; it is now refused before any job starts, as the CLI does."""
     from explorer.errors import InputError
     from explorer.finetune import FinetuneParams
-    from explorer.gui.finetune_panel import start_finetune
+    from explorer.gui.views.finetune_panel import start_finetune
     from explorer.resources import sample_data_dir
 
     healthy = sample_data_dir() / "checkpoints" / "healthy.pt"
@@ -329,7 +329,7 @@ def test_default_folder_is_documents_without_a_workspace_and_never_the_package(q
 
     import explorer
     from explorer.gui.app import make_app
-    from explorer.gui.finetune_panel import SAVE_FOLDER_KEY, FinetuneDialog, default_save_folder
+    from explorer.gui.views.finetune_panel import SAVE_FOLDER_KEY, FinetuneDialog, default_save_folder
     from explorer.gui.settings import settings
     from explorer.resources import cache_dir, sample_data_dir
 
@@ -363,7 +363,7 @@ def test_default_folder_is_documents_without_a_workspace_and_never_the_package(q
 
 
 def test_dialog_remembers_the_folder_the_user_chose(window, tmp_path):
-    from explorer.gui.finetune_panel import FinetuneDialog
+    from explorer.gui.views.finetune_panel import FinetuneDialog
 
     w = window
     _forget_save_folder()
@@ -388,7 +388,7 @@ def test_dialog_remembers_the_folder_the_user_chose(window, tmp_path):
 
 
 def test_browse_opens_in_the_save_folder(window, tmp_path, monkeypatch):
-    from explorer.gui.finetune_panel import FinetuneDialog
+    from explorer.gui.views.finetune_panel import FinetuneDialog
 
     w = window
     _forget_save_folder()
@@ -408,7 +408,7 @@ def test_browse_opens_in_the_save_folder(window, tmp_path, monkeypatch):
 
 
 def test_number_fields_show_their_units(window, qtbot):
-    from explorer.gui.finetune_panel import FinetuneDialog
+    from explorer.gui.views.finetune_panel import FinetuneDialog
 
     w = window
     dlg = FinetuneDialog(w, w.session.dataset, w.session.model(_base_id(w)))
@@ -442,7 +442,7 @@ def test_one_point_charts_have_a_whole_step_range_and_no_si_prefix(qtbot):
     import pyqtgraph as pg
 
     from explorer.gui.app import make_app
-    from explorer.gui.finetune_panel import FinetunePanel
+    from explorer.gui.views.finetune_panel import FinetunePanel
 
     make_app()
     panel = FinetunePanel("one point")
@@ -478,7 +478,7 @@ def test_one_point_charts_have_a_whole_step_range_and_no_si_prefix(qtbot):
 
 def test_probe_map_view_contains_every_point_after_each_update(qtbot):
     from explorer.gui.app import make_app
-    from explorer.gui.finetune_panel import FinetunePanel
+    from explorer.gui.views.finetune_panel import FinetunePanel
 
     make_app()
     panel = FinetunePanel("map")
@@ -511,7 +511,7 @@ def test_panel_fits_the_tab_of_a_1280x800_window(qtbot):
     sizes it by its minimum width and its height for that width: both must fit (the charts
     then go two abreast), so Stop and the lower charts stay in sight without scrolling."""
     from explorer.gui.app import make_app
-    from explorer.gui.finetune_panel import FinetunePanel
+    from explorer.gui.views.finetune_panel import FinetunePanel
 
     make_app()
     panel = FinetunePanel("base → base_sigreg.pt  (sigreg, 200 epochs)")

@@ -21,7 +21,7 @@ def _texts(widget) -> str:
 
 
 def test_every_panel_metric_has_a_row_with_its_value(qtbot):
-    from explorer.gui.diagnostics_panel import DiagnosticsPanel
+    from explorer.gui.views.diagnostics_panel import DiagnosticsPanel
     from explorer.metrics.diagnose import DiagnoseParams, diagnose
 
     r = np.random.default_rng(0)
@@ -38,8 +38,8 @@ def test_every_panel_metric_has_a_row_with_its_value(qtbot):
 
 
 def test_every_compare_metric_is_a_column_and_every_timeline_metric_a_curve(qtbot):
-    from explorer.gui.compare_view import DIAG_KEYS, TABLE_KEYS, CompareView
-    from explorer.gui.timeline_view import TimelineView
+    from explorer.gui.views.compare_view import DIAG_KEYS, TABLE_KEYS, CompareView
+    from explorer.gui.views.timeline_view import TimelineView
     from explorer.gui.workers import JobRunner
     from explorer.timeline import TimelineResult
 

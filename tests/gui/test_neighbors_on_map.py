@@ -38,7 +38,7 @@ def test_neighbours_are_ringed_on_the_map(pca_window, tmp_path):
 def test_hover_card_shows_thumbnails_at_96_to_160_px(qtbot, side, expected):
     from PySide6 import QtCore
 
-    from explorer.gui.mapview import HoverCard
+    from explorer.gui.views.mapview import HoverCard
 
     card = HoverCard()
     qtbot.addWidget(card)

@@ -24,7 +24,7 @@ def run(tmp_path):
 
 
 def _timeline_tabs(w):
-    from explorer.gui.timeline_view import TimelineView
+    from explorer.gui.views.timeline_view import TimelineView
 
     return [w.tab_view(i) for i in range(w.center_tabs.count()) if isinstance(w.tab_view(i), TimelineView)]
 

@@ -25,7 +25,7 @@ import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
 from explorer.gui.gallery import safe_thumbnail
-from explorer.gui.mapview import MapView
+from explorer.gui.views.mapview import MapView
 from explorer.metrics import registry as _registry
 from explorer.timeline import TimelineResult, layout_at
 

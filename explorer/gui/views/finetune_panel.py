@@ -668,7 +668,7 @@ class FinetunePanel(QtWidgets.QWidget):
         self.map_title.setToolTip("The fixed probe items placed by the current model (PCA), rotated onto the "
                                   "previous frame (Procrustes) so the picture does not jump")
         ml.addWidget(self.map_title)
-        from explorer.gui.mapview import MapView
+        from explorer.gui.views.mapview import MapView
 
         self.map = MapView()
         self.map.toolbar.setVisible(False)
@@ -1091,7 +1091,7 @@ class FinetuneRun(QtCore.QObject):
 def open_before_after(window, base_id: str, new_id: str):
     """Open the base and the fine-tuned model side by side (CompareView) in the window; both need
     vectors and a PCA layout. The map method is UMAP when both have one, else PCA."""
-    from explorer.gui.compare_view import CompareView
+    from explorer.gui.views.compare_view import CompareView
 
     s = window.session
     ms = [s.models[base_id], s.models[new_id]]

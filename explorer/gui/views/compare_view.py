@@ -32,7 +32,7 @@ import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
 from explorer.gui.gallery import Gallery, safe_thumbnail
-from explorer.gui.mapview import MapView
+from explorer.gui.views.mapview import MapView
 from explorer.gui.palette import colour_codes
 from explorer.gui.subscriptions import Subscriptions
 from explorer.metrics import registry as _registry

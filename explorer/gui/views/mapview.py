@@ -2,7 +2,7 @@
 
 Embedding it::
 
-    from explorer.gui.mapview import MapView
+    from explorer.gui.views.mapview import MapView
     view = MapView()                         # a QWidget: toolbar + plot + legend
     view.set_layout(coords)                  # (N, 2) or (N, 3) float32; 3 -> rotatable projection
     view.bind_selection(state.selection)     # shared explorer.state.Selection (optional)
@@ -49,7 +49,7 @@ Mouse and keys: drag pans, wheel zooms; Shift-drag lassos (adds), Ctrl/Cmd-drag 
 zoom; R resets the view; Z zooms to the selection. For 3-D layouts the right mouse button
 orbits.
 
-How it draws: see :mod:`explorer.gui.pointraster`. One ``PointsItem`` rasterises the visible
+How it draws: see :mod:`explorer.gui.views.pointraster`. One ``PointsItem`` rasterises the visible
 points into one image at device resolution on every repaint (numba kernels, ~20 ms at 1M
 points on 2 cores). Above ``LOD_BUDGET`` point-stamps it draws a stride-sampled subset while
 you pan and refines in a worker thread once the view has been still for ``REFINE_MS``; the
@@ -73,7 +73,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from explorer.gui import gc_thread
 from explorer.gui import palette as pal
-from explorer.gui import pointraster as pr
+from explorer.gui.views import pointraster as pr
 from explorer.gui.subscriptions import Subscriptions
 from explorer.state import Selection
 
