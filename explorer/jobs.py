@@ -47,20 +47,68 @@ def progress(done: float, total: Optional[float] = None, message: str = "", part
     return Progress(done, total, message, partial)
 
 
-def scaled(job: Job, lo: float, hi: float, label: Optional[str] = None) -> Job:
-    """Run ``job`` as one stage of a bigger job: its progress fraction is mapped into
-    [lo, hi] of a total of 1 (so several stages share one bar), its message kept unless
-    ``label`` is given. Returns ``job``'s result; closing this closes ``job``."""
+def relay(job: Job, step) -> Job:
+    """Run ``job``, yielding what ``step(p)`` (a generator or list) gives for each of its
+    progress reports ``p``; returns ``job``'s result; closing this closes ``job``. The one
+    loop under :func:`scaled` and :func:`pausable`."""
     try:
         while True:
             try:
                 p = next(job)
             except StopIteration as stop:
                 return stop.value
-            frac = p.fraction or 0.0
-            yield Progress(lo + (hi - lo) * frac, 1.0, label or p.message, p.partial)
+            yield from step(p)
     finally:
         job.close()
+
+
+def scaled(job: Job, lo: float, hi: float, label: Optional[str] = None) -> Job:
+    """Run ``job`` as one stage of a bigger job: its progress fraction is mapped into
+    [lo, hi] of a total of 1 (so several stages share one bar), its message kept unless
+    ``label`` is given. Returns ``job``'s result; closing this closes ``job``."""
+    return (yield from relay(job, lambda p: [Progress(lo + (hi - lo) * (p.fraction or 0.0), 1.0,
+                                                       label or p.message, p.partial)]))
+
+
+class PauseGate:
+    """A pause switch shared between the thread that shows a job and the job itself (a
+    ``threading.Event``: set = run)."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self._run = threading.Event()
+        self._run.set()
+
+    def pause(self) -> None:
+        self._run.clear()
+
+    def resume(self) -> None:
+        self._run.set()
+
+    @property
+    def paused(self) -> bool:
+        return not self._run.is_set()
+
+    def wait(self, timeout: float) -> bool:
+        """Block until resumed or ``timeout`` seconds passed; True when running."""
+        return self._run.wait(timeout)
+
+
+def pausable(job: Job, gate: PauseGate, poll_s: float = 0.1) -> Job:
+    """Job wrapper: pass ``job``'s progress through and return its result, holding still between
+    two of its yields while ``gate`` is paused. While paused it yields a "paused" Progress every
+    ``poll_s`` seconds, so the runner can still cancel (close) it; closing closes ``job`` too."""
+    last = [Progress(0)]
+
+    def step(p):
+        if isinstance(p, Progress):
+            last[0] = p
+        yield p
+        while gate.paused and not gate.wait(poll_s):
+            yield Progress(last[0].done, last[0].total, "paused")
+
+    return (yield from relay(job, step))
 
 
 class CancelToken:

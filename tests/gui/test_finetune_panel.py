@@ -249,7 +249,7 @@ def test_pause_holds_progress_until_resume(window, qtbot, tmp_path):
 def test_pausable_wrapper_without_qt():
     """The pause wrapper on a plain generator: values and return pass through; paused, it only
     yields 'paused' progress; closing it closes the wrapped job."""
-    from explorer.gui.views.finetune_panel import PauseGate, pausable
+    from explorer.jobs import PauseGate, pausable
 
     closed = []
 

@@ -7,8 +7,8 @@ the main window.
         panel = start_finetune(window, session.current, params, out)
 
 The training itself is :func:`explorer.finetune.finetune` (Qt-free), run through the window's
-:class:`~explorer.gui.workers.JobRunner`. Pause is a :class:`PauseGate` (a ``threading.Event``)
-checked between the job's yields by :func:`pausable`, a plain generator wrapper with no Qt in it;
+:class:`~explorer.gui.workers.JobRunner`. Pause is a :class:`explorer.jobs.PauseGate` (a ``threading.Event``)
+checked between the job's yields by :func:`explorer.jobs.pausable`, a plain generator wrapper with no Qt in it;
 while paused it keeps yielding "paused" progress so a Stop still gets through. Stop ends the
 job early: the :class:`~explorer.finetune.FinetuneResult` keeps the last (and best) weights, the
 panel offers to save them, and the jobs panel shows the job "stopped (weights kept)" (then
@@ -24,7 +24,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import threading
 from pathlib import Path
 from typing import Any, Optional
 
@@ -33,7 +32,7 @@ import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
 from explorer.errors import InputError
-from explorer.jobs import Progress
+from explorer.jobs import PauseGate, Progress, pausable  # noqa: F401  (re-exported)
 
 __all__ = ["FinetuneDialog", "FinetunePanel", "FinetuneRun", "PauseGate", "pausable",
            "start_finetune", "open_finetune_dialog", "default_out_path", "default_save_folder", "default_lr"]
@@ -132,50 +131,6 @@ def default_out_path(base: Optional[str], objective: str, folder=None) -> Path:
         out = folder / f"{stem}_{objective}_{i}.pt"
         i += 1
     return out
-
-
-# ------------------------------------------------------------------ pause (Qt-free)
-
-class PauseGate:
-    """A pause switch shared between the GUI thread and a job (a ``threading.Event``: set = run)."""
-
-    def __init__(self) -> None:
-        self._run = threading.Event()
-        self._run.set()
-
-    def pause(self) -> None:
-        self._run.clear()
-
-    def resume(self) -> None:
-        self._run.set()
-
-    @property
-    def paused(self) -> bool:
-        return not self._run.is_set()
-
-    def wait(self, timeout: float) -> bool:
-        """Block until resumed or ``timeout`` seconds passed; True when running."""
-        return self._run.wait(timeout)
-
-
-def pausable(job, gate: PauseGate, poll_s: float = 0.1):
-    """Job wrapper: pass ``job``'s progress through and return its result, holding still between
-    two of its yields while ``gate`` is paused. While paused it yields a "paused" Progress every
-    ``poll_s`` seconds, so the runner can still cancel (close) it; closing closes ``job`` too."""
-    last = Progress(0)
-    try:
-        while True:
-            try:
-                p = next(job)
-            except StopIteration as stop:
-                return stop.value
-            if isinstance(p, Progress):
-                last = p
-            yield p
-            while gate.paused and not gate.wait(poll_s):
-                yield Progress(last.done, last.total, "paused")
-    finally:
-        job.close()
 
 
 # ------------------------------------------------------------------ the dialog
