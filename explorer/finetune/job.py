@@ -758,3 +758,43 @@ def _json_default(o):
     if isinstance(o, Path):
         return str(o)
     return str(o)
+
+
+def probe_logits_module(encoder, head):
+    """An ``nn.Module`` giving the linear probe's logits: head(pooled embedding of ``encoder``)."""
+    import dataclasses
+
+    import torch.nn as nn
+
+    from explorer.encoders.hooks import forward_layer, has_cls_token, pool
+
+    class ProbeLogits(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.encoder = encoder.module
+            self.head = head
+            self._has_cls = has_cls_token(encoder.module)
+
+        def forward(self, x):
+            enc = dataclasses.replace(encoder, module=self.encoder)
+            return self.head(pool(forward_layer(enc, x), encoder.pooling, self._has_cls))
+
+    return ProbeLogits().eval()
+
+
+def save_job(result, which: str, out: Path, sidecar: dict):
+    """Job (Qt-free): save the run's weights (``which``: "last" or "best") -> (module, path)."""
+    import copy
+
+
+    yield Progress(0, 1, f"Saving {out.name}")
+    module = result.module
+    if which == "best" and result.best_state is not None:
+        module = copy.deepcopy(result.module)
+        module.load_state_dict(result.best_state)
+        sidecar = {**sidecar, "weights": f"best probe (step {result.best_step})"}
+    else:
+        sidecar = {**sidecar, "weights": f"last (step {result.steps})"}
+    path = save_finetuned(module, out, sidecar, head=result.head)
+    yield Progress(1, 1, f"Saved {out.name}")
+    return module, path

@@ -35,60 +35,13 @@ from explorer.gui.gallery import Gallery, safe_thumbnail
 from explorer.gui.views.mapview import MapView
 from explorer.gui.palette import colour_codes
 from explorer.gui.subscriptions import Subscriptions
-from explorer.metrics import registry as _registry
+from explorer.app.comparison import DIAG_KEYS, TABLE_KEYS, align_job, overlap_job, table_job  # noqa: F401
 from explorer.metrics.explain import READING, compare_disagreements, compare_readings
 from explorer.state import Selection
 
 OVERLAP = "neighbourhood overlap"
 MAX_LIST = 200
 SHOW_NEIGHBOURS = 24
-TABLE_KEYS = tuple((m.key, m.column) for m in _registry.shown_in("compare"))  # the similarity table
-DIAG_KEYS = tuple((m.key, m.column) for m in _registry.shown_in("compare_diag"))  # the per-model table
-
-
-def _overlap_job(Za, Zb, k: int):
-    from explorer.metrics.compare import CompareParams, compare
-
-    res = yield from compare(Za, Zb, CompareParams(knn_k=k, knn_points=None, mutual_k=min(10, k)))
-    return res
-
-
-def _align_job(coords, reference: int):
-    """Every layout aligned onto ``coords[reference]`` (orthogonal Procrustes); the reference
-    itself as it is."""
-    from explorer.jobs import Progress
-    from explorer.maps import procrustes_align
-
-    out = []
-    for i, c in enumerate(coords):
-        yield Progress(i, len(coords), "aligning the maps")
-        out.append(c if i == reference else procrustes_align(c, coords[reference])[0])
-    return out
-
-
-def _table_job(names, vectors, pairs, diagnostics):
-    from explorer.jobs import Progress
-    from explorer.metrics.compare import CompareParams, compare
-    from explorer.metrics.diagnose import DiagnoseParams, diagnose
-
-    total = len(pairs) + sum(d is None for d in diagnostics)
-    done = 0
-    rows = []
-    for a, b in pairs:
-        yield Progress(done, total, f"{names[a]} vs {names[b]}")
-        r = yield from compare(vectors[a], vectors[b], CompareParams())
-        rows.append({"pair": (a, b), **{k: r.get(k) for k, _ in TABLE_KEYS}})
-        done += 1
-    diags = []
-    for i, d in enumerate(diagnostics):
-        if d is None:
-            yield Progress(done, total, f"diagnostics of {names[i]}")
-            d = yield from diagnose(vectors[i], None, DiagnoseParams())
-            done += 1
-        diags.append(d)
-    return {"pairs": rows, "diagnostics": diags}
-
-
 class _MapPane(QtWidgets.QWidget):
     def __init__(self, title: str, parent=None) -> None:
         super().__init__(parent)
@@ -317,7 +270,7 @@ class CompareView(QtWidgets.QWidget):
         from explorer.jobs import drain
 
         self.reference = 0
-        self.aligned_coords = drain(_align_job(self.raw_coords, 0))
+        self.aligned_coords = drain(align_job(self.raw_coords, 0))
         self.diagnostics = list(diagnostics) if diagnostics is not None else [None] * len(models)
         self._indexes = {}
         self._k = int(k)
@@ -424,7 +377,7 @@ class CompareView(QtWidgets.QWidget):
             self.ref_combo.setCurrentIndex(index)
         raw = list(self.raw_coords)
         self.status.setText(f"Aligning the maps onto {self.names[index]}...")
-        self.runner.submit(f"Align maps onto {self.names[index]}", lambda: _align_job(raw, index),
+        self.runner.submit(f"Align maps onto {self.names[index]}", lambda: align_job(raw, index),
                            lambda res, i=index: self._reference_done(i, res), self._job_failed,
                            exclusive=f"compare-align-{id(self)}", owner=self)
 
@@ -507,7 +460,7 @@ class CompareView(QtWidgets.QWidget):
         self.gallery_a_label.setText(f"Neighbours in <b>{self.names[a]}</b>")
         self.gallery_b_label.setText(f"Neighbours in <b>{self.names[b]}</b>")
         self.runner.submit(f"Neighbourhood overlap {self.names[a]} / {self.names[b]}",
-                           lambda: _overlap_job(Za, Zb, k),
+                           lambda: overlap_job(Za, Zb, k),
                            lambda res, pair=(a, b): self._overlap_done(pair, res),
                            self._job_failed, exclusive=f"compare-overlap-{id(self)}", owner=self)
 
@@ -626,7 +579,7 @@ class CompareView(QtWidgets.QWidget):
         self.diag_table.setVerticalHeaderLabels(names)
         self._fill_diag(diags)
         self._set_sim_notes()
-        self.runner.submit("Similarity table", lambda: _table_job(names, vectors, pairs, diags),
+        self.runner.submit("Similarity table", lambda: table_job(names, vectors, pairs, diags),
                            self._table_done, self._job_failed, exclusive=f"compare-table-{id(self)}", owner=self)
 
     def _set_sim_notes(self, res: Optional[dict] = None) -> None:

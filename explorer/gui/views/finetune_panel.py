@@ -32,6 +32,7 @@ import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
 from explorer.errors import InputError
+from explorer.finetune.job import probe_logits_module, save_job
 from explorer.jobs import PauseGate, Progress, pausable  # noqa: F401  (re-exported)
 
 __all__ = ["FinetuneDialog", "FinetunePanel", "FinetuneRun", "PauseGate", "pausable",
@@ -813,45 +814,6 @@ class FinetunePanel(QtWidgets.QWidget):
 
 # ------------------------------------------------------------------ the run (window glue)
 
-def _probe_logits_module(encoder, head):
-    """An ``nn.Module`` giving the linear probe's logits: head(pooled embedding of ``encoder``)."""
-    import torch.nn as nn
-
-    from explorer.encoders.hooks import forward_layer, has_cls_token, pool
-
-    class ProbeLogits(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.encoder = encoder.module
-            self.head = head
-            self._has_cls = has_cls_token(encoder.module)
-
-        def forward(self, x):
-            enc = dataclasses.replace(encoder, module=self.encoder)
-            return self.head(pool(forward_layer(enc, x), encoder.pooling, self._has_cls))
-
-    return ProbeLogits().eval()
-
-
-def _save_job(result, which: str, out: Path, sidecar: dict):
-    """Job (Qt-free): save the run's weights (``which``: "last" or "best") -> (module, path)."""
-    import copy
-
-    from explorer.finetune import save_finetuned
-
-    yield Progress(0, 1, f"Saving {out.name}")
-    module = result.module
-    if which == "best" and result.best_state is not None:
-        module = copy.deepcopy(result.module)
-        module.load_state_dict(result.best_state)
-        sidecar = {**sidecar, "weights": f"best probe (step {result.best_step})"}
-    else:
-        sidecar = {**sidecar, "weights": f"last (step {result.steps})"}
-    path = save_finetuned(module, out, sidecar, head=result.head)
-    yield Progress(1, 1, f"Saved {out.name}")
-    return module, path
-
-
 class FinetuneRun(QtCore.QObject):
     """One fine-tuning run started from the main window: job, panel, saving, the new model and
     the before/after comparison. Made by :func:`start_finetune`."""
@@ -968,7 +930,7 @@ class FinetuneRun(QtCore.QObject):
             return
         self.panel.save_row.hide()
         res, out, side = self.result, self.out, self.sidecar()
-        self.window.runner.submit(f"Save {out.name}", lambda: _save_job(res, which, out, side),
+        self.window.runner.submit(f"Save {out.name}", lambda: save_job(res, which, out, side),
                                   self._saved, self._save_failed)
 
     def _save_failed(self, msg: str, details: str) -> None:
@@ -1000,7 +962,7 @@ class FinetuneRun(QtCore.QObject):
             from explorer.encoders.base import Encoder
 
             new_enc = Encoder(name=f"{self.base_id} + linear probe", source=Path(path), format=enc.format,
-                              module=_probe_logits_module(dataclasses.replace(enc, module=module), self.result.head),
+                              module=probe_logits_module(dataclasses.replace(enc, module=module), self.result.head),
                               preprocess=enc.preprocess, layer=None, pooling="auto",
                               info={**enc.info, "finetuned_from": self.base.source, "output": "linear probe logits"})
             name = new_enc.name
