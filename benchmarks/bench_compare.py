@@ -45,7 +45,7 @@ def main():
     import torch
     from threadpoolctl import threadpool_limits
 
-    from explorer.jobs import drain
+    from explorer.core.jobs import drain
     from explorer.metrics.compare import COMPARE_KEYS, CompareParams, compare
 
     torch.set_num_threads(a.threads)

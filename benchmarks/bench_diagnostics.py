@@ -47,7 +47,7 @@ def main():
     import torch
     from threadpoolctl import threadpool_limits
 
-    from explorer.jobs import drain
+    from explorer.core.jobs import drain
     from explorer.metrics.diagnose import DiagnoseParams, diagnose
 
     torch.set_num_threads(a.threads)

@@ -78,7 +78,7 @@ def bench_throughput(n: int, repeats: int, device: str) -> dict:
     import torch
 
     from explorer.embed import EmbedParams, embed
-    from explorer.jobs import drain
+    from explorer.core.jobs import drain
 
     rng = np.random.default_rng(0)
     x = rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8)
@@ -124,7 +124,7 @@ def bench_throughput(n: int, repeats: int, device: str) -> dict:
 def bench_cache_hit(n: int, dim: int, repeats: int, folder: Path) -> dict:
     from explorer.data import open_dataset
     from explorer.embed import EmbedParams, embed_cached, embedding_key
-    from explorer.jobs import drain
+    from explorer.core.jobs import drain
     from explorer.store import Workspace
 
     rng = np.random.default_rng(1)
@@ -191,7 +191,7 @@ def _child_memory(path: str, n: int, batch: int) -> None:
 
     from explorer.data import open_dataset
     from explorer.embed import EmbedParams, embed
-    from explorer.jobs import drain
+    from explorer.core.jobs import drain
 
     ds = open_dataset(path, key="images")
     ds.n = n  # embed a prefix of the file: same reader, N rows

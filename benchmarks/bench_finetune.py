@@ -25,7 +25,7 @@ def load_digits_tensor():
     import torch
     from PIL import Image
 
-    from explorer.resources import sample_data_dir
+    from explorer.core.resources import sample_data_dir
 
     sd = sample_data_dir()
     with open(sd / "digits_metadata.csv", newline="") as f:
@@ -106,7 +106,7 @@ def main(argv=None) -> int:
 
     import torch
 
-    from explorer.device import resolve_device
+    from explorer.core.device import resolve_device
     from explorer.encoders.archs import build
     from explorer.finetune import FinetuneParams, ImageAugment
 

@@ -73,7 +73,7 @@ def main() -> None:
     a = ap.parse_args()
     import torch
 
-    from explorer.jobs import drain
+    from explorer.core.jobs import drain
     from explorer.neighbors import KnnParams, VectorIndex, exact_rows, knn_graph, recall_at_k
 
     skip = set(a.skip.split(","))

@@ -22,9 +22,9 @@ def main() -> int:
     from explorer.data import open_dataset
     from explorer.embed import EmbedParams, embed
     from explorer.encoders import open_encoder
-    from explorer.jobs import drain
+    from explorer.core.jobs import drain
     from explorer.metrics.layers import default_layers, embed_layers, layer_sweep
-    from explorer.resources import sample_data_dir
+    from explorer.core.resources import sample_data_dir
 
     s = sample_data_dir()
     ds = open_dataset(s / "digits")

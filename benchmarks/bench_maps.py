@@ -57,9 +57,9 @@ if which == "umap-learn":
     for name in ("first", "second"):
         t = time.perf_counter(); umap.UMAP(random_state=0).fit(X); out[name] = time.perf_counter() - t
 else:
-    from explorer.resources import setup_numba_cache
+    from explorer.core.resources import setup_numba_cache
     setup_numba_cache()
-    from explorer.jobs import drain
+    from explorer.core.jobs import drain
     from explorer.maps import MapParams, make_layout
     import umap
     out["import"] = time.perf_counter() - t0
@@ -91,14 +91,14 @@ def main() -> None:
     ap.add_argument("--epochs", default="", help="comma list of extra n_epochs variants of ours")
     a = ap.parse_args()
     skip = set(a.skip.split(","))
-    from explorer.resources import setup_numba_cache
+    from explorer.core.resources import setup_numba_cache
 
     setup_numba_cache()
     if "umap" not in skip:
         import umap
         from sklearn.manifold import trustworthiness
 
-        from explorer.jobs import drain
+        from explorer.core.jobs import drain
         from explorer.maps import MapParams, make_layout, projection_trust, warmup
         from explorer.neighbors import KnnParams, knn_graph
 

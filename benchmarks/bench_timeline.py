@@ -71,7 +71,7 @@ def bare_loop(ckpts: list, dataset, probe_idx: np.ndarray, device: str) -> float
     """Peer: forward the probe through each checkpoint with a plain torch loop."""
     import torch
 
-    from explorer.device import resolve_device
+    from explorer.core.device import resolve_device
     from explorer.encoders import open_encoder
 
     dev = resolve_device(device)
@@ -100,8 +100,8 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     from explorer.data import open_dataset
-    from explorer.jobs import drain
-    from explorer.timeline import TimelineParams, list_checkpoints, probe_indices, timeline_job
+    from explorer.core.jobs import drain
+    from explorer.app.timeline import TimelineParams, list_checkpoints, probe_indices, timeline_job
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-timeline-"))
     data = open_dataset(make_data(tmp))

@@ -1,11 +1,11 @@
 """Command line: ``embedding-explorer`` opens the GUI; subcommands run headless.
 
 Each subcommand lives in ``explorer/commands/<name>.py`` with ``add_parser(subparsers)`` and
-``run(args) -> int``. Errors the user can act on (:class:`~explorer.errors.ExplorerError`, a bad
+``run(args) -> int``. Errors the user can act on (:class:`~explorer.core.errors.ExplorerError`, a bad
 argument, a file that cannot be read or written, a full disk, too little memory) print one line
 on stderr and exit with code 2, never a traceback. Anything else is a bug: one line saying so and
 exit code 1; ``EXPLORER_DEBUG=1`` shows the traceback instead. Warnings of ours
-(:class:`~explorer.errors.ExplorerWarning`) print one line each; other libraries' warnings are
+(:class:`~explorer.core.errors.ExplorerWarning`) print one line each; other libraries' warnings are
 hidden unless ``EXPLORER_DEBUG=1``.
 """
 
@@ -21,7 +21,7 @@ from typing import Optional, Sequence
 
 from explorer import __version__
 from explorer.commands._args import ArgumentParser, one_line
-from explorer.errors import Cancelled, ExplorerError, ExplorerWarning
+from explorer.core.errors import Cancelled, ExplorerError, ExplorerWarning
 
 PROG = "embedding-explorer"
 
@@ -93,7 +93,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         try:
             if getattr(args, "_run", None) is not None:
                 return int(args._run(args) or 0)
-            from explorer.desktop import window_problem
+            from explorer.core.desktop import window_problem
 
             problem = window_problem()  # before Qt starts: Qt would abort with its own text
             if problem:

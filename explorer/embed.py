@@ -33,9 +33,9 @@ from typing import Any, Optional
 
 import numpy as np
 
-from explorer.device import PRECISIONS, autocast_dtype, resolve_device
-from explorer.errors import InputError
-from explorer.jobs import Job, Progress
+from explorer.core.device import PRECISIONS, autocast_dtype, resolve_device
+from explorer.core.errors import InputError
+from explorer.core.jobs import Job, Progress
 from explorer.store import EMBEDDINGS, Workspace, content_key  # EMBEDDINGS: re-exported
 
 __all__ = ["EmbedParams", "EmbedResult", "embed", "embed_cached", "embedding_key", "embedding_rows",
@@ -326,7 +326,7 @@ def embed(dataset, encoder, params: EmbedParams = EmbedParams()) -> Job:
     """Job: embed every item of ``dataset`` with ``encoder``; returns :class:`EmbedResult`.
 
     ``encoder=None`` is allowed for vector datasets: the vectors are the embeddings.
-    Yields :class:`~explorer.jobs.Progress` (rows done of N) after every batch.
+    Yields :class:`~explorer.core.jobs.Progress` (rows done of N) after every batch.
     """
     t0 = time.perf_counter()
     n = len(dataset)

@@ -38,7 +38,7 @@ serialises writers of different processes.
 it writes, a small reservation file (:data:`RESERVE_BYTES`) sits next to it; if the disk still
 fills up (another program writing at the same time), the reservation is released so that HDF5
 can close its half-written temporary file cleanly, and the put ends with one
-:class:`~explorer.errors.WorkspaceError` saying "Disk full", never with HDF5's own messages.
+:class:`~explorer.core.errors.WorkspaceError` saying "Disk full", never with HDF5's own messages.
 
 **Temporary files** are named ``.<name>.<pid>-<random>.tmp`` (and ``.reserve``). Those left by a
 killed writer are removed when the workspace is next opened: all of them when no other process
@@ -46,7 +46,7 @@ holds the workspace's lock, else those whose process is gone.
 
 **Read-only workspaces** (the file or its folder cannot be written) open and read as usual;
 :meth:`Workspace.put` keeps the record in memory for the life of the object (``has``/``get``/
-``list`` see it) and says once, as an :class:`~explorer.errors.ExplorerWarning`, that results
+``list`` see it) and says once, as an :class:`~explorer.core.errors.ExplorerWarning`, that results
 are not cached. So caches (maps, k-NN graphs, diagnostics) simply recompute.
 
 Output files other than workspaces (``--out`` arrays, exports) go through :func:`atomic_file`:
@@ -72,7 +72,7 @@ from typing import Any, Iterator, Optional
 
 import numpy as np
 
-from explorer.errors import InputError, WorkspaceError, warn
+from explorer.core.errors import InputError, WorkspaceError, warn
 
 __all__ = ["Workspace", "Record", "RecordNotFound", "WorkspaceReadOnly", "content_key", "jsonable", "FORMAT",
            "FORMAT_VERSION", "atomic_file", "check_output_path", "save_npy", "GROUPS", "EMBEDDINGS", "LAYOUTS",
@@ -102,7 +102,7 @@ LAYOUTS = "layouts"          # explorer.maps: 2-D maps
 KNN = "knn"                  # explorer.maps: k-NN graphs the maps were built from
 DIAGNOSTICS = "diagnostics"  # explorer.metrics.diagnose
 COMPARISONS = "comparisons"  # the compare command: per-point neighbourhood overlaps
-TIMELINES = "timelines"      # explorer.timeline: a training run's checkpoints
+TIMELINES = "timelines"      # explorer.app.timeline: a training run's checkpoints
 GROUPS = (EMBEDDINGS, LAYOUTS, KNN, DIAGNOSTICS, COMPARISONS, TIMELINES)
 
 

@@ -35,7 +35,7 @@ def _selftest() -> int:
     import json
 
     import explorer
-    from explorer.resources import assets_dir, sample_data_dir
+    from explorer.core.resources import assets_dir, sample_data_dir
 
     a, s = assets_dir(), sample_data_dir()
     print(json.dumps({

@@ -61,7 +61,7 @@ def main() -> int:
     # a checkpoint timeline of the sample run, then a short SIGReg fine-tune of the collapsed model
     from explorer.finetune import FinetuneParams
     from explorer.gui.views.finetune_panel import start_finetune
-    from explorer.resources import sample_data_dir
+    from explorer.core.resources import sample_data_dir
 
     win.resize(1500, 950)
     tv = win.open_timeline(str(sample_data_dir() / "checkpoints" / "run"), probe_size=400)

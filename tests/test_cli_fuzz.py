@@ -356,7 +356,7 @@ def test_neighbors_cli_matches_float64_reference(tmp_path_factory, Z, k, metric)
 @FEW
 @given(Z=good_arrays)
 def test_diagnose_cli_matches_library(tmp_path_factory, Z):
-    from explorer.jobs import drain
+    from explorer.core.jobs import drain
     from explorer.metrics.diagnose import DiagnoseParams, diagnose, to_json
 
     d = tmp_path_factory.mktemp("dg")
@@ -380,7 +380,7 @@ def test_diagnose_cli_matches_library(tmp_path_factory, Z):
 def test_project_pca_cli_matches_library_and_sklearn(tmp_path_factory, Z, dims):
     from sklearn.decomposition import PCA
 
-    from explorer.jobs import drain
+    from explorer.core.jobs import drain
     from explorer.maps import MapParams, make_layout
 
     assume(Z.shape[1] >= dims)

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from explorer.desktop import PACKAGES, missing_libraries, window_problem
+from explorer.core.desktop import PACKAGES, missing_libraries, window_problem
 
 linux = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux platform plugins")
 

@@ -14,8 +14,8 @@ from explorer.cli import main
 from explorer.data.base import Dataset
 from explorer.embed import EmbedParams, embed, embed_cached, embedding_key, pool
 from explorer.encoders.base import Encoder, Preprocess
-from explorer.errors import InputError
-from explorer.jobs import drain
+from explorer.core.errors import InputError
+from explorer.core.jobs import drain
 from explorer.store import Workspace
 
 
@@ -464,7 +464,7 @@ def test_off_main_thread_workers_use_threads_and_match(tmp_path):
     from explorer.data import open_dataset
     from explorer.embed import EmbedParams, embed
     from explorer.encoders.base import Encoder, Preprocess
-    from explorer.jobs import drain
+    from explorer.core.jobs import drain
 
     rng = np.random.default_rng(0)
     for c in ("a", "b"):

@@ -7,7 +7,7 @@ import gc
 
 import pytest
 
-from explorer.events import Signal
+from explorer.core.events import Signal
 
 
 def test_a_failing_listener_does_not_stop_the_others():

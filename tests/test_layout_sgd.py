@@ -4,7 +4,7 @@ paper written here in float64, and against umap-learn's own layout for quality."
 import numpy as np
 import pytest
 
-from explorer.jobs import drain
+from explorer.core.jobs import drain
 from explorer.maps.sgd import _power_kernel, optimize_fast, power_table
 
 

@@ -5,8 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from explorer.errors import InputError
-from explorer.jobs import drain
+from explorer.core.errors import InputError
+from explorer.core.jobs import drain
 from explorer.neighbors import METRICS, KnnParams, VectorIndex, knn_graph, query, recall_at_k
 
 

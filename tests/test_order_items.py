@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from explorer.state import order_items
+from explorer.app.selection import order_items
 
 
 def test_orders():

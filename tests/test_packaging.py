@@ -115,7 +115,7 @@ def test_installed_wheel_finds_its_data_from_anywhere(wheel, installed, tmp_path
     elsewhere = tmp_path / "somewhere_else"
     elsewhere.mkdir()
     code = textwrap.dedent("""
-        import json, explorer, explorer.resources as r
+        import json, explorer, explorer.core.resources as r
         print(json.dumps({"file": explorer.__file__, "version": explorer.__version__,
                           "sample": str(r.sample_data_dir()), "assets": str(r.assets_dir()),
                           "sample_exists": r.sample_data_dir().is_dir(),

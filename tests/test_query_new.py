@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from explorer.cli import main
-from explorer.resources import sample_data_dir
+from explorer.core.resources import sample_data_dir
 
 SAMPLE = sample_data_dir()
 HEALTHY = SAMPLE / "checkpoints" / "healthy.pt"
@@ -22,8 +22,8 @@ def _cos_topk(Z, q, k):
 def test_session_query_new_finds_the_same_image_first(tmp_path):
     from explorer.data import open_dataset
     from explorer.encoders import open_encoder
-    from explorer.jobs import drain
-    from explorer.session import Session
+    from explorer.core.jobs import drain
+    from explorer.app.session import Session
 
     s = Session(tmp_path / "ws.h5")
     s.set_dataset(open_dataset(SAMPLE / "digits"))

@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 
 from explorer.cli import main
-from explorer.errors import ExplorerWarning, InputError, WorkspaceError
+from explorer.core.errors import ExplorerWarning, InputError, WorkspaceError
 from explorer.store import Workspace, atomic_file, save_npy
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -461,7 +461,7 @@ def test_kill_during_a_write_leaves_nothing_after_the_next_open(tmp_path):
 
 def test_exports_are_atomic_and_refuse_unwritable_places(tmp_path):
     from explorer.data import open_dataset
-    from explorer.export import export_selection
+    from explorer.app.export import export_selection
 
     V = np.random.default_rng(0).normal(size=(20, 4)).astype(np.float32)
     np.save(tmp_path / "V.npy", V)

@@ -16,7 +16,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from explorer.encoders.archs import ARCHITECTURES, default_preprocess  # noqa: E402
-from explorer.resources import sample_data_dir  # noqa: E402
+from explorer.core.resources import sample_data_dir  # noqa: E402
 
 SD = sample_data_dir()
 CK = SD / "checkpoints"

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import explorer.store as store
-from explorer.errors import WorkspaceError
+from explorer.core.errors import WorkspaceError
 from explorer.store import FORMAT, FORMAT_VERSION, RecordNotFound, Workspace, content_key
 
 
@@ -213,7 +213,7 @@ def test_real_write_failure_inside_hdf5_leaves_the_workspace_unchanged(tmp_path)
     code = textwrap.dedent(f"""
         import resource, signal, numpy as np
         from explorer.store import Workspace
-        from explorer.errors import WorkspaceError
+        from explorer.core.errors import WorkspaceError
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         ws = Workspace({str(ws.path)!r})
         resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, resource.RLIM_INFINITY))
@@ -297,7 +297,7 @@ def test_jsonable_is_strict_json_when_asked():
 
 def test_every_cache_has_its_own_group():
     from explorer import store
-    from explorer.timeline import TIMELINE_GROUP
+    from explorer.app.timeline import TIMELINE_GROUP
 
     assert len(set(store.GROUPS)) == len(store.GROUPS)
     assert TIMELINE_GROUP == store.TIMELINES != store.COMPARISONS

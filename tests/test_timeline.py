@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from references import write_tiny_images, write_tiny_run
 
-from explorer.errors import InputError
-from explorer.jobs import drain
-from explorer.timeline import (ProbeDataset, TimelineParams, checkpoint_step, interpolate_layouts, layout_at,
+from explorer.core.errors import InputError
+from explorer.core.jobs import drain
+from explorer.app.timeline import (ProbeDataset, TimelineParams, checkpoint_step, interpolate_layouts, layout_at,
                                list_checkpoints, probe_indices, timeline_job)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -218,7 +218,7 @@ def test_timeline_position_interpolates(timeline):
 
 
 def test_timeline_workspace_record_and_reload(timeline, run_dir, dataset):
-    from explorer.timeline import TIMELINE_GROUP
+    from explorer.app.timeline import TIMELINE_GROUP
 
     res, ws, params = timeline
     keys = dict(ws.list(TIMELINE_GROUP))
@@ -235,7 +235,7 @@ def test_timeline_workspace_record_and_reload(timeline, run_dir, dataset):
 
 def test_timeline_cancel_writes_nothing(run_dir, dataset, tmp_path):
     from explorer.store import Workspace
-    from explorer.timeline import TIMELINE_GROUP
+    from explorer.app.timeline import TIMELINE_GROUP
 
     ws = Workspace(tmp_path / "c.h5")
     gen = timeline_job(run_dir, dataset, TimelineParams(probe_size=40, device="cpu"), ws)

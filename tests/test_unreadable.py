@@ -100,8 +100,8 @@ def test_session_shows_only_readable_items(tmp_path):
     """Maps, neighbours and labels see the 6 readable images; the two bad files are named."""
     from explorer.data import open_dataset
     from explorer.encoders import open_encoder
-    from explorer.jobs import drain
-    from explorer.session import Session
+    from explorer.core.jobs import drain
+    from explorer.app.session import Session
 
     root, good = _folder(tmp_path)
     w = _weights(tmp_path)
@@ -145,7 +145,7 @@ def test_records_without_rows_read_as_complete(tmp_path):
     """A record written before rows were stored (every item has its row) opens as before."""
     from explorer.data import open_dataset
     from explorer.embed import embedding_rows
-    from explorer.session import Session
+    from explorer.app.session import Session
     from explorer.store import Workspace
 
     v = np.arange(12, dtype=np.float32).reshape(4, 3)
@@ -167,8 +167,8 @@ def test_timeline_compares_checkpoints_on_readable_probe_items(tmp_path, preload
     readable images (float64 reference per checkpoint), labels follow, the bad ones are named."""
     from explorer.data import open_dataset
     from explorer.encoders.archs import small_cnn
-    from explorer.jobs import drain
-    from explorer.timeline import TimelineParams, timeline_job
+    from explorer.core.jobs import drain
+    from explorer.app.timeline import TimelineParams, timeline_job
 
     root, good = _folder(tmp_path)
     run = tmp_path / "run"
@@ -181,7 +181,7 @@ def test_timeline_compares_checkpoints_on_readable_probe_items(tmp_path, preload
                        metrics=("rankme", "knn_accuracy"), knn_k=3, batch_size=4)
     ds = open_dataset(root)
     if not preload:  # the engine reads through the probe without the in-memory cache
-        import explorer.timeline as tl
+        import explorer.app.timeline as tl
 
         monkeypatch.setattr(tl.ProbeDataset, "preload", lambda self, size, max_bytes=0: False)
     res = drain(timeline_job(run, ds, p))
@@ -200,7 +200,7 @@ def test_cuda_leaves_the_same_items_out(tmp_path):
     from explorer.data import open_dataset
     from explorer.embed import EmbedParams, embed
     from explorer.encoders import open_encoder
-    from explorer.jobs import drain
+    from explorer.core.jobs import drain
 
     root, good = _folder(tmp_path, n_good=40)
     w = _weights(tmp_path)

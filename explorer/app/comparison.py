@@ -30,7 +30,7 @@ def overlap_job(Za, Zb, k: int):
 def align_job(coords, reference: int):
     """Every layout aligned onto ``coords[reference]`` (orthogonal Procrustes); the reference
     itself as it is."""
-    from explorer.jobs import Progress
+    from explorer.core.jobs import Progress
     from explorer.maps import procrustes_align
 
     out = []
@@ -43,7 +43,7 @@ def align_job(coords, reference: int):
 def table_job(names, vectors, pairs, diagnostics):
     """The similarity table: ``TABLE_KEYS`` of every pair in ``pairs`` and each model's
     diagnostics (``None`` in ``diagnostics``: computed here) -> {"pairs": [...], "diagnostics": [...]}."""
-    from explorer.jobs import Progress
+    from explorer.core.jobs import Progress
     from explorer.metrics.compare import CompareParams, compare
     from explorer.metrics.diagnose import DiagnoseParams, diagnose
 

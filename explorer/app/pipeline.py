@@ -19,8 +19,8 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
-from explorer.events import Signal
-from explorer.jobs import Progress, drain
+from explorer.core.events import Signal
+from explorer.core.jobs import Progress, drain
 
 # Higher runs first among queued tasks.
 PRIORITY = {"session": 50, "pca:current": 40, "embed:current": 35, "umap:current": 30, "open": 30,
@@ -29,7 +29,7 @@ PRIORITY = {"session": 50, "pca:current": 40, "embed:current": 35, "umap:current
 
 @dataclass
 class Task:
-    """One job for a worker: ``job()`` is a generator (see :mod:`explorer.jobs`)."""
+    """One job for a worker: ``job()`` is a generator (see :mod:`explorer.core.jobs`)."""
 
     name: str
     job: Callable[[], Any]
@@ -97,7 +97,7 @@ def _root(dataset):
 
 @dataclass
 class Pipeline:
-    """The workflow over one :class:`~explorer.session.Session` (see the module docstring).
+    """The workflow over one :class:`~explorer.app.session.Session` (see the module docstring).
 
     ``submit(task)`` runs a task (GUI: a worker pool; :func:`run_now` headless).
     ``embed_params()`` gives the :class:`~explorer.embed.EmbedParams` to use (the settings).
@@ -189,8 +189,8 @@ class Pipeline:
     def open_demo(self) -> None:
         """The bundled sample digits with their metadata and the three sample checkpoints
         (healthy, dimensionally collapsed, collapsed); the healthy one is shown first."""
-        from explorer.errors import InputError
-        from explorer.resources import sample_data_dir
+        from explorer.core.errors import InputError
+        from explorer.core.resources import sample_data_dir
 
         root = sample_data_dir()
         data, meta = root / "digits", root / "digits_metadata.csv"
@@ -225,7 +225,7 @@ class Pipeline:
         (by row order or ``id_column``); quick, so it runs here. Views learn of it through the
         session's ``columns_changed``."""
         from explorer.data import attach_metadata
-        from explorer.errors import InputError
+        from explorer.core.errors import InputError
 
         s = self.session
         if s.dataset is None:
@@ -325,7 +325,7 @@ class Pipeline:
 
     def compute_maps(self, model_id: str, settings: Any = None) -> None:
         """PCA at once; UMAP next (on the shared kNN graph) when the settings ask for it."""
-        from explorer.session import projection_job
+        from explorer.app.session import projection_job
 
         s = self.session
         m = s.models.get(model_id)
@@ -354,7 +354,7 @@ class Pipeline:
             self.waiting.emit(model_id, "")
 
     def diagnose(self, model_id: str) -> None:
-        from explorer.session import diagnose_job
+        from explorer.app.session import diagnose_job
 
         s = self.session
         m = s.models.get(model_id)

@@ -20,7 +20,7 @@ from typing import Optional
 
 import numpy as np
 
-from explorer.errors import InputError
+from explorer.core.errors import InputError
 
 
 @dataclass

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Optional
 
-from explorer.errors import ExplorerError, InputError, TrustRequired
+from explorer.core.errors import ExplorerError, InputError, TrustRequired
 
 SESSION_FORMAT = "embedding-explorer-session"
 SESSION_VERSION = 2
@@ -42,7 +42,7 @@ WORKSPACE_SUFFIXES = (".h5", ".hdf5", ".eews")
 MODEL_OPTION_KEYS = frozenset({"fmt", "arch", "factory", "layer", "pooling", "preprocess", "arch_kwargs",
                                "submodel", "trust"})
 PROJECTION_METRICS = ("cosine", "euclidean", "dot", "correlation", "manhattan")
-# Timeline settings a session may carry to reopen a timeline tab (explorer.timeline.TimelineParams
+# Timeline settings a session may carry to reopen a timeline tab (explorer.app.timeline.TimelineParams
 # fields that run no code: never arch/factory/trust).
 TIMELINE_PARAM_KEYS = ("seed", "map_method", "align", "layer", "pooling")
 
@@ -409,7 +409,7 @@ def restore_job(plan: RestorePlan, approved: Iterable[Confirmation] = ()):
     ``workspace`` confirmation)."""
     from explorer.data import attach_metadata, open_dataset
     from explorer.encoders import open_encoder
-    from explorer.jobs import Progress
+    from explorer.core.jobs import Progress
 
     d, name = plan.data, plan.path.name
     ok_factories = {c.model_id for c in approved if c.kind == "factory"}

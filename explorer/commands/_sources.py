@@ -11,7 +11,7 @@ from typing import Optional
 import numpy as np
 
 from explorer.commands._args import int_range
-from explorer.errors import InputError, WorkspaceError, warn
+from explorer.core.errors import InputError, WorkspaceError, warn
 from explorer.store import EMBEDDINGS
 
 

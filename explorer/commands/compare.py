@@ -20,7 +20,7 @@ import numpy as np
 
 from explorer.commands._args import int_range
 from explorer.commands._sources import load_vectors_npy, select_records, stored_vectors, warn_zero_rows
-from explorer.errors import InputError
+from explorer.core.errors import InputError
 from explorer.store import COMPARISONS
 
 
@@ -52,7 +52,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args) -> int:
-    from explorer.jobs import run_job
+    from explorer.core.jobs import run_job
     from explorer.metrics.compare import COMPARE_KEYS, CompareParams, compare
     from explorer.metrics.diagnose import to_json
     from explorer.store import check_output_path, save_npy

@@ -15,7 +15,7 @@ import json
 
 from explorer.commands._args import int_range
 from explorer.commands._sources import check_labels, load_npy, load_vectors_npy
-from explorer.errors import InputError
+from explorer.core.errors import InputError
 
 
 def _fraction(s: str) -> float:

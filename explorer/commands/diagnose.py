@@ -71,7 +71,7 @@ def _print_text(r: dict) -> None:
 
 
 def run(args) -> int:
-    from explorer.jobs import run_job
+    from explorer.core.jobs import run_job
     from explorer.metrics.diagnose import DiagnoseParams, diagnose, diagnose_cached, to_json
 
     rows = {} if args.max_rows is None else {"max_rows_covariance": args.max_rows or None}

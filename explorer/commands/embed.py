@@ -23,7 +23,7 @@ import numpy as np
 
 from explorer.commands._args import int_range
 from explorer.commands._sources import add_encoder_options, check_encoder_fits, encoder_options, print_encoder_notes
-from explorer.errors import InputError
+from explorer.core.errors import InputError
 
 #: Most data-loading worker processes --workers accepts.
 MAX_WORKERS = 64
@@ -68,7 +68,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def run(args) -> int:
     from explorer.embed import EMBEDDINGS, EmbedParams, embed_cached, embedding_key, embedding_rows
-    from explorer.jobs import run_job
+    from explorer.core.jobs import run_job
     from explorer.store import Workspace
 
     data = Path(args.data).expanduser()
@@ -83,7 +83,7 @@ def run(args) -> int:
         raise InputError(f"{out}: --out must end in .npy or .h5.")
     if out is not None:
         check_output_path(out)
-    from explorer.device import resolve_device
+    from explorer.core.device import resolve_device
 
     resolve_device(args.device)  # an impossible device is an error even on a cache hit
     params = EmbedParams(device=args.device, batch_size=args.batch_size, precision=args.precision,

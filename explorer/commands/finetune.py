@@ -23,7 +23,7 @@ from pathlib import Path
 
 from explorer.commands._args import float_range, int_range, seed_type
 from explorer.commands._sources import add_encoder_options, check_encoder_fits, check_labels, load_npy
-from explorer.errors import InputError
+from explorer.core.errors import InputError
 
 OBJECTIVE_NAMES = ("linear", "ce", "simclr", "vicreg", "sigreg", "invariance")
 #: Objectives that train a classifier on the labels.
@@ -67,7 +67,7 @@ def run(args) -> int:
     from explorer.data import open_dataset
     from explorer.encoders import open_encoder
     from explorer.finetune import FinetuneParams, FinetuneResult, ImageAugment, finetune, save_finetuned
-    from explorer.jobs import run_job
+    from explorer.core.jobs import run_job
 
     from explorer.store import check_output_path
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from explorer.commands._args import int_range
 from explorer.commands._sources import add_encoder_options, check_encoder_fits, encoder_options, load_labels
-from explorer.errors import InputError
+from explorer.core.errors import InputError
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -44,7 +44,7 @@ def run(args) -> int:
     from explorer.data import open_dataset
     from explorer.embed import EmbedParams
     from explorer.encoders import match_input_kind, open_encoder
-    from explorer.jobs import run_job
+    from explorer.core.jobs import run_job
     from explorer.metrics.layers import layer_sweep
 
     for path in (args.data, args.encoder):

@@ -20,7 +20,7 @@ import sys
 from explorer.commands._args import float_range, int_range
 from explorer.commands._sources import add_encoder_options, warn_zero_rows
 from explorer.commands.project import add_source_args, load_vectors
-from explorer.errors import InputError
+from explorer.core.errors import InputError
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -58,7 +58,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args) -> int:
-    from explorer.jobs import run_job
+    from explorer.core.jobs import run_job
     from explorer.maps import cached_knn
     from explorer.neighbors import KnnParams, VectorIndex, knn_graph
 
@@ -133,7 +133,7 @@ def _query_new(args, Z, out: dict) -> None:
     from explorer.data import query_items
     from explorer.embed import EmbedParams, embed
     from explorer.encoders import open_encoder
-    from explorer.jobs import drain
+    from explorer.core.jobs import drain
     from explorer.neighbors import VectorIndex
 
     if not args.encoder:

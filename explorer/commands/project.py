@@ -18,7 +18,7 @@ import numpy as np
 
 from explorer.commands._args import float_range, int_range, seed_type
 from explorer.commands._sources import describe, load_vectors_npy, select_records, stored_vectors, warn_zero_rows
-from explorer.errors import InputError
+from explorer.core.errors import InputError
 
 
 def add_source_args(p: argparse.ArgumentParser) -> None:
@@ -74,7 +74,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args) -> int:
-    from explorer.jobs import run_job
+    from explorer.core.jobs import run_job
     from explorer.maps import MapParams, cached_layout, make_layout
 
     from explorer.store import check_output_path, save_npy

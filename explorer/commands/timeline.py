@@ -19,7 +19,7 @@ from pathlib import Path
 
 from explorer.commands._args import int_range, seed_type
 from explorer.commands._sources import add_encoder_options, check_encoder_fits, encoder_options, preprocess_options
-from explorer.errors import InputError
+from explorer.core.errors import InputError
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -81,10 +81,10 @@ def run(args) -> int:
     import numpy as np
 
     from explorer.data import open_dataset
-    from explorer.device import resolve_device
-    from explorer.jobs import run_job
+    from explorer.core.device import resolve_device
+    from explorer.core.jobs import run_job
     from explorer.store import Workspace
-    from explorer.timeline import TimelineParams, timeline_job
+    from explorer.app.timeline import TimelineParams, timeline_job
 
     data = Path(args.data).expanduser()
     if not data.exists():
@@ -127,7 +127,7 @@ def _check_first_checkpoint(src, dataset, args) -> None:
     """Open the run's first checkpoint and check it takes the dataset's items, before any
     checkpoint is embedded."""
     from explorer.encoders import open_encoder
-    from explorer.timeline import _resolve_paths
+    from explorer.app.timeline import _resolve_paths
 
     paths = _resolve_paths(src)
     if not paths:

@@ -32,7 +32,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args) -> int:
-    from explorer.jobs import run_job
+    from explorer.core.jobs import run_job
     from explorer.metrics.representations import truncation_curve
 
     Z = load_vectors_npy(args.vectors)

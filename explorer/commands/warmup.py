@@ -16,7 +16,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args) -> int:
-    from explorer.jobs import run_job
+    from explorer.core.jobs import run_job
     from explorer.maps import warmup
 
     t = run_job(warmup(), desc="warm-up", quiet=args.quiet)

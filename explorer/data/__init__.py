@@ -28,7 +28,7 @@ from explorer.data import tables as _tables  # noqa: E402,F401
 from explorer.data import tensor_file as _tensor_file  # noqa: E402,F401
 from explorer.data import text as _text  # noqa: E402,F401
 from explorer.data.metadata import attach_metadata  # noqa: E402
-from explorer.errors import InputError
+from explorer.core.errors import InputError
 
 __all__ = ["Dataset", "KINDS", "DATASETS", "open_dataset", "attach_metadata", "formats", "query_items"]
 

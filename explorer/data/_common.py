@@ -12,7 +12,7 @@ from typing import Iterable, Optional, Sequence
 
 import numpy as np
 
-from explorer.errors import InputError
+from explorer.core.errors import InputError
 
 #: Files up to this size have their contents hashed into the fingerprint.
 CONTENT_HASH_LIMIT = 64 * 2**20

@@ -35,7 +35,7 @@ from explorer.data._common import (column_array, encode_labels, fingerprint_file
                                    resize_crop, str_array)
 from explorer.data.base import Dataset
 from explorer.data.registry import DATASETS
-from explorer.errors import InputError
+from explorer.core.errors import InputError
 
 WORKSPACE_FORMAT = "embedding-explorer-workspace"
 DATA_NAMES = ("x", "X", "data", "images", "image", "vectors", "embeddings", "embedding",

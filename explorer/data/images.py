@@ -29,8 +29,8 @@ import numpy as np
 from explorer.data._common import fingerprint_stat, resize_crop, str_array, to_rgb_array
 from explorer.data.base import Dataset
 from explorer.data.registry import DATASETS
-from explorer.errors import InputError
-from explorer.jobs import Job, Progress
+from explorer.core.errors import InputError
+from explorer.core.jobs import Job, Progress
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 

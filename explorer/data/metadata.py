@@ -12,7 +12,7 @@ import numpy as np
 from explorer.data._common import LABEL_NAMES, column_array, encode_labels, find_column, str_array
 from explorer.data.base import Dataset
 from explorer.data.text import read_table
-from explorer.errors import InputError
+from explorer.core.errors import InputError
 
 
 def _match_ids(ds_ids: list[str], table_ids: list[str]) -> tuple[Optional[np.ndarray], list]:

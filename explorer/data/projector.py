@@ -21,7 +21,7 @@ from explorer.data._common import (LABEL_NAMES, column_array, encode_labels, fin
 from explorer.data.base import Dataset
 from explorer.data.registry import DATASETS
 from explorer.data.vector_table import index_header
-from explorer.errors import InputError
+from explorer.core.errors import InputError
 
 
 def _vector_files(folder: Path) -> list[Path]:

@@ -9,6 +9,6 @@ An opener is ``open_xxx(path: Path, **options) -> Dataset``.
 
 from __future__ import annotations
 
-from explorer.registry import Registry
+from explorer.core.registry import Registry
 
 DATASETS = Registry("dataset", "embedding_explorer.datasets")

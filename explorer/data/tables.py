@@ -35,7 +35,7 @@ from explorer.data.images import IMAGE_EXTENSIONS, ImageFolderDataset
 from explorer.data.registry import DATASETS
 from explorer.data.text import TEXT_NAMES, TextDataset
 from explorer.data.vector_table import ID_NAMES, VectorTableDataset
-from explorer.errors import InputError
+from explorer.core.errors import InputError
 
 OPTIONS = ("column", "label_column", "id_column", "split")
 VECTOR_NAMES = ("embedding", "embeddings", "vector", "vectors", "features", "feature", "emb")

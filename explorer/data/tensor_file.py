@@ -15,7 +15,7 @@ import numpy as np
 
 from explorer.data.registry import DATASETS
 from explorer.data.vector_table import VectorTableDataset
-from explorer.errors import InputError
+from explorer.core.errors import InputError
 
 
 def _load(path: Path):

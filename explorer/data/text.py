@@ -24,7 +24,7 @@ from explorer.data._common import (LABEL_NAMES, chosen_column, column_array, enc
                                    fingerprint_files, is_text_column, str_array)
 from explorer.data.base import Dataset
 from explorer.data.registry import DATASETS
-from explorer.errors import InputError
+from explorer.core.errors import InputError
 
 TEXT_NAMES = ("text", "sentence", "content", "caption", "document", "body", "review")
 TABLE_OPTIONS = ("column", "label_column", "id_column")

@@ -26,7 +26,7 @@ import numpy as np
 from explorer.data._common import (LABEL_NAMES, chosen_column, column_array, encode_labels, find_column,
                                    fingerprint_files, str_array)
 from explorer.data.base import Dataset
-from explorer.errors import InputError
+from explorer.core.errors import InputError
 
 #: Column names taken as item ids in a table of vectors (case-insensitive, unique values).
 ID_NAMES = ("id", "ids", "filenames", "filename", "file", "path", "name", "image", "key")

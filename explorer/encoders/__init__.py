@@ -21,7 +21,7 @@ from explorer.encoders import weights as _weights  # noqa: F401
 from explorer.encoders.base import DEFAULTS_NOTE, POOLINGS, Encoder, Preprocess
 from explorer.encoders.hooks import embed_batch, forward_layer, layer_shapes, pool, pooled_dim
 from explorer.encoders.registry import ENCODERS
-from explorer.errors import InputError
+from explorer.core.errors import InputError
 
 __all__ = ["ENCODERS", "Encoder", "Preprocess", "POOLINGS", "open_encoder", "reopen_encoder",
            "match_input_kind", "input_kind_declared",

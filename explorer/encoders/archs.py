@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections import OrderedDict
 
 from explorer.encoders.base import Preprocess
-from explorer.registry import Registry
+from explorer.core.registry import Registry
 
 __all__ = ["ARCHITECTURES", "default_preprocess", "build", "SmallCNN", "MLP", "small_cnn", "mlp"]
 

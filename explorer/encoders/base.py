@@ -35,7 +35,7 @@ class Preprocess:
     interpolation: str = "bilinear"  # "bilinear" | "bicubic" | "nearest" | "lanczos"
 
     def __post_init__(self) -> None:
-        from explorer.errors import InputError
+        from explorer.core.errors import InputError
 
         if self.kind not in INPUT_KINDS:
             raise InputError(f"Unknown input kind {self.kind!r}; use one of {', '.join(INPUT_KINDS)}.")

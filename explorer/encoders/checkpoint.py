@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Mapping, Optional
 
 from explorer.encoders.base import Preprocess
-from explorer.errors import CheckpointError, InputError, TrustRequired
+from explorer.core.errors import CheckpointError, InputError, TrustRequired
 
 # Keys under which training scripts nest the weights, tried in this order.
 NESTED_KEYS = ("state_dict", "model_state_dict", "model", "module", "net", "network",

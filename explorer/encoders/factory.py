@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from explorer.encoders.base import Architecture, Preprocess  # noqa: F401  (Architecture: re-exported)
-from explorer.errors import InputError
+from explorer.core.errors import InputError
 
 _FILE_MODULES: dict = {}
 

@@ -29,7 +29,7 @@ from typing import Any
 from explorer.encoders.base import Encoder, Preprocess
 from explorer.encoders.checkpoint import as_preprocess, count_parameters
 from explorer.encoders.registry import ENCODERS
-from explorer.errors import CheckpointError, InputError
+from explorer.core.errors import CheckpointError, InputError
 
 INSTALL_HINT = "pip install 'embedding-explorer[hf]'"
 

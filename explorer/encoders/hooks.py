@@ -20,7 +20,7 @@ from __future__ import annotations
 from typing import Any, Mapping, Optional
 
 from explorer.encoders.base import POOLINGS, Encoder
-from explorer.errors import InputError
+from explorer.core.errors import InputError
 
 
 class _StopForward(BaseException):

@@ -14,7 +14,7 @@ from typing import Any
 from explorer.encoders.base import DEFAULTS_NOTE, Encoder, Preprocess
 from explorer.encoders.checkpoint import as_preprocess, read_sidecar, sidecar_path
 from explorer.encoders.registry import ENCODERS
-from explorer.errors import CheckpointError, InputError
+from explorer.core.errors import CheckpointError, InputError
 
 INSTALL_HINT = "pip install 'embedding-explorer[onnx]'"
 

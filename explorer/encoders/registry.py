@@ -13,6 +13,6 @@ Third parties register theirs through the entry-point group ``embedding_explorer
 
 from __future__ import annotations
 
-from explorer.registry import Registry
+from explorer.core.registry import Registry
 
 ENCODERS = Registry("encoder", "embedding_explorer.encoders")

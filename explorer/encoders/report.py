@@ -3,7 +3,7 @@ type; shared by the command line and the encoder dialog (no Qt here)."""
 
 from __future__ import annotations
 
-from explorer.errors import InputError
+from explorer.core.errors import InputError
 
 
 def channel_values(text: str, flag: str, positive: bool = False) -> list:

@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Optional
 
-from explorer.errors import CheckpointError
+from explorer.core.errors import CheckpointError
 
 #: Network names, most preferred first (see the module docstring); unknown roles come last.
 PREFERENCE = ("teacher", "encoder_q", "base_encoder", "backbone", "online_network", "online_encoder",

@@ -17,7 +17,7 @@ from typing import Any, Optional
 
 from explorer.encoders.base import Encoder
 from explorer.encoders.registry import ENCODERS
-from explorer.errors import CheckpointError, InputError
+from explorer.core.errors import CheckpointError, InputError
 
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 #: The ``pretrained_cfg`` fields taken from the folder (how to preprocess; nothing that locates

@@ -17,7 +17,7 @@ from pathlib import Path
 from explorer.encoders.base import DEFAULTS_NOTE, Encoder, Preprocess
 from explorer.encoders.checkpoint import as_preprocess, count_parameters, read_sidecar, sidecar_path
 from explorer.encoders.registry import ENCODERS
-from explorer.errors import CheckpointError
+from explorer.core.errors import CheckpointError
 
 EXTRA_META = "meta.json"
 

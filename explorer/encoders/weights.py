@@ -23,7 +23,7 @@ from explorer.encoders.checkpoint import (Checkpoint, count_parameters, fits_exa
 from explorer.encoders.factory import (Architecture, build_model, builtin, builtin_architectures,
                                        is_factory_spec, registered_architecture, resolve_architecture)
 from explorer.encoders.registry import ENCODERS
-from explorer.errors import CheckpointError, InputError
+from explorer.core.errors import CheckpointError, InputError
 
 
 def _looks_like_code(name: str) -> bool:

@@ -41,9 +41,9 @@ from typing import Any, Optional
 
 import numpy as np
 
-from explorer.errors import InputError
+from explorer.core.errors import InputError
 from explorer.finetune.augment import ImageAugment, VectorAugment, augment_images, augment_vectors
-from explorer.jobs import Job, Progress
+from explorer.core.jobs import Job, Progress
 
 __all__ = ["FinetuneParams", "FinetuneResult", "finetune", "save_finetuned", "trainable_blocks",
            "probe_metrics"]
@@ -286,7 +286,7 @@ def _run(encoder, data, params, labels, preprocess, res):  # noqa: C901  (one tr
     import torch.nn as nn
     import torch.nn.functional as F
 
-    from explorer.device import resolve_device
+    from explorer.core.device import resolve_device
     from explorer.encoders.base import Encoder, Preprocess
     from explorer.finetune.objectives import (OBJECTIVES, Projector, invariance, lejepa_sigreg,
                                               nt_xent, vicreg)

@@ -13,7 +13,7 @@ T0 = time.perf_counter()
 def make_app(argv=None):
     from PySide6 import QtGui, QtWidgets
 
-    from explorer.resources import assets_dir, setup_numba_cache
+    from explorer.core.resources import assets_dir, setup_numba_cache
 
     from explorer.gui.settings import settings as _settings
 

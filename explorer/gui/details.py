@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 from PySide6 import QtCore, QtWidgets
 
-from explorer.errors import ExplorerError
+from explorer.core.errors import ExplorerError
 from explorer.gui.panels import InspectorPanel, ProjectionPanel, SelectionPanel
 
 

@@ -45,7 +45,7 @@ class _PreviewMixin:
             return
 
         def job():
-            from explorer.jobs import Progress
+            from explorer.core.jobs import Progress
 
             yield Progress(0, None, name)
             return factory()
@@ -251,7 +251,7 @@ class EncoderDialog(QtWidgets.QDialog, _PreviewMixin):
 
     def accept(self) -> None:
         """Close only when the typed preprocessing is usable; else say why under Preview."""
-        from explorer.errors import ExplorerError
+        from explorer.core.errors import ExplorerError
 
         try:
             self.result_values()
@@ -313,7 +313,7 @@ class EncoderDialog(QtWidgets.QDialog, _PreviewMixin):
 
     def do_preview(self) -> None:
         from explorer.encoders import open_encoder
-        from explorer.errors import ExplorerError
+        from explorer.core.errors import ExplorerError
 
         try:
             path, o = self.result_values()
@@ -351,7 +351,7 @@ class SettingsDialog(QtWidgets.QDialog):
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
         from explorer.gui.settings import settings
-        from explorer.resources import cache_dir
+        from explorer.core.resources import cache_dir
 
         self.setWindowTitle("Settings")
         s = settings()
@@ -373,7 +373,7 @@ class SettingsDialog(QtWidgets.QDialog):
         except Exception:
             pass
         self.device.setCurrentText(str(s.value("device", "auto")))
-        from explorer.device import device_info
+        from explorer.core.device import device_info
 
         try:
             self.device_label = QtWidgets.QLabel(device_info().describe())

@@ -8,7 +8,7 @@ from pathlib import Path
 from PySide6 import QtCore, QtWidgets
 
 from explorer.gui.panels import ProjectionSettings
-from explorer.session import Session
+from explorer.app.session import Session
 
 
 class FileActions:
@@ -25,7 +25,7 @@ class FileActions:
 
     def export_selection(self, path: str) -> None:
         """``.csv``: index, id, label and metadata; ``.npy``/``.h5``: the current model's vectors."""
-        from explorer.export import export_selection
+        from explorer.app.export import export_selection
 
         m = self.session.models.get(self.session.current) if self.session.current else None
         export_selection(path, self.session.dataset, self.selection.indices,
@@ -38,7 +38,7 @@ class FileActions:
             self.guarded(lambda: self.mapview.export_image(path))
 
     def copy_snippet(self) -> None:
-        from explorer.session import python_snippet
+        from explorer.app.session import python_snippet
 
         def run():
             code = python_snippet(self.session, self.method_combo.currentText(), self.projection)
@@ -93,7 +93,7 @@ class FileActions:
         d = plan.data
 
         def done(result):
-            from explorer.session import Session
+            from explorer.app.session import Session
 
             self.session_restore = d
             self._adopt_session(Session(d["workspace"]))

@@ -1,6 +1,6 @@
 """The main window: open -> compute -> look -> inspect -> keep.
 
-The window owns a :class:`~explorer.session.Session` (Qt-free state) and a
+The window owns a :class:`~explorer.app.session.Session` (Qt-free state) and a
 :class:`~explorer.gui.workers.JobRunner`; every slow step is a core job run in a worker, and
 its result is applied to the session on the GUI thread. Views listen to the session and to the
 shared selection; none of them pulls data from another.
@@ -15,7 +15,7 @@ from typing import Any, Callable, Optional
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from explorer import __version__
-from explorer.errors import ExplorerError
+from explorer.core.errors import ExplorerError
 from explorer.gui.browser import DataBrowser
 from explorer.gui.jobs_panel import JobsPanel
 from explorer.gui.map_panel import MapPanel
@@ -28,14 +28,14 @@ from explorer.gui.view_actions import ViewActions
 from explorer.gui.panels import MessageBar, ProjectionSettings
 from explorer.gui.workers import JobRunner
 from explorer.gui.subscriptions import Subscriptions
-from explorer.session import Session
+from explorer.app.session import Session
 
 class MainWindow(OpenActions, ViewActions, FileActions, QtWidgets.QMainWindow):
     idle = QtCore.Signal()  # no job running any more (for --screenshot and tests)
 
     def __init__(self, workspace: Optional[str] = None) -> None:
         super().__init__()
-        from explorer.resources import cache_dir
+        from explorer.core.resources import cache_dir
 
         self.setWindowTitle(f"{APP} {__version__}")
         self.setAcceptDrops(True)
@@ -64,7 +64,7 @@ class MainWindow(OpenActions, ViewActions, FileActions, QtWidgets.QMainWindow):
     def _warm_renderer(self) -> None:
         """Load (or compile) the map renderer's numba kernels in a worker, before the first map."""
         from explorer.gui.views import pointraster
-        from explorer.jobs import Progress
+        from explorer.core.jobs import Progress
 
         def job():
             yield Progress(0, 1, "loading the point renderer")

@@ -12,7 +12,7 @@ from typing import Optional
 import numpy as np
 from PySide6 import QtCore, QtWidgets
 
-from explorer.errors import ExplorerError
+from explorer.core.errors import ExplorerError
 from explorer.gui.panels import item_tooltip_html
 
 

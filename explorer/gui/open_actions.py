@@ -108,7 +108,7 @@ class OpenActions:
         k, metric = self.inspector.k.value(), self.inspector.metric_box.currentText()
 
         def job():
-            from explorer.jobs import Progress
+            from explorer.core.jobs import Progress
 
             yield Progress(0, 1, "embedding the query")
             return self.session.query_new(m.id, items, k=k, metric=metric, kind=kind)

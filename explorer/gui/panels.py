@@ -177,7 +177,7 @@ class SelectionPanel(QtWidgets.QWidget):
         self.counts.verticalHeader().hide()
         self.counts.setEditTriggers(QtWidgets.QAbstractItemView.NoEditTriggers)
         self.counts.setMaximumHeight(180)
-        from explorer.state import ORDERS
+        from explorer.app.selection import ORDERS
 
         self.order = QtWidgets.QComboBox()
         self.order.addItems(list(ORDERS))
@@ -239,7 +239,7 @@ class SelectionPanel(QtWidgets.QWidget):
             self._reorder()
 
     def _reorder(self) -> None:
-        from explorer.state import order_items
+        from explorer.app.selection import order_items
 
         ds = self._dataset
         if ds is None or not self._indices.size:

@@ -14,7 +14,7 @@ def settings() -> QtCore.QSettings:
 
 def icon(name: str) -> QtGui.QIcon:
     """A toolbar icon by name (the dark variant under the dark theme); empty if missing."""
-    from explorer.resources import assets_dir
+    from explorer.core.resources import assets_dir
 
     app = QtWidgets.QApplication.instance()
     dark = app is not None and app.property("theme") == "dark"
@@ -28,7 +28,7 @@ def icon(name: str) -> QtGui.QIcon:
 
 
 def apply_theme(app, theme: str) -> None:
-    from explorer.resources import assets_dir
+    from explorer.core.resources import assets_dir
 
     from PySide6 import QtCore
 

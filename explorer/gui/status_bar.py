@@ -41,8 +41,8 @@ class StatusBar(QtWidgets.QStatusBar):
         self.device.setText(f"Device: {dev}")
 
         def job():
-            from explorer.device import device_info
-            from explorer.jobs import Progress
+            from explorer.core.device import device_info
+            from explorer.core.jobs import Progress
 
             yield Progress(0, 1, "looking for a GPU")
             return device_info(None if dev == "auto" else dev).describe()

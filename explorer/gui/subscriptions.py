@@ -1,7 +1,7 @@
 """A view's subscriptions to core signals, dropped together when the view closes.
 
 A Qt widget can be deleted (its tab closed, its pane rebuilt) while its Python wrapper lives
-on; a core :class:`~explorer.events.Signal` still holding one of its methods would then call
+on; a core :class:`~explorer.core.events.Signal` still holding one of its methods would then call
 into a deleted C++ object. Each view therefore connects through a :class:`Subscriptions`
 owned by it: ``release()`` disconnects everything, and runs by itself when the widget is
 destroyed (napari does the same when a layer's controls are removed).

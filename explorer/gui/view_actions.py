@@ -38,8 +38,10 @@ class ViewActions:
         chosen = [lst.item(i).text() for i in range(lst.count()) if lst.item(i).checkState() == QtCore.Qt.Checked]
         self.compare_models(chosen)
 
-    def compare_models(self, model_ids) -> Optional[QtWidgets.QWidget]:
-        """Open 2-4 models side by side in a new tab (linked, aligned, overlap, CKA table)."""
+    def compare_models(self, model_ids, method: Optional[str] = None,
+                       title: Optional[str] = None) -> Optional[QtWidgets.QWidget]:
+        """Open 2-4 models side by side in a new tab (linked, aligned, overlap, CKA table), on the
+        map ``method`` (default: the one shown); ``title`` names the tab."""
         ids = list(model_ids)
         if not 2 <= len(ids) <= 4:
             self.show_error("Choose between 2 and 4 models to compare.")
@@ -47,12 +49,12 @@ class ViewActions:
         from explorer.gui.views.compare_view import CompareView
 
         ms = [self.session.models[i] for i in ids]
-        method = self.method_combo.currentText()
+        method = method or self.method_combo.currentText()
         view = CompareView(self.runner)
         view.set_models(self.session.dataset,
                         [(m.id, m.vectors, m.layouts.get(method, m.layouts.get("pca"))) for m in ms],
                         self.selection, diagnostics=[m.diagnostics for m in ms])
-        self.add_tab(view, "Compare: " + " vs ".join(ids))
+        self.add_tab(view, title or "Compare: " + " vs ".join(ids))
         view.set_filter(self.map_panel.search_mask(self.search.text()))
         return view
 
@@ -80,7 +82,7 @@ class ViewActions:
         shown at checkpoint ``position`` once computed."""
         from explorer.app.session_file import timeline_entry
         from explorer.gui.views.timeline_view import TimelineView
-        from explorer.timeline import TimelineParams, timeline_job
+        from explorer.app.timeline import TimelineParams, timeline_job
 
         if self.session.dataset is None:
             return self.show_error("Open the dataset the run was trained on first.")

@@ -1,4 +1,4 @@
-"""Run core jobs (generators, see :mod:`explorer.jobs`) off the UI thread.
+"""Run core jobs (generators, see :mod:`explorer.core.jobs`) off the UI thread.
 
 A :class:`JobHandle` lives on the GUI thread; its runnable iterates the job's generator in Qt's
 thread pool and reports through queued signals, throttled so a fast job cannot flood the event
@@ -15,9 +15,9 @@ from typing import Any, Callable, Optional
 
 from PySide6 import QtCore
 
-from explorer.errors import Cancelled, ExplorerError
+from explorer.core.errors import Cancelled, ExplorerError
 from explorer.gui import gc_thread
-from explorer.jobs import Progress
+from explorer.core.jobs import Progress
 
 PROGRESS_INTERVAL_S = 0.05
 

@@ -7,8 +7,8 @@ from typing import Sequence, Tuple
 
 import numpy as np
 
-from explorer.errors import InputError
-from explorer.jobs import Job, Progress
+from explorer.core.errors import InputError
+from explorer.core.jobs import Job, Progress
 from explorer.maps.params import MapParams, _validate
 from explorer.maps.umap import _umap_metric
 from explorer.neighbors.search import _as_matrix
@@ -51,7 +51,7 @@ def aligned_umap(embeddings: Sequence[np.ndarray], params: MapParams = MapParams
     neighbours in the series. AlignedUMAP builds its own graphs (it takes no precomputed k-NN)
     and has no per-epoch callback, so progress is coarse (start, end) and cancelling takes
     effect after the fit. -> list of (N, c) float32 layouts."""
-    from explorer.resources import setup_numba_cache
+    from explorer.core.resources import setup_numba_cache
 
     setup_numba_cache()
     import umap

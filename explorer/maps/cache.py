@@ -7,7 +7,7 @@ from typing import Optional
 
 import numpy as np
 
-from explorer.jobs import Job
+from explorer.core.jobs import Job
 from explorer.maps.params import STATS, Layout, MapParams
 from explorer.maps.umap import make_layout
 from explorer.neighbors.search import KnnParams, KnnResult, knn_graph

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from explorer.errors import InputError
-from explorer.jobs import Job, Progress
+from explorer.core.errors import InputError
+from explorer.core.jobs import Job, Progress
 from explorer.maps.params import STATS, Layout, MapParams
 from explorer.neighbors.search import _as_matrix
 
@@ -37,7 +37,7 @@ def pca(Z: np.ndarray, n_components: int = 2, device=None, block_rows: int = 655
     ``Z`` (N, D) -> coords (N, n_components)."""
     import torch
 
-    from explorer.device import resolve_device
+    from explorer.core.device import resolve_device
 
     Z = _as_matrix(Z)
     N, D = Z.shape

@@ -40,8 +40,8 @@ import numpy as np
 from numba.core import types
 from numba.extending import intrinsic
 
-from explorer.jobs import Job, Progress
-from explorer.resources import setup_numba_cache
+from explorer.core.jobs import Job, Progress
+from explorer.core.resources import setup_numba_cache
 
 __all__ = ["optimize_fast"]
 

@@ -19,8 +19,8 @@ from typing import Optional, Tuple
 
 import numpy as np
 
-from explorer.errors import InputError
-from explorer.jobs import Job, Progress
+from explorer.core.errors import InputError
+from explorer.core.jobs import Job, Progress
 from explorer.maps.params import STATS, Layout, MapParams, _validate
 from explorer.maps.pca import pca_job
 from explorer.neighbors.search import KnnParams, KnnResult, _as_matrix, knn_graph, knn_search, scores_to_distances
@@ -36,7 +36,7 @@ def _kernels() -> dict:
     dispatchers if re-jitting fails."""
     if _KERNELS:
         return _KERNELS
-    from explorer.resources import setup_numba_cache
+    from explorer.core.resources import setup_numba_cache
 
     setup_numba_cache()
     import numba
@@ -319,7 +319,7 @@ def _approx_search(Zdb, Zq, k, metric):
     try:
         import hnswlib
     except ImportError:
-        from explorer.resources import setup_numba_cache
+        from explorer.core.resources import setup_numba_cache
 
         setup_numba_cache()
         from pynndescent import NNDescent

@@ -6,7 +6,7 @@ import time
 
 import numpy as np
 
-from explorer.jobs import Job, Progress
+from explorer.core.jobs import Job, Progress
 from explorer.maps.params import MapParams
 from explorer.maps.umap import make_layout
 
@@ -17,7 +17,7 @@ def warmup(n: int = 600, seed: int = 0) -> Job:
     """Compile (and cache on disk) the numba kernels a first map needs: our cached UMAP kernels
     (fuzzy set, the fast SGD on one and on all threads, transform path), the exact and IVF k-NN
     kernels and, when hnswlib is missing, pynndescent. Run it in the background at start-up (TRAPS.md #2). -> dict of seconds."""
-    from explorer.resources import setup_numba_cache
+    from explorer.core.resources import setup_numba_cache
 
     cache = setup_numba_cache()
     t = {}

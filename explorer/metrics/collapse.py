@@ -18,7 +18,7 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from explorer.errors import InputError
+from explorer.core.errors import InputError
 
 __all__ = [
     "as_tensor", "l2_normalize", "gram", "covariance_eigenvalues", "covariance_spectrum",

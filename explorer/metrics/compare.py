@@ -23,8 +23,8 @@ from typing import Any, Optional
 
 import numpy as np
 
-from explorer.errors import InputError
-from explorer.jobs import Job, Progress
+from explorer.core.errors import InputError
+from explorer.core.jobs import Job, Progress
 from explorer.metrics.collapse import FLOAT64_BELOW, as_tensor
 
 __all__ = ["CompareParams", "compare", "linear_cka", "debiased_cka", "rbf_cka", "mutual_knn",
@@ -270,7 +270,7 @@ def mutual_knn(X, Y, k: int = 10, max_points: Optional[int] = None, seed: int = 
     Hypothesis", ICML 2024): mean over points of |N_X(i) ∩ N_Y(i)| / k, N(i) the k nearest
     neighbours of i (self excluded) by cosine similarity, i.e. on L2-normalised rows, exact.
     With ``max_points`` the mean is over that many random points (neighbours still among all)."""
-    from explorer.jobs import drain
+    from explorer.core.jobs import drain
 
     A, B = _pair(X, Y)
     n = A.shape[0]
@@ -307,7 +307,7 @@ def compare(Za, Zb, params: CompareParams = CompareParams()) -> Job:
     "n", "dims"}."""
     import torch
 
-    from explorer.device import resolve_device
+    from explorer.core.device import resolve_device
 
     p = params
     if p.mutual_k > p.knn_k:

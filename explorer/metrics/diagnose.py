@@ -1,7 +1,7 @@
 """All collapse diagnostics of one embedding matrix, as a job, with a verdict.
 
 ``diagnose(Z, labels=None, params=DiagnoseParams())`` is a job (a generator yielding
-:class:`~explorer.jobs.Progress`) returning a dict with one snake_case key per metric (see
+:class:`~explorer.core.jobs.Progress`) returning a dict with one snake_case key per metric (see
 :data:`EXPLANATIONS`), the spectrum as a list, the per-dimension std of the L2-normalised
 embeddings, the pairwise-cosine histogram, per-class results when labels are given, the sample
 sizes actually used (``sampling``), stage timings and the ``verdict``.
@@ -36,8 +36,8 @@ from typing import Any, Optional
 
 import numpy as np
 
-from explorer.errors import InputError
-from explorer.jobs import Job, Progress
+from explorer.core.errors import InputError
+from explorer.core.jobs import Job, Progress
 from explorer.metrics import registry as _registry
 from explorer.store import DIAGNOSTICS, EMBEDDINGS
 
@@ -119,6 +119,13 @@ EXPLANATIONS = {
 
 #: Scalar metric keys of the result, in display order.
 METRIC_KEYS = _registry.keys("diagnose")
+# what the passes of :func:`diagnose` compute themselves; any other metric registered for "diagnose"
+# is computed by its registered function (adding a metric is one entry and one function)
+NATIVE_KEYS = frozenset({
+    "rankme", "dims_90", "dims_99", "numerical_rank", "dead_dims", "alpha_req", "std_l2_normalized",
+    "std_l2_reference", "sigreg", "uniformity", "twonn_dimension", "mle_dimension", "alignment",
+    "knn_accuracy", "linear_probe_accuracy", "sigreg_standardized", "mean_cosine",
+    "sigreg_gaussian_reference", "sigreg_standardized_gaussian_reference"})
 
 
 def _f(x) -> Optional[float]:
@@ -186,7 +193,7 @@ def diagnose(Z, labels=None, params: DiagnoseParams = DiagnoseParams(), positive
     item) are given. Returns the result dict described in the module docstring."""
     import torch
 
-    from explorer.device import resolve_device
+    from explorer.core.device import resolve_device
     from explorer.metrics import collapse as C
     from explorer.metrics import intrinsic as I
     from explorer.metrics import probes as P
@@ -195,6 +202,9 @@ def diagnose(Z, labels=None, params: DiagnoseParams = DiagnoseParams(), positive
     dev = resolve_device(p.device)
     has_labels = labels is not None
     stages = 7 + (3 if has_labels else 0) + (positives is not None)
+    # registered metrics shown in "diagnose" that the passes below do not compute: their function
+    extra = [m for m in _registry.shown_in("diagnose") if m.key not in NATIVE_KEYS and _registry.has_series(m.key)]
+    stages += len(extra)
     step = [0]
     timings: dict = {}
     t_last = [time.perf_counter()]
@@ -311,6 +321,13 @@ def diagnose(Z, labels=None, params: DiagnoseParams = DiagnoseParams(), positive
             out["class_centroid_cosine"] = {"classes": [str(c) for c in classes[top]], "matrix": M.tolist()}
             yield tick("classes", "per-class statistics")
 
+        if extra:
+            Znp = Z if isinstance(Z, np.ndarray) else X.cpu().numpy()
+            ctx = {"seed": p.seed, "device": dev, "knn_k": p.knn_k}
+            for m in extra:
+                out[m.key] = _registry.series_function(m.key)(Znp, None, y if has_labels else None, ctx)
+                yield tick(m.key, m.label)
+
     n_tr, n_te = None, None
     if has_labels:
         tr, te = P.split_indices(n, p.test_fraction, p.seed, p.probe_max_train, p.probe_max_test)
@@ -323,7 +340,7 @@ def diagnose(Z, labels=None, params: DiagnoseParams = DiagnoseParams(), positive
     }
     out["device"] = str(dev)
     out["timings"] = timings
-    for k in METRIC_KEYS:
+    for k in _registry.keys("diagnose"):
         if k in out and out[k] is not None and not isinstance(out[k], int):
             out[k] = _f(out[k])
     out["verdict"] = verdict(out, p.thresholds)
@@ -354,7 +371,7 @@ def diagnose_cached(ws, emb_key: str, params: DiagnoseParams = DiagnoseParams(),
     given, else the record's "labels" array if it has one), read from the "diagnostics" group
     when already computed with the same parameters, else computed and stored there
     (attrs: embedding, params, metrics; arrays: spectrum, per_dim_std, centroid matrix)."""
-    from explorer.errors import WorkspaceError
+    from explorer.core.errors import WorkspaceError
     from explorer.store import content_key
 
     lab_fp = None

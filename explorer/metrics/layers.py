@@ -15,8 +15,8 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from explorer.errors import InputError
-from explorer.jobs import Job, Progress
+from explorer.core.errors import InputError
+from explorer.core.jobs import Job, Progress
 
 __all__ = ["default_layers", "embed_layers", "layer_sweep", "projector_starts"]
 

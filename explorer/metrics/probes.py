@@ -23,8 +23,8 @@ from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
-from explorer.errors import InputError
-from explorer.jobs import Job, Progress, drain
+from explorer.core.errors import InputError
+from explorer.core.jobs import Job, Progress, drain
 from explorer.metrics.collapse import as_tensor, effective_rank, l2_normalize
 
 __all__ = ["encode_labels", "split_indices", "knn_accuracy", "linear_probe_accuracy", "linear_probe",

@@ -242,6 +242,10 @@ def series_function(key: str) -> Callable:
     return _SERIES[key]
 
 
+def has_series(key: str) -> bool:
+    return key in _SERIES
+
+
 # --------------------------------------------------------------------------- series functions
 @series("rankme")
 def _rankme(Z, Zref, labels, ctx):

@@ -18,8 +18,8 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from explorer.errors import InputError
-from explorer.jobs import Job, Progress
+from explorer.core.errors import InputError
+from explorer.core.jobs import Job, Progress
 
 __all__ = ["truncation_dims", "truncation_curve", "compatibility", "choose_anchors", "relative_representation"]
 

@@ -24,8 +24,8 @@ import numpy as np
 
 from explorer.core.parallel import run_rows
 
-from explorer.jobs import Job, Progress
-from explorer.resources import setup_numba_cache
+from explorer.core.jobs import Job, Progress
+from explorer.core.resources import setup_numba_cache
 
 __all__ = ["exact_self_knn", "pair_scores"]
 

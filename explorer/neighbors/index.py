@@ -11,7 +11,7 @@ from typing import Optional, Sequence, Tuple
 import numpy as np
 
 from explorer.core.parallel import run_rows
-from explorer.errors import InputError
+from explorer.core.errors import InputError
 from explorer.neighbors.search import _as_matrix, _check_metric, _prepare
 
 __all__ = ["VectorIndex", "query"]
@@ -24,7 +24,7 @@ def _scan_kernel():
     int8 codes C, a_i = s_i * sum_j q_j C_ij (+ bias_i), lo_i = a_i - qn w_i, hi_i = a_i + qn w_i."""
     global _SCAN
     if _SCAN is None:
-        from explorer.resources import setup_numba_cache
+        from explorer.core.resources import setup_numba_cache
 
         setup_numba_cache()
         import numba
@@ -53,7 +53,7 @@ _QUANT = None
 def _quant_kernel():
     global _QUANT
     if _QUANT is None:
-        from explorer.resources import setup_numba_cache
+        from explorer.core.resources import setup_numba_cache
 
         setup_numba_cache()
         import numba

@@ -13,7 +13,7 @@ from typing import Optional
 
 import numpy as np
 
-from explorer.jobs import Job, Progress
+from explorer.core.jobs import Job, Progress
 from explorer.neighbors.blocks import _empty_top, _merge_kernels, _parallel, _ranking_matrix
 
 __all__ = ["IvfIndex", "IvfCurve", "ivf_self_knn"]

@@ -31,8 +31,8 @@ from typing import Any, Optional, Tuple
 
 import numpy as np
 
-from explorer.errors import InputError
-from explorer.jobs import Job, Progress, drain, scaled
+from explorer.core.errors import InputError
+from explorer.core.jobs import Job, Progress, drain, scaled
 
 __all__ = [
     "METRICS", "KnnParams", "KnnResult", "knn_graph", "knn_graph_exact", "knn_search",
@@ -188,7 +188,7 @@ def knn_search(Q: np.ndarray, Z: np.ndarray, k: int, metric: str = "cosine", dev
     ``memory_mb`` (queries x database tiles), so memory is bounded for any N."""
     import torch
 
-    from explorer.device import resolve_device
+    from explorer.core.device import resolve_device
 
     _check_metric(metric)
     dev = resolve_device(None if device is None else str(device))
@@ -255,7 +255,7 @@ def knn_graph_exact(Z: np.ndarray, k: int, metric: str = "cosine", device=None,
     when ``memory_mb`` is small). On a GPU: row blocks of :func:`knn_search` (its matrix
     products and top-k are fast there). Euclidean scores are recomputed as exact distances of
     the chosen pairs."""
-    from explorer.device import resolve_device
+    from explorer.core.device import resolve_device
 
     _check_metric(metric)
     dev = resolve_device(None if device is None else str(device))
@@ -417,7 +417,7 @@ def _ivf_graph(Z, p: KnnParams, sample_rows, exact_sample, explicit: bool):
 
 
 def _nndescent_graph(Z, p: KnnParams):
-    from explorer.resources import setup_numba_cache
+    from explorer.core.resources import setup_numba_cache
 
     setup_numba_cache()
     from pynndescent import NNDescent
@@ -457,7 +457,7 @@ def knn_graph(Z: np.ndarray, params: KnnParams = KnnParams()) -> Job:
     always reaches ``params.target_recall`` (falling back to exact search when the approximate
     one cannot, or would cost more); an explicit one may not, and the result then says so
     (:attr:`KnnResult.below_target`, :meth:`KnnResult.warning`)."""
-    from explorer.device import resolve_device
+    from explorer.core.device import resolve_device
 
     p = params
     _check_metric(p.metric)

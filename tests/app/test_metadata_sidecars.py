@@ -11,9 +11,9 @@ import pytest
 
 from explorer.app.pipeline import MapSettings, Pipeline, read_dataset, run_now
 from explorer.app.session_file import plan_restore, restore_job
-from explorer.errors import InputError
-from explorer.jobs import drain
-from explorer.session import Session
+from explorer.core.errors import InputError
+from explorer.core.jobs import drain
+from explorer.app.session import Session
 
 N = 60
 

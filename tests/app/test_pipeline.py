@@ -9,9 +9,9 @@ import pytest
 
 from explorer.app.pipeline import Pipeline, Task, MapSettings, can_embed, run_now
 from explorer.app.session_file import plan_restore, restore_job
-from explorer.jobs import drain
-from explorer.resources import sample_data_dir
-from explorer.session import Session
+from explorer.core.jobs import drain
+from explorer.core.resources import sample_data_dir
+from explorer.app.session import Session
 
 SAMPLE = sample_data_dir()
 HEALTHY = SAMPLE / "checkpoints" / "healthy.pt"

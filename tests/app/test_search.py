@@ -10,7 +10,7 @@ import pytest
 
 from explorer.app.search import search
 from explorer.data.base import Dataset
-from explorer.errors import InputError
+from explorer.core.errors import InputError
 
 
 @pytest.fixture

@@ -17,8 +17,8 @@ import torch
 
 from explorer.app.session_file import (SESSION_FORMAT, Confirmation, plan_restore, read_session_file,
                                        restore_job)
-from explorer.errors import InputError
-from explorer.jobs import drain
+from explorer.core.errors import InputError
+from explorer.core.jobs import drain
 from hostile import BAD, Touch, _existing_workspace, _factory_file, _session, one_sentence
 
 
@@ -76,7 +76,7 @@ def test_trust_is_never_taken_from_a_session(tmp_path):
 
 
 def test_saved_sessions_never_carry_trust(tmp_path):
-    from explorer.session import Session
+    from explorer.app.session import Session
 
     torch.save(torch.nn.Linear(4, 3), tmp_path / "whole.pt")  # a pickled module
     from explorer.encoders import open_encoder

@@ -9,7 +9,7 @@ import json
 import pytest
 
 from explorer.app.session_file import read_session_file, timeline_entry
-from explorer.errors import InputError
+from explorer.core.errors import InputError
 from hostile import _session, one_sentence
 
 

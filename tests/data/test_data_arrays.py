@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from explorer.data import open_dataset
-from explorer.errors import InputError
+from explorer.core.errors import InputError
 
 RNG = np.random.default_rng(0)
 

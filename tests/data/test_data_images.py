@@ -8,8 +8,8 @@ import pytest
 from PIL import Image
 
 from explorer.data import open_dataset
-from explorer.errors import InputError
-from explorer.jobs import drain
+from explorer.core.errors import InputError
+from explorer.core.jobs import drain
 
 
 def _save(path, arr, mode=None, **kw):

@@ -13,7 +13,7 @@ from PIL import Image
 
 from explorer.cli import main
 from explorer.data import open_dataset
-from explorer.errors import InputError
+from explorer.core.errors import InputError
 
 V = np.random.default_rng(7).standard_normal((9, 5)).astype(np.float32)
 
@@ -179,7 +179,7 @@ def test_parquet_with_a_corrupt_image_embeds_only_the_readable_rows(tmp_path):
 
     from explorer.embed import EmbedParams, embed
     from explorer.encoders.base import Encoder, Preprocess
-    from explorer.jobs import drain
+    from explorer.core.jobs import drain
 
     rng = np.random.default_rng(2)
     imgs = [rng.integers(0, 256, (16, 16, 3), dtype=np.uint8) for _ in range(5)]

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from explorer.data import attach_metadata, open_dataset
-from explorer.errors import InputError
+from explorer.core.errors import InputError
 
 
 def test_txt_skips_blank_lines(tmp_path):

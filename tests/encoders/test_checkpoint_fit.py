@@ -10,7 +10,7 @@ import torch
 from explorer.encoders import embed_batch, open_encoder
 from explorer.encoders.archs import small_cnn
 from explorer.encoders.checkpoint import Checkpoint, load_into
-from explorer.errors import CheckpointError
+from explorer.core.errors import CheckpointError
 
 
 def randomised(model, seed):
@@ -85,7 +85,7 @@ def test_as_preprocess_forms():
 
     from explorer.encoders.base import Preprocess
     from explorer.encoders.checkpoint import as_preprocess
-    from explorer.errors import InputError
+    from explorer.core.errors import InputError
 
     assert as_preprocess(None) is None
     p = Preprocess(kind="image", size=20)

@@ -14,7 +14,7 @@ import torch.nn as nn
 
 from explorer.encoders import ENCODERS, embed_batch, open_encoder
 from explorer.encoders.archs import small_cnn
-from explorer.errors import CheckpointError, InputError
+from explorer.core.errors import CheckpointError, InputError
 
 
 class TinyNet(nn.Module):

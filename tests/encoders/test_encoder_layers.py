@@ -13,7 +13,7 @@ import torch.nn as nn
 from explorer.encoders import (Encoder, embed_batch, forward_layer, layer_shapes, open_encoder, pool,
                                pooled_dim, set_layer)
 from explorer.encoders.archs import small_cnn
-from explorer.errors import InputError
+from explorer.core.errors import InputError
 
 
 def _enc(module, layer=None, pooling="auto"):

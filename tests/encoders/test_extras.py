@@ -17,8 +17,8 @@ from torch import nn
 from explorer.data.base import Dataset
 from explorer.embed import EmbedParams, embed
 from explorer.encoders import open_encoder
-from explorer.errors import CheckpointError
-from explorer.jobs import drain
+from explorer.core.errors import CheckpointError
+from explorer.core.jobs import drain
 
 WORDS = ["the", "cat", "dog", "sat", "on", "mat", "a", "red", "blue", "bird", "flew", "over", "house",
          "tree", "ran", "fast", "slow", "big", "small", "green", "##s", "##ed", "and", "is"]

@@ -16,7 +16,7 @@ from safetensors.torch import save_file
 
 from explorer.cli import main
 from explorer.encoders import open_encoder
-from explorer.errors import CheckpointError
+from explorer.core.errors import CheckpointError
 
 EVIL = '''
 import pathlib

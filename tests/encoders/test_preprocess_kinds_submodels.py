@@ -162,7 +162,7 @@ def test_the_app_path_follows_the_data_too(setup):
     before the cache key, so a second run is a hit."""
     from explorer.data import open_dataset
     from explorer.embed import EmbedParams, embed_cached
-    from explorer.jobs import drain
+    from explorer.core.jobs import drain
     from explorer.store import Workspace
 
     tmp_path, ns, _, _ = setup

@@ -12,8 +12,8 @@ torch = pytest.importorskip("torch")
 
 from explorer.encoders.archs import build  # noqa: E402
 from explorer.finetune import FinetuneParams, FinetuneResult, ImageAugment, finetune, save_finetuned  # noqa: E402
-from explorer.jobs import drain  # noqa: E402
-from explorer.resources import sample_data_dir  # noqa: E402
+from explorer.core.jobs import drain  # noqa: E402
+from explorer.core.resources import sample_data_dir  # noqa: E402
 
 SD = sample_data_dir()
 AUG = ImageAugment(flip=0.0, crop_scale=(0.5, 1.0))
@@ -179,7 +179,7 @@ def test_stop_keeps_last_weights_and_save(tmp_path):
 
 
 def test_bad_input_is_one_sentence():
-    from explorer.errors import InputError
+    from explorer.core.errors import InputError
 
     X, _ = blobs(n=64)
     model = build("mlp", in_dim=16)

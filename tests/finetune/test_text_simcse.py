@@ -12,9 +12,9 @@ nn = torch.nn
 
 from explorer.data import open_dataset  # noqa: E402
 from explorer.encoders.base import Encoder, Preprocess  # noqa: E402
-from explorer.errors import InputError  # noqa: E402
+from explorer.core.errors import InputError  # noqa: E402
 from explorer.finetune import FinetuneParams, FinetuneResult, finetune  # noqa: E402
-from explorer.jobs import drain  # noqa: E402
+from explorer.core.jobs import drain  # noqa: E402
 
 
 class CharTokenizer:

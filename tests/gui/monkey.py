@@ -51,7 +51,7 @@ class Walk:
 
     # -- data ------------------------------------------------------------------------------
     def _make_data(self) -> None:
-        from explorer.resources import sample_data_dir
+        from explorer.core.resources import sample_data_dir
 
         r = np.random.default_rng(self.seed)
         f = self.folder

@@ -16,7 +16,7 @@ pytest.importorskip("PySide6")
 from PySide6 import QtCore, QtGui, QtWidgets  # noqa: E402
 from PySide6.QtTest import QTest  # noqa: E402
 
-from explorer.resources import sample_data_dir  # noqa: E402
+from explorer.core.resources import sample_data_dir  # noqa: E402
 
 SAMPLE = sample_data_dir()
 HEALTHY = SAMPLE / "checkpoints" / "healthy.pt"
@@ -212,7 +212,7 @@ def test_bad_files_dropped_show_a_message_and_change_nothing(window, tmp_path):
 
 def test_jobs_panel_cancel_leaves_state_intact(window, qtbot):
     """A cancelled job ends as 'cancelled' in the panel and applies nothing."""
-    from explorer.jobs import Progress
+    from explorer.core.jobs import Progress
 
     w = window
     applied = []
@@ -237,7 +237,7 @@ def test_event_loop_stays_responsive_while_a_job_runs(window, qtbot):
     job runs in a worker."""
     import time
 
-    from explorer.jobs import Progress
+    from explorer.core.jobs import Progress
 
     w = window
 

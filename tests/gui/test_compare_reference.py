@@ -16,7 +16,7 @@ from explorer.data.base import Dataset  # noqa: E402
 from explorer.gui.views import pointraster as pr  # noqa: E402
 from explorer.gui.views.compare_view import CompareView  # noqa: E402
 from explorer.gui.workers import JobRunner  # noqa: E402
-from explorer.state import Selection  # noqa: E402
+from explorer.app.selection import Selection  # noqa: E402
 from references import jaccard64 as _jaccard64, knn64 as _knn64  # noqa: E402
 
 N, D, K = 240, 12, 20

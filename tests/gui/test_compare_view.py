@@ -15,9 +15,9 @@ from explorer.gui.views import pointraster as pr  # noqa: E402
 from explorer.gui.views.compare_view import OVERLAP, CompareView  # noqa: E402
 from explorer.gui.views.timeline_view import SUB, TimelineView  # noqa: E402
 from explorer.gui.workers import JobRunner  # noqa: E402
-from explorer.state import Selection  # noqa: E402
+from explorer.app.selection import Selection  # noqa: E402
 from references import jaccard64 as _jaccard64, knn64 as _knn64  # noqa: E402
-from explorer.timeline import TimelineResult  # noqa: E402
+from explorer.app.timeline import TimelineResult  # noqa: E402
 
 N, D, K = 300, 16, 50
 

@@ -14,7 +14,7 @@ pytest.importorskip("pyqtgraph")
 from PySide6 import QtCore, QtGui, QtWidgets  # noqa: E402
 
 from explorer.gui.views.diagnostics_panel import ROWS, DiagnosticsPanel, log_ticks  # noqa: E402
-from explorer.jobs import drain  # noqa: E402
+from explorer.core.jobs import drain  # noqa: E402
 from explorer.metrics.diagnose import DiagnoseParams, diagnose  # noqa: E402
 
 PARAMS = DiagnoseParams(device="cpu", pair_points=600)

@@ -5,7 +5,7 @@ import pytest
 
 pytest.importorskip("PySide6")
 
-from explorer.resources import sample_data_dir  # noqa: E402
+from explorer.core.resources import sample_data_dir  # noqa: E402
 
 SAMPLE = sample_data_dir()
 HEALTHY = SAMPLE / "checkpoints" / "healthy.pt"
@@ -69,7 +69,7 @@ def test_dataset_preview(window, qtbot):
 
 def test_projection_panel_round_trips_settings_into_map_params(qtbot):
     from explorer.gui.panels import ProjectionPanel, ProjectionSettings
-    from explorer.session import map_params
+    from explorer.app.session import map_params
 
     panel = ProjectionPanel()
     qtbot.addWidget(panel)

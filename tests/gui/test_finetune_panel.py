@@ -18,7 +18,7 @@ pytest.importorskip("PySide6")
 torch = pytest.importorskip("torch")
 from PySide6 import QtWidgets  # noqa: E402
 
-from explorer.jobs import Progress  # noqa: E402
+from explorer.core.jobs import Progress  # noqa: E402
 
 N, D, K = 300, 16, 3
 ARCH_KWARGS = {"in_dim": D, "hidden": 32, "out_dim": 8, "layers": 1}
@@ -104,7 +104,7 @@ def test_dialog_defaults_and_checks(window, tmp_path):
                 dlg.device, dlg.amp, dlg.probe_every, dlg.out, dlg.blocks):
         assert wdg.toolTip(), wdg
     # the base checkpoint is never the output
-    from explorer.errors import InputError
+    from explorer.core.errors import InputError
 
     dlg.set_values(out=str(w.ckpt))
     with pytest.raises(InputError):
@@ -249,7 +249,7 @@ def test_pause_holds_progress_until_resume(window, qtbot, tmp_path):
 def test_pausable_wrapper_without_qt():
     """The pause wrapper on a plain generator: values and return pass through; paused, it only
     yields 'paused' progress; closing it closes the wrapped job."""
-    from explorer.jobs import PauseGate, pausable
+    from explorer.core.jobs import PauseGate, pausable
 
     closed = []
 
@@ -284,7 +284,7 @@ def test_pausable_wrapper_without_qt():
 
 
 def test_start_refuses_bad_requests(window, tmp_path):
-    from explorer.errors import InputError
+    from explorer.core.errors import InputError
     from explorer.finetune import FinetuneParams
     from explorer.gui.views.finetune_panel import start_finetune
 
@@ -301,10 +301,10 @@ def test_start_refuses_bad_requests(window, tmp_path):
 def test_an_encoder_that_cannot_take_the_items_is_refused_in_one_sentence(window, tmp_path):
     """Found by the long random walk: an image CNN fine-tuned on a vector dataset reached conv2d
     and failed with PyTorch's RuntimeError; it is now refused before any job starts, as the CLI does."""
-    from explorer.errors import InputError
+    from explorer.core.errors import InputError
     from explorer.finetune import FinetuneParams
     from explorer.gui.views.finetune_panel import start_finetune
-    from explorer.resources import sample_data_dir
+    from explorer.core.resources import sample_data_dir
 
     healthy = sample_data_dir() / "checkpoints" / "healthy.pt"
     if not healthy.exists():
@@ -331,7 +331,7 @@ def test_default_folder_is_documents_without_a_workspace_and_never_the_package(q
     from explorer.gui.app import make_app
     from explorer.gui.views.finetune_panel import SAVE_FOLDER_KEY, FinetuneDialog, default_save_folder
     from explorer.gui.settings import settings
-    from explorer.resources import cache_dir, sample_data_dir
+    from explorer.core.resources import cache_dir, sample_data_dir
 
     make_app()
     _forget_save_folder()

@@ -14,7 +14,7 @@ pytest.importorskip("PySide6")
 def test_running_on_top_then_queued_by_priority(qtbot):
     from explorer.gui.jobs_panel import JobsPanel
     from explorer.gui.workers import JobRunner
-    from explorer.jobs import Progress
+    from explorer.core.jobs import Progress
 
     runner = JobRunner(max_threads=1)
     panel = JobsPanel(runner)
@@ -60,7 +60,7 @@ def test_a_stop_that_keeps_the_result_reads_stopped_not_cancelled(qtbot):
     "cancelled"."""
     from explorer.gui.jobs_panel import JobsPanel
     from explorer.gui.workers import JobRunner
-    from explorer.jobs import Progress
+    from explorer.core.jobs import Progress
 
     runner = JobRunner(max_threads=2)
     panel = JobsPanel(runner)

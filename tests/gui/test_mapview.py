@@ -16,7 +16,7 @@ from PySide6 import QtCore, QtGui  # noqa: E402
 from explorer.gui import palette as pal  # noqa: E402
 from explorer.gui.views import pointraster as pr  # noqa: E402
 from explorer.gui.views.mapview import MapView  # noqa: E402
-from explorer.state import Selection  # noqa: E402
+from explorer.app.selection import Selection  # noqa: E402
 
 
 @pytest.fixture(scope="module", autouse=True)

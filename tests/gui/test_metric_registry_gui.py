@@ -12,7 +12,7 @@ pytest.importorskip("pyqtgraph")
 
 from PySide6 import QtWidgets  # noqa: E402
 
-from explorer.jobs import drain  # noqa: E402
+from explorer.core.jobs import drain  # noqa: E402
 from explorer.metrics import registry  # noqa: E402
 
 
@@ -41,7 +41,7 @@ def test_every_compare_metric_is_a_column_and_every_timeline_metric_a_curve(qtbo
     from explorer.gui.views.compare_view import DIAG_KEYS, TABLE_KEYS, CompareView
     from explorer.gui.views.timeline_view import TimelineView
     from explorer.gui.workers import JobRunner
-    from explorer.timeline import TimelineResult
+    from explorer.app.timeline import TimelineResult
 
     assert [k for k, _ in TABLE_KEYS] == list(registry.keys("compare"))
     assert [k for k, _ in DIAG_KEYS] == list(registry.keys("compare_diag"))

@@ -57,7 +57,7 @@ def test_closed_compare_tab_is_unsubscribed_and_the_next_dataset_opens(window, t
 
 def test_a_destroyed_map_drops_its_subscriptions_without_release(qtbot):
     from explorer.gui.views.mapview import MapView
-    from explorer.state import Selection
+    from explorer.app.selection import Selection
 
     sel = Selection(10)
     base = _listeners(sel)

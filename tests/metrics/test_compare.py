@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from explorer.errors import InputError
-from explorer.jobs import drain
+from explorer.core.errors import InputError
+from explorer.core.jobs import drain
 from explorer.metrics import compare as M
 
 

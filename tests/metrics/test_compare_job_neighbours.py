@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from explorer.jobs import drain
+from explorer.core.jobs import drain
 from explorer.metrics import compare as M
 
 
@@ -66,7 +66,7 @@ def test_all_points_mutual_knn_matches_brute_force():
 
 
 def test_mutual_k_above_knn_k_is_refused():
-    from explorer.errors import InputError
+    from explorer.core.errors import InputError
 
     X, Y = related_pair(100, seed=13)
     with pytest.raises(InputError, match="mutual_k"):

@@ -12,7 +12,7 @@ import math
 import numpy as np
 import pytest
 
-from explorer.jobs import drain
+from explorer.core.jobs import drain
 from explorer.metrics.diagnose import DiagnoseParams, diagnose
 from explorer.metrics.explain import (COMPARE_DISAGREEMENTS, COMPARE_READING, DISAGREEMENTS, READING,
                                       compare_disagreements, compare_readings, disagreements, readings)

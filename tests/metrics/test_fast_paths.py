@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from explorer.errors import InputError
-from explorer.jobs import drain
+from explorer.core.errors import InputError
+from explorer.core.jobs import drain
 from explorer.metrics import collapse as C
 from explorer.metrics import compare as M
 from explorer.metrics import intrinsic as I

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from explorer.cli import main
-from explorer.jobs import drain
-from explorer.resources import sample_data_dir
+from explorer.core.jobs import drain
+from explorer.core.resources import sample_data_dir
 
 torch = pytest.importorskip("torch")
 

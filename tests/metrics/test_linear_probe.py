@@ -63,7 +63,7 @@ def test_weights_are_sklearns_solution():
     # centred over classes, as the penalised softmax optimum is)
     import torch
 
-    from explorer.jobs import drain
+    from explorer.core.jobs import drain
 
     X, y = _overlapping(400, 12, 4, 0.5, 7)
     tr, te = P.split_indices(400, 0.2, 0)
@@ -135,7 +135,7 @@ def test_result_reports_interval_of_its_accuracy():
 
 
 def test_diagnose_reports_the_probe_with_interval():
-    from explorer.jobs import drain
+    from explorer.core.jobs import drain
     from explorer.metrics.diagnose import diagnose
 
     X, y = _overlapping(600, 12, 3, 0.5, 10)

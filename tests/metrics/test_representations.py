@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from explorer.cli import main
-from explorer.jobs import drain
+from explorer.core.jobs import drain
 from explorer.metrics.representations import (choose_anchors, compatibility, relative_representation,
                                               truncation_curve, truncation_dims)
 

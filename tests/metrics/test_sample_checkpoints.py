@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from explorer.jobs import drain
+from explorer.core.jobs import drain
 from explorer.metrics.diagnose import diagnose
 
 ROOT = Path(__file__).resolve().parents[2] / "sample_data"

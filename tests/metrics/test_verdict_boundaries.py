@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from explorer.jobs import drain
+from explorer.core.jobs import drain
 from explorer.metrics.diagnose import DiagnoseParams, Thresholds, diagnose, verdict
 
 NONE, DIM, COMPLETE = "no collapse detected", "dimensional collapse", "complete collapse"

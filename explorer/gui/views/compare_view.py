@@ -5,7 +5,7 @@ overlap, the global similarity table.
     view.set_models(dataset, [("A", Za, coords_a), ("B", Zb, coords_b)], session.selection,
                     diagnostics=[diag_a, diag_b])  # diagnostics optional (computed if missing)
 
-* The maps share the one :class:`~explorer.state.Selection` (hover focus, click, box, lasso),
+* The maps share the one :class:`~explorer.app.selection.Selection` (hover focus, click, box, lasso),
   the same colouring (a dataset column, or the neighbourhood overlap) and, when the layouts
   are aligned, the same view range (pyqtgraph's x/y view links). "Aligned" maps every layout
   onto the reference model's (the first, until another is chosen "onto") by orthogonal
@@ -37,7 +37,7 @@ from explorer.gui.palette import colour_codes
 from explorer.gui.subscriptions import Subscriptions
 from explorer.app.comparison import DIAG_KEYS, TABLE_KEYS, align_job, overlap_job, table_job  # noqa: F401
 from explorer.metrics.explain import READING, compare_disagreements, compare_readings
-from explorer.state import Selection
+from explorer.app.selection import Selection
 
 OVERLAP = "neighbourhood overlap"
 MAX_LIST = 200
@@ -267,7 +267,7 @@ class CompareView(QtWidgets.QWidget):
         self.names = [str(m[0]) for m in models]
         self.vectors = [np.ascontiguousarray(m[1], dtype=np.float32) for m in models]
         self.raw_coords = [np.ascontiguousarray(np.asarray(m[2])[:, :2], dtype=np.float32) for m in models]
-        from explorer.jobs import drain
+        from explorer.core.jobs import drain
 
         self.reference = 0
         self.aligned_coords = drain(align_job(self.raw_coords, 0))

@@ -7,8 +7,8 @@ the main window.
         panel = start_finetune(window, session.current, params, out)
 
 The training itself is :func:`explorer.finetune.finetune` (Qt-free), run through the window's
-:class:`~explorer.gui.workers.JobRunner`. Pause is a :class:`explorer.jobs.PauseGate` (a ``threading.Event``)
-checked between the job's yields by :func:`explorer.jobs.pausable`, a plain generator wrapper with no Qt in it;
+:class:`~explorer.gui.workers.JobRunner`. Pause is a :class:`explorer.core.jobs.PauseGate` (a ``threading.Event``)
+checked between the job's yields by :func:`explorer.core.jobs.pausable`, a plain generator wrapper with no Qt in it;
 while paused it keeps yielding "paused" progress so a Stop still gets through. Stop ends the
 job early: the :class:`~explorer.finetune.FinetuneResult` keeps the last (and best) weights, the
 panel offers to save them, and the jobs panel shows the job "stopped (weights kept)" (then
@@ -31,9 +31,9 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
-from explorer.errors import InputError
+from explorer.core.errors import InputError
 from explorer.finetune.job import probe_logits_module, save_job
-from explorer.jobs import PauseGate, Progress, pausable  # noqa: F401  (re-exported)
+from explorer.core.jobs import PauseGate, Progress, pausable  # noqa: F401  (re-exported)
 
 __all__ = ["FinetuneDialog", "FinetunePanel", "FinetuneRun", "PauseGate", "pausable",
            "start_finetune", "open_finetune_dialog", "default_out_path", "default_save_folder", "default_lr"]
@@ -69,7 +69,7 @@ def _inside(path: Path, root: Path) -> bool:
 def _app_folders() -> list:
     """Folders that ship with the app (the package, its bundled data) or belong to its cache."""
     import explorer
-    from explorer.resources import assets_dir, cache_dir, sample_data_dir
+    from explorer.core.resources import assets_dir, cache_dir, sample_data_dir
 
     return [Path(explorer.__file__).parent, sample_data_dir(), assets_dir(), cache_dir()]
 
@@ -115,7 +115,7 @@ def default_save_folder(workspace=None, remembered=None) -> Path:
     docs = documents_folder()
     if usable_save_folder(docs):
         return docs
-    from explorer.resources import cache_dir
+    from explorer.core.resources import cache_dir
 
     return cache_dir() / "finetuned"  # no writable documents folder: the app's own cache
 
@@ -816,7 +816,11 @@ class FinetunePanel(QtWidgets.QWidget):
 
 class FinetuneRun(QtCore.QObject):
     """One fine-tuning run started from the main window: job, panel, saving, the new model and
-    the before/after comparison. Made by :func:`start_finetune`."""
+    the before/after comparison. Made by :func:`start_finetune`.
+
+    What it uses of the window is this interface (the main window's, nothing else): ``session``,
+    ``runner``, ``embed(model_id)``, ``show_error(message, details)``, ``guarded(fn)``,
+    ``add_tab(widget, title)`` and ``compare_models(ids, method, title)``."""
 
     saved = QtCore.Signal(str)        # path of the new checkpoint
     model_added = QtCore.Signal(str)  # id of the new model in the session
@@ -1006,38 +1010,14 @@ class FinetuneRun(QtCore.QObject):
 
 
 def open_before_after(window, base_id: str, new_id: str):
-    """Open the base and the fine-tuned model side by side (CompareView) in the window; both need
+    """Open the base and the fine-tuned model side by side (the window's Compare tab); both need
     vectors and a PCA layout. The map method is UMAP when both have one, else PCA."""
-    from explorer.gui.views.compare_view import CompareView
-
-    s = window.session
-    ms = [s.models[base_id], s.models[new_id]]
+    ms = [window.session.models[base_id], window.session.models[new_id]]
     method = "umap" if all("umap" in m.layouts for m in ms) else "pca"
-    view = CompareView(window.runner)
-    view.set_models(s.dataset, [(m.id, m.vectors, m.layouts[method]) for m in ms], window.selection,
-                    diagnostics=[m.diagnostics for m in ms])
-    title = f"Before/after: {base_id} vs {new_id}"
-    if hasattr(window, "add_tab"):
-        window.add_tab(view, title)
-    else:
-        view.setParent(window, QtCore.Qt.Window)
-        view.setWindowTitle(title)
-        view.resize(1300, 850)
-        view.show()
+    view = window.compare_models([base_id, new_id], method=method, title=f"Before/after: {base_id} vs {new_id}")
+    if view is None:
+        raise InputError("the two models cannot be compared")
     return view
-
-
-def _show_panel(window, panel: FinetunePanel, title: str) -> None:
-    if hasattr(window, "add_tab"):
-        window.add_tab(panel, title)
-        return
-    dock = QtWidgets.QDockWidget(title, window)
-    dock.setObjectName(f"finetune_{id(panel)}")
-    dock.setWidget(panel)
-    dock.setAttribute(QtCore.Qt.WA_DeleteOnClose, False)
-    window.addDockWidget(QtCore.Qt.BottomDockWidgetArea, dock)
-    window.resizeDocks([dock], [420], QtCore.Qt.Vertical)
-    panel.dock = dock
 
 
 def start_finetune(window, model_id: Optional[str], params, out_path) -> FinetunePanel:
@@ -1071,7 +1051,7 @@ def start_finetune(window, model_id: Optional[str], params, out_path) -> Finetun
     title = f"Fine-tune: {m.id} ({params.objective})"
     panel = FinetunePanel(f"{m.id} → {out.name}  ({params.objective}, {params.epochs} epochs)")
     panel.run = FinetuneRun(window, m.id, params, out, panel)
-    _show_panel(window, panel, title)
+    window.add_tab(panel, title)
     panel.run.start()
     return panel
 

@@ -5,7 +5,7 @@ Embedding it::
     from explorer.gui.views.mapview import MapView
     view = MapView()                         # a QWidget: toolbar + plot + legend
     view.set_layout(coords)                  # (N, 2) or (N, 3) float32; 3 -> rotatable projection
-    view.bind_selection(state.selection)     # shared explorer.state.Selection (optional)
+    view.bind_selection(state.selection)     # shared explorer.app.selection.Selection (optional)
     view.set_categorical(codes, names)       # (N,) int, class names; -1 = missing (grey)
     view.set_continuous(values, "viridis")   # (N,) float; NaN = missing; colour bar, range
     view.set_uniform()
@@ -75,7 +75,7 @@ from explorer.gui import gc_thread
 from explorer.gui import palette as pal
 from explorer.gui.views import pointraster as pr
 from explorer.gui.subscriptions import Subscriptions
-from explorer.state import Selection
+from explorer.app.selection import Selection
 
 LOD_BUDGET = 4_000_000  # point-stamps drawn synchronously per frame
 REFINE_MS = 150

@@ -2,7 +2,7 @@
 the aligned maps of every checkpoint.
 
     view = TimelineView()
-    view.set_result(result, dataset)      # explorer.timeline.TimelineResult; dataset for hover/colours
+    view.set_result(result, dataset)      # explorer.app.timeline.TimelineResult; dataset for hover/colours
     view.set_position(2.5)                # half-way between checkpoints 2 and 3
     view.play() / view.pause()
 
@@ -10,7 +10,7 @@ the aligned maps of every checkpoint.
   SIGReg, k-NN accuracy, linear CKA and mutual k-NN to the last checkpoint. A vertical line marks
   the position; clicking a point of a curve jumps to that checkpoint's map.
 * The slider moves in hundredths of a checkpoint; the map shows
-  :func:`explorer.timeline.layout_at` of the position (linear interpolation between the two
+  :func:`explorer.app.timeline.layout_at` of the position (linear interpolation between the two
   neighbouring aligned maps), with ``set_layout(coords, reset_view=False)`` so the view stays
   put. Play animates with a QTimer (one checkpoint per ``seconds_per_checkpoint``).
 """
@@ -27,7 +27,7 @@ from PySide6 import QtCore, QtWidgets
 from explorer.gui.gallery import safe_thumbnail
 from explorer.gui.views.mapview import MapView
 from explorer.metrics import registry as _registry
-from explorer.timeline import TimelineResult, layout_at
+from explorer.app.timeline import TimelineResult, layout_at
 
 SUB = 100  # slider steps per checkpoint
 FRAME_MS = 40

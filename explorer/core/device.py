@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
-from explorer.errors import InputError
+from explorer.core.errors import InputError
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 

@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Generator, Optional
 
-from explorer.errors import Cancelled
+from explorer.core.errors import Cancelled
 
 __all__ = ["Progress", "Job", "CancelToken", "run_job", "drain", "progress"]
 

@@ -36,8 +36,8 @@ from typing import Any, Optional, Sequence, Union
 import numpy as np
 
 from explorer.data.base import Dataset
-from explorer.errors import InputError
-from explorer.jobs import Job, Progress
+from explorer.core.errors import InputError
+from explorer.core.jobs import Job, Progress
 from explorer.metrics import registry as _registry
 from explorer.store import TIMELINES
 
@@ -533,7 +533,7 @@ def timeline_job(folder_or_paths, dataset: Dataset, params: TimelineParams = Tim
     probe = ProbeDataset(dataset, idx)
     labels = None if dataset.labels is None else np.asarray(probe.labels, dtype=np.int64)
     eparams = EmbedParams(device=p.device, batch_size=p.batch_size, precision=p.precision)
-    from explorer.device import resolve_device
+    from explorer.core.device import resolve_device
 
     dev = resolve_device(p.device)
     names = [pp.name for pp in paths]

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Optional
 
-from explorer.errors import InputError
+from explorer.core.errors import InputError
 
 
 @dataclass

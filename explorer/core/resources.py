@@ -12,7 +12,7 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
-_REPO = Path(__file__).resolve().parent.parent
+_REPO = Path(__file__).resolve().parents[2]  # explorer/core/resources.py -> the repository
 
 
 def _package_dir(package: str, fallback: str) -> Path:

@@ -11,7 +11,7 @@ from typing import Optional
 
 import numpy as np
 
-from explorer.events import Signal
+from explorer.core.events import Signal
 
 MODES = ("replace", "add", "subtract", "toggle")
 

@@ -9,7 +9,7 @@ from typing import Optional
 
 import numpy as np
 
-from explorer.errors import InputError
+from explorer.core.errors import InputError
 
 
 def export_selection(path: str | os.PathLike, dataset, indices, vectors: Optional[np.ndarray] = None,

@@ -21,9 +21,9 @@ from typing import Any, Optional
 
 import numpy as np
 
-from explorer.errors import InputError
-from explorer.events import Signal
-from explorer.state import Selection
+from explorer.core.errors import InputError
+from explorer.core.events import Signal
+from explorer.app.selection import Selection
 
 from explorer.app.session_file import SESSION_FORMAT, SESSION_VERSION, read_session_file  # noqa: F401
 
@@ -215,7 +215,7 @@ class Session:
         quick: meant for one file or sentence at a time."""
         from explorer.data import query_items
         from explorer.embed import EmbedParams, embed
-        from explorer.jobs import drain
+        from explorer.core.jobs import drain
         from explorer.neighbors import VectorIndex
 
         m = self.model(model_id)
@@ -381,7 +381,7 @@ def python_snippet(session: Session, method: str, settings: Any) -> str:
     fields = ", ".join(f"{k}={v!r}" for k, v in p.layout_dict().items())
     return (
         "# Reproduces the map shown in Embedding Explorer\n"
-        "from explorer.jobs import drain\n"
+        "from explorer.core.jobs import drain\n"
         "from explorer.maps import MapParams, cached_layout\n"
         "from explorer.store import Workspace\n\n"
         f"ws = Workspace({str(session.workspace_path.resolve())!r})\n"
