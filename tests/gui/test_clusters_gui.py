@@ -76,17 +76,17 @@ def test_find_clusters_on_the_sample_data(pca_window, tmp_path, qtbot):
     shown = labels.visible_names()
     assert shown, "no cluster name is drawn on the map"
     # each drawn name sits on its cluster: a member of it, near its coordinate-wise median
-    for it in labels.items:
-        x, y = it.pos().x(), it.pos().y()
+    assert len(labels.anchors) == len(names)
+    for k, (x, y) in enumerate(labels.anchors):
         d = np.hypot(coords[:, 0] - x, coords[:, 1] - y)
-        assert d.min() < 1e-4
+        assert d.min() < 1e-4 and int(col[d.argmin()].split(":")[0]) == k
     # zoomed far in on one name, fewer names are in view; zoomed out, the biggest shows
     w.mapview.reset_view()
     labels.update_visibility()
     full = set(labels.visible_names())
     biggest = labels.items[0].textItem.toPlainText()
     assert biggest in full
-    x, y = labels.items[0].pos().x(), labels.items[0].pos().y()
+    x, y = labels.anchors[0]
     w.mapview.vb.setRange(xRange=(x - 0.01, x + 0.01), yRange=(y - 0.01, y + 0.01), padding=0)
     labels.update_visibility()
     assert set(labels.visible_names()) == {biggest}

@@ -48,6 +48,12 @@ class ClusterLabels(QtCore.QObject):
         view.vb.sigResized.connect(lambda *_a: self._timer.start())
 
     @property
+    def anchors(self) -> np.ndarray:
+        """(K, 2) where each name belongs (its cluster's centre); drawn there unless pushed
+        inside the plot's edge."""
+        return self._centres
+
+    @property
     def names(self) -> list[str]:
         return [it.textItem.toPlainText() for it in self.items]
 
@@ -101,6 +107,7 @@ class ClusterLabels(QtCore.QObject):
                 it.setVisible(False)
             return
         rect = vb.viewRect()
+        bounds = vb.sceneBoundingRect()
         zoom = self._extent / max(float(np.hypot(rect.width(), rect.height())), 1e-12)
         placed: list[QtCore.QRectF] = []
         for k in self._order:
@@ -114,6 +121,11 @@ class ClusterLabels(QtCore.QObject):
             centre = vb.mapViewToScene(QtCore.QPointF(x, y))
             br = it.textItem.boundingRect()
             box = QtCore.QRectF(centre.x() - br.width() / 2, centre.y() - br.height() / 2, br.width(), br.height())
+            # a name near the edge is pushed inside the plot rather than cut off
+            dx = max(0.0, bounds.left() - box.left()) - max(0.0, box.right() - bounds.right())
+            dy = max(0.0, bounds.top() - box.top()) - max(0.0, box.bottom() - bounds.bottom())
+            box.translate(dx, dy)
+            it.setPos(vb.mapSceneToView(box.center()) if (dx or dy) else QtCore.QPointF(x, y))
             if any(box.intersects(b) for b in placed):
                 it.setVisible(False)
                 continue
