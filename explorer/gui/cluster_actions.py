@@ -92,7 +92,7 @@ class ClusterActions:
         noise = int((res.labels < 0).sum())
         by = {"tf-idf": "top TF-IDF terms", None: "number"}.get(how.get("by"), f"majority {how.get('by')}")
         sampled = f"; HDBSCAN ran on a {res.info['sampled']:,}-point sample" if res.info.get("sampled") else ""
-        self.show_info(f"{res.n_clusters} clusters ({noise:,} points are noise), named by {by}{sampled}; "
+        self.show_info(f"{res.n_clusters} clusters ({f'{noise:,} noise points' if noise else 'no noise'}), named by {by}{sampled}; "
                        f"colour, filter or export by the “{COLUMN}” column.")
 
     def _show_cluster_names(self) -> None:
