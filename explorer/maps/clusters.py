@@ -94,7 +94,7 @@ class Clusters:
 def _resolve(n: int, params: ClusterParams) -> tuple[int, int]:
     mcs = params.min_cluster_size
     if mcs is None:
-        mcs = max(5, math.ceil(n / 100))
+        mcs = max(2, min(n, max(5, math.ceil(n / 100))))
     mcs = int(mcs)
     if mcs < 2:
         raise InputError(f"The minimum cluster size must be at least 2, not {mcs}.")
