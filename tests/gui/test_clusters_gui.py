@@ -142,3 +142,18 @@ def test_contours_follow_the_layout_and_the_setting(pca_window, tmp_path):
     w.mapview.set_layout(w.mapview._coords)
     assert not w.contours_action.isChecked() and not w.contours.drawn()
     settings().remove("map/contours")
+
+
+def test_colour_codes_of_string_columns_are_np_uniques():
+    """The cluster column (a million strings) is coded with a dict pass; the names and codes
+    must be exactly np.unique's, as before."""
+    from explorer.gui.palette import colour_codes
+
+    rng = np.random.default_rng(0)
+    for col in (np.array(["b", "a", "", "é", "Z", "10", "9", "noise"], dtype=object)[rng.integers(0, 8, 20_000)],
+                np.array([1.5, "x", None, "a"], dtype=object)[rng.integers(0, 4, 1000)],
+                np.array([], dtype=object)):
+        kind, codes, names = colour_codes(col)
+        ref_names, ref_codes = np.unique(col.astype(str), return_inverse=True)
+        assert kind == "categorical" and names == [str(x) for x in ref_names]
+        np.testing.assert_array_equal(codes, ref_codes.reshape(-1))
