@@ -38,19 +38,29 @@ def density_grid(xy, bins: int = 256, sigma: float = 2.0, pad: float = 0.05) -> 
     side (so contours close inside the grid). Non-finite rows are ignored."""
     from scipy.ndimage import gaussian_filter
 
-    P = np.asarray(xy, dtype=np.float64)
+    P = np.asarray(xy)
     if P.ndim != 2 or P.shape[1] < 2:
         raise ValueError(f"xy must have shape (N, 2), got {P.shape}")
-    P = P[np.isfinite(P[:, :2]).all(1), :2]
+    P = P[:, :2]
+    if P.dtype != np.float32 and P.dtype != np.float64:
+        P = P.astype(np.float64)
+    ok = np.isfinite(P).all(1)
+    if not ok.all():
+        P = P[ok]
     bins = int(bins)
     if len(P) == 0:
         return DensityGrid(np.zeros((bins, bins), np.float32), 0.0, 0.0, 1.0, 1.0)
-    lo, hi = P.min(0), P.max(0)
+    lo, hi = P.min(0).astype(np.float64), P.max(0).astype(np.float64)
     span = np.maximum(hi - lo, 1e-9)
     lo, hi = lo - pad * span, hi + pad * span
     d = (hi - lo) / bins
-    ij = np.clip(((P - lo) / d).astype(np.int64), 0, bins - 1)
-    counts = np.bincount(ij[:, 0] * bins + ij[:, 1], minlength=bins * bins).reshape(bins, bins)
+    # per axis, in the points' own precision (float32 maps: no float64 copy of a million rows)
+    cell = np.zeros(len(P), np.int64)
+    for ax in (0, 1):
+        i = ((P[:, ax] - P.dtype.type(lo[ax])) * P.dtype.type(1.0 / d[ax])).astype(np.int64)
+        np.clip(i, 0, bins - 1, out=i)
+        cell = cell * bins + i if ax else i
+    counts = np.bincount(cell, minlength=bins * bins).reshape(bins, bins)
     values = gaussian_filter(counts.astype(np.float64), sigma=float(sigma), mode="constant")
     return DensityGrid(values.astype(np.float32), float(lo[0]), float(lo[1]), float(d[0]), float(d[1]))
 

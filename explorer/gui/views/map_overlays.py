@@ -27,6 +27,7 @@ from PySide6 import QtCore, QtGui
 MIN_WEIGHT = 0.07
 LABEL_Z = 15
 CONTOUR_Z = 5
+MAX_POINTS = 250_000  # points the contours are computed from (a stride above)
 
 
 class ClusterLabels(QtCore.QObject):
@@ -172,7 +173,10 @@ class DensityContours(QtCore.QObject):
             for c in self.curves:
                 c.hide()
             return
-        g = density_grid(xy, bins=self.bins, sigma=self.sigma)
+        # above MAX_POINTS a regular stride of the points: the same picture at 200 x 200 cells,
+        # a fraction of the time on the GUI thread (~0.5 s for 1M points on 2 busy cores)
+        step = -(-len(xy) // MAX_POINTS)
+        g = density_grid(xy[::step], bins=self.bins, sigma=self.sigma)
         self.levels = mass_levels(g.values)
         for c, level in zip(self.curves, self.levels):
             lines = pg.functions.isocurve(g.values, level, connected=True)
