@@ -26,7 +26,7 @@ from explorer.core.errors import Cancelled, ExplorerError, ExplorerWarning
 PROG = "embedding-explorer"
 
 SUBCOMMANDS = ("formats", "embed", "project", "neighbors", "diagnose", "compare", "truncation",
-               "compatibility", "layers", "timeline", "finetune", "warmup")
+               "compatibility", "layers", "timeline", "finetune", "warmup", "clusters")
 
 
 def build_parser() -> argparse.ArgumentParser:

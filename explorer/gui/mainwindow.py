@@ -17,6 +17,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from explorer import __version__
 from explorer.core.errors import ExplorerError
 from explorer.gui.browser import DataBrowser
+from explorer.gui.cluster_actions import ClusterActions
 from explorer.gui.jobs_panel import JobsPanel
 from explorer.gui.map_panel import MapPanel
 from explorer.gui.settings import APP, settings
@@ -30,7 +31,7 @@ from explorer.gui.workers import JobRunner
 from explorer.gui.subscriptions import Subscriptions
 from explorer.app.session import Session
 
-class MainWindow(OpenActions, ViewActions, FileActions, QtWidgets.QMainWindow):
+class MainWindow(OpenActions, ViewActions, FileActions, ClusterActions, QtWidgets.QMainWindow):
     idle = QtCore.Signal()  # no job running any more (for --screenshot and tests)
 
     def __init__(self, workspace: Optional[str] = None) -> None:
@@ -151,6 +152,7 @@ class MainWindow(OpenActions, ViewActions, FileActions, QtWidgets.QMainWindow):
         from explorer.gui.menus import build_menus
 
         self.finetune_action = build_menus(self)["finetune_dialog"]
+        self._build_cluster_actions()
         self._refresh_recent()
 
     # ------------------------------------------------------------------ settings

@@ -40,6 +40,8 @@ MENUS = {
         ("&Recompute map", lambda w: w.apply_projection(w.projpanel.settings()), "Ctrl+R",
          "Re-run the map with the settings panel's values", "map", True),
         ("&Diagnose collapse", "diagnose_current", "Ctrl+D", "Collapse diagnostics of the current model", "diagnose", True),
+        ("Find &clusters", "find_clusters", "Ctrl+Shift+L",
+         "HDBSCAN clusters of the map on screen, named by majority label or top TF-IDF terms", None, False),
         ("Cancel all jobs", lambda w: w.runner.cancel_all(), "Ctrl+.", "Cancel every running job", "cancel", False),
     ],
     "Com&pare": [

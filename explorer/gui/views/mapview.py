@@ -17,7 +17,8 @@ Embedding it::
 
 Public API (all indices are original row indices of ``coords``):
 
-- ``set_layout(coords, reset_view=True)``; ``n`` (property); ``layout_dims`` (2 or 3).
+- ``set_layout(coords, reset_view=True)``; ``n`` (property); ``layout_dims`` (2 or 3);
+  ``layout_changed`` (signal) after each: the overlays of :mod:`.map_overlays` follow it.
 - ``set_graph_quality(method, recall, target)``: a banner when the k-NN graph behind the map
   is below the asked recall.
 - ``set_categorical(codes, names=None)``; ``set_continuous(values, cmap="viridis", vmin=None,
@@ -351,6 +352,7 @@ class MapView(QtWidgets.QWidget):
 
     point_clicked = QtCore.Signal(int)
     hovered = QtCore.Signal(int)
+    layout_changed = QtCore.Signal()  # after set_layout (overlays follow the points)
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
@@ -556,6 +558,7 @@ class MapView(QtWidgets.QWidget):
         self._apply_focus(self._selection.focus)
         if reset_view:
             self.reset_view()
+        self.layout_changed.emit()
 
     def set_graph_quality(self, method: Optional[str], recall: Optional[float],
                           target: Optional[float] = None) -> None:
