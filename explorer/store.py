@@ -76,7 +76,7 @@ from explorer.errors import InputError, WorkspaceError, warn
 
 __all__ = ["Workspace", "Record", "RecordNotFound", "WorkspaceReadOnly", "content_key", "jsonable", "FORMAT",
            "FORMAT_VERSION", "atomic_file", "check_output_path", "save_npy", "GROUPS", "EMBEDDINGS", "LAYOUTS",
-           "KNN", "DIAGNOSTICS", "COMPARISONS", "TIMELINES"]
+           "KNN", "DIAGNOSTICS", "COMPARISONS", "TIMELINES", "TAGS"]
 
 FORMAT = "embedding-explorer-workspace"
 FORMAT_VERSION = 2  # 2: embeddings records may leave unreadable items out (array "rows")
@@ -103,7 +103,8 @@ KNN = "knn"                  # explorer.maps: k-NN graphs the maps were built fr
 DIAGNOSTICS = "diagnostics"  # explorer.metrics.diagnose
 COMPARISONS = "comparisons"  # the compare command: per-point neighbourhood overlaps
 TIMELINES = "timelines"      # explorer.timeline: a training run's checkpoints
-GROUPS = (EMBEDDINGS, LAYOUTS, KNN, DIAGNOSTICS, COMPARISONS, TIMELINES)
+TAGS = "tags"                # explorer.app.tags: the user's tags of a dataset's items
+GROUPS = (EMBEDDINGS, LAYOUTS, KNN, DIAGNOSTICS, COMPARISONS, TIMELINES, TAGS)
 
 
 def jsonable(x: Any, strict: bool = False, finite: bool = False) -> Any:
