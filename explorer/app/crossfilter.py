@@ -73,16 +73,21 @@ class Binning:
         return bool(self.labels) and self.labels[-1] == MISSING
 
     def bars_in_range(self, lo: float, hi: float) -> np.ndarray:
-        """(n_bars,) bool: the bars of a number or date chart that overlap ``[lo, hi]``."""
+        """(n_bars,) bool: the bars of a number or date chart that overlap ``[lo, hi]`` by more
+        than a point (a brush ending on an edge leaves the next bar out); a zero-width range
+        keeps the bar that holds it."""
         if self.edges is None:
             raise InputError(f"{self.column} is a category column; choose its bars, not a range.")
         lo, hi = min(lo, hi), max(lo, hi)
         e = self.edges
         keep = np.zeros(self.n_bars, bool)
         k = len(e) - 1
-        keep[:k] = (e[1:] > lo) & (e[:-1] <= hi)
-        if k:  # the last bar is closed on the right
-            keep[k - 1] = e[k - 1] <= hi and e[k] >= lo
+        if hi == lo:
+            i = int(np.searchsorted(e, lo, side="right")) - 1
+            if 0 <= i < k or (lo == e[-1] and k):
+                keep[min(i, k - 1)] = True
+            return keep
+        keep[:k] = (e[1:] > lo) & (e[:-1] < hi)
         return keep
 
 
@@ -302,6 +307,7 @@ class CrossFilter:
         with the same number of rows are binned again and keep their brushes by label."""
         state = self.state()
         n = len(next(iter(columns.values()))) if columns else 0
+        old_cols, old_charts = self._columns, dict(self.charts)
         self._columns = dict(columns)
         same_n = n == self.n
         self.n = n
@@ -310,9 +316,13 @@ class CrossFilter:
         self._stack = self._result = None
         if self.base is not None and len(self.base) != n:
             self.base = None
-        with self.changed.blocked():
+        with self.changed.blocked(), self.charts_changed.blocked():
             for c in state["columns"]:
-                if c in self._columns:
+                if c not in self._columns:
+                    continue
+                if same_n and _same(self._columns[c], old_cols.get(c)):
+                    self.charts[c] = old_charts[c]  # unchanged column: no need to bin it again
+                else:
                     self.add(c)
             if same_n:
                 for b in state["brushes"]:
@@ -502,3 +512,10 @@ class CrossFilter:
         return b
 
 
+def _same(a, b) -> bool:
+    if a is b:
+        return True
+    if b is None:
+        return False
+    a, b = np.asarray(a), np.asarray(b)
+    return a.shape == b.shape and a.dtype == b.dtype and bool(np.array_equal(a, b))

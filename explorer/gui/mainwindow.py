@@ -22,6 +22,7 @@ from explorer.gui.map_panel import MapPanel
 from explorer.gui.settings import APP, settings
 from explorer.gui.status_bar import StatusBar
 from explorer.gui.details import DetailsPanel
+from explorer.gui.explore_actions import ExploreActions
 from explorer.gui.file_actions import FileActions
 from explorer.gui.open_actions import OpenActions
 from explorer.gui.view_actions import ViewActions
@@ -30,7 +31,7 @@ from explorer.gui.workers import JobRunner
 from explorer.gui.subscriptions import Subscriptions
 from explorer.session import Session
 
-class MainWindow(OpenActions, ViewActions, FileActions, QtWidgets.QMainWindow):
+class MainWindow(OpenActions, ViewActions, ExploreActions, FileActions, QtWidgets.QMainWindow):
     idle = QtCore.Signal()  # no job running any more (for --screenshot and tests)
 
     def __init__(self, workspace: Optional[str] = None) -> None:
@@ -112,6 +113,7 @@ class MainWindow(OpenActions, ViewActions, FileActions, QtWidgets.QMainWindow):
         # bottom: jobs
         self.jobs_panel = JobsPanel(self.runner)
         self._dock("Jobs", self.jobs_panel, QtCore.Qt.BottomDockWidgetArea, "jobs")
+        self._build_explore_ui()  # charts, bookmarks (explore_actions)
         self.setStatusBar(StatusBar())
         self._mem_timer = QtCore.QTimer(self)
         self._mem_timer.setInterval(2000)
