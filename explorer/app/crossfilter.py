@@ -146,14 +146,15 @@ def _as_dates(col: np.ndarray) -> Optional[np.ndarray]:
 
 
 def column_kind(col) -> str:
-    """"number", "category" or "date", as the charts bin the column: numbers with more than 24
-    distinct values are a histogram (the rule the map's colouring uses), fewer are bars."""
+    """"number", "category" or "date", as the charts bin the column: numbers are a histogram,
+    except whole numbers with at most 24 distinct values (class codes, counts), which are bars."""
     col = np.asarray(col)
     if _as_dates(col) is not None:
         return "date"
     if col.dtype.kind in "fiu":
         finite = col[np.isfinite(col)] if col.dtype.kind == "f" else col
-        if len(np.unique(finite[:5000])) > 24:
+        sample = finite[:20000]
+        if not np.all(np.mod(sample, 1) == 0) or len(np.unique(sample)) > 24:
             return "number"
     return "category"
 
