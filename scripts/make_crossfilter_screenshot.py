@@ -33,7 +33,7 @@ def main() -> int:
 
     app = make_app()
     win = MainWindow(workspace=str(Path(tempfile.mkdtemp()) / "demo.h5"))
-    win.resize(1200, 750)
+    win.resize(1200, 820)
     win.show()
     win.method_combo.setCurrentText("pca")
     win.projection.method = "pca"

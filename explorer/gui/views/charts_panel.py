@@ -85,7 +85,7 @@ class ChartView(QtWidgets.QFrame):
         v.addLayout(head)
         axes = {"bottom": pg.DateAxisItem(orientation="bottom")} if self.binning.kind == "date" else {}
         self.plot = pg.PlotWidget(viewBox=_ChartBox(self), axisItems=axes, background="w")
-        self.plot.setMinimumHeight(170)
+        self.plot.setMinimumHeight(90)
         pi = self.plot.getPlotItem()
         pi.hideButtons()
         for ax in ("left", "bottom"):
@@ -288,7 +288,6 @@ class ChartsPanel(QtWidgets.QWidget):
         self.row.addWidget(self.hint)
         self.row.addStretch(1)
         self.area.setWidget(inner)
-        self.area.setMinimumHeight(215)  # one chart's plot and title
         v.addWidget(self.area, 1)
 
     # -- the session ---------------------------------------------------------------------------
