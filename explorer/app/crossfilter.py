@@ -260,13 +260,14 @@ def _bin_categories(name: str, col: np.ndarray, max_bars: int) -> Binning:
 
 
 @njit(cache=True, nogil=True)
-def _filter_counts(index, offsets, keep, base, has_base, mask, counts):  # pragma: no cover (numba)
+def _filter_counts(index, offsets, keep, base, has_base, nf_out, mask, counts):  # pragma: no cover (numba)
     """One pass over the rows, without data-dependent branches (brushes make them random).
 
     ``index`` (N, K) int32: each chart's bar per row; ``keep`` (uint8): the charts' kept bars end
     to end, chart k's from ``offsets[k]`` (all 1 for a chart without a brush). Writes ``mask``
     (N,): inside every brush; and ``counts`` (the bars of all charts end to end): a row counts
-    for chart k when it passes ``base`` and every chart's brush but k's."""
+    for chart k when it passes ``base`` and every chart's brush but k's; ``nf_out`` (N,) uint8:
+    how many brushes each row fails (what :func:`_flip_bars` updates)."""
     N, K = index.shape
     counts[:] = 0
     f = np.empty(K, np.int64)
@@ -276,12 +277,56 @@ def _filter_counts(index, offsets, keep, base, has_base, mask, counts):  # pragm
             fk = 1 - keep[offsets[k] + index[i, k]]
             f[k] = fk
             nf += fk
+        nf_out[i] = nf
         mask[i] = nf == 0
         ok = 1
         if has_base:
             ok = base[i]
         for k in range(K):
             counts[offsets[k] + index[i, k]] += ok * (nf - f[k] == 0)
+
+
+@njit(cache=True, nogil=True)
+def _flip_bars(rows, starts, flipped, j, index, offsets, keep, base, has_base, nf, mask, counts):  # pragma: no cover
+    """Chart ``j``'s brush changed on the bars ``flipped`` (``keep`` already holds the new
+    values): update ``nf``, ``mask`` and every other chart's ``counts`` for the rows of those
+    bars only (``rows[starts[b]:starts[b + 1]]`` are bar b's rows), as crossfilter.js does. A
+    brush dragged by one bar touches one or two bars' rows instead of all N."""
+    K = index.shape[1]
+    for t in range(flipped.shape[0]):
+        b = flipped[t]
+        new_f = 1 - np.int64(keep[offsets[j] + b])
+        old_f = 1 - new_f
+        for p in range(starts[b], starts[b + 1]):
+            i = rows[p]
+            n_old = np.int64(nf[i])
+            n_new = n_old - old_f + new_f
+            nf[i] = n_new
+            mask[i] = n_new == 0
+            if has_base and not base[i]:
+                continue
+            for k in range(K):
+                if k == j:
+                    continue
+                fk = 1 - np.int64(keep[offsets[k] + index[i, k]])
+                counts[offsets[k] + index[i, k]] += np.int64(n_new - fk == 0) - np.int64(n_old - fk == 0)
+
+
+@njit(cache=True, nogil=True)
+def _rows_by_bar(index, n_bars):  # pragma: no cover (numba)
+    """Counting sort: (rows grouped by bar, starts (n_bars + 1,))."""
+    starts = np.zeros(n_bars + 1, np.int64)
+    for i in range(index.shape[0]):
+        starts[index[i] + 1] += 1
+    for b in range(n_bars):
+        starts[b + 1] += starts[b]
+    pos = starts[:-1].copy()
+    rows = np.empty(index.shape[0], np.int32)
+    for i in range(index.shape[0]):
+        b = index[i]
+        rows[pos[b]] = i
+        pos[b] += 1
+    return rows, starts
 
 
 class CrossFilter:
@@ -297,7 +342,9 @@ class CrossFilter:
         self.charts: dict[str, Binning] = {}
         self._keep: dict[str, np.ndarray] = {}  # column -> (n_bars,) bool, only when brushed
         self._stack: Optional[tuple] = None  # ((K, N) int32 bars, offsets), rebuilt when charts change
-        self._result: Optional[tuple] = None  # (mask, {column: counts}), until a brush changes
+        self._result: Optional[tuple] = None  # (mask, {column: counts}) handed out, until a brush changes
+        self._live: Optional[tuple] = None  # (nf, mask, counts, keep) kept up to date brush by brush
+        self._rows: dict = {}  # column -> rows grouped by bar (for _flip_bars), built at its first brush
         self.base: Optional[np.ndarray] = None  # a filter from elsewhere (the search)
         self.changed = Signal()
         self.charts_changed = Signal()
@@ -314,7 +361,8 @@ class CrossFilter:
         self.n = n
         self.charts.clear()
         self._keep.clear()
-        self._stack = self._result = None
+        self._stack = self._result = self._live = None
+        self._rows.clear()
         if self.base is not None and len(self.base) != n:
             self.base = None
         with self.changed.blocked(), self.charts_changed.blocked():
@@ -342,7 +390,8 @@ class CrossFilter:
             raise InputError(f"No column {column!r} to chart (columns: {known}).")
         if column not in self.charts:
             self.charts[column] = bin_column(column, self._columns[column], kind)
-            self._stack = self._result = None
+            self._stack = self._result = self._live = None
+            self._rows.pop(column, None)
             self.charts_changed.emit()
         return self.charts[column]
 
@@ -350,7 +399,8 @@ class CrossFilter:
         if self.charts.pop(column, None) is None:
             return
         brushed = self._keep.pop(column, None) is not None
-        self._stack = self._result = None
+        self._stack = self._result = self._live = None
+        self._rows.pop(column, None)
         self.charts_changed.emit()
         if brushed:
             self.changed.emit(column)
@@ -385,7 +435,7 @@ class CrossFilter:
         if old is not None and np.array_equal(old, keep):
             return
         self._keep[column] = keep
-        self._result = None
+        self._flip(column, old, keep)
         self.changed.emit(column)
 
     def brush_range(self, column: str, lo: float, hi: float) -> np.ndarray:
@@ -415,10 +465,11 @@ class CrossFilter:
             if not self._keep:
                 return
             self._keep.clear()
-            self._result = None
+            self._result = self._live = None
             return self.changed.emit(None)
-        if self._keep.pop(column, None) is not None:
-            self._result = None
+        old = self._keep.pop(column, None)
+        if old is not None:
+            self._flip(column, old, None)
             self.changed.emit(column)
 
     def set_base(self, mask: Optional[np.ndarray]) -> None:
@@ -428,34 +479,64 @@ class CrossFilter:
             if mask.shape != (self.n,):
                 raise InputError(f"The filter has {mask.size} values for {self.n} items.")
         self.base = mask
-        self._result = None
+        self._result = self._live = None
 
     @property
     def brushed(self) -> list:
         return [c for c in self.charts if c in self._keep]
 
     # -- what passes ---------------------------------------------------------------------------
-    def _compute(self) -> tuple:
-        if self._result is not None:
-            return self._result
-        names = list(self.charts)
+    def _index_stack(self) -> tuple:
         if self._stack is None:
+            names = list(self.charts)
             index = np.empty((self.n, len(names)), np.int32)
             for k, c in enumerate(names):
                 index[:, k] = self.charts[c].index
             sizes = [self.charts[c].n_bars for c in names]
             self._stack = (index, np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64))
-        index, offsets = self._stack
-        keep = np.ones(int(offsets[-1]), np.uint8)
-        for k, c in enumerate(names):
-            if c in self._keep:
-                keep[offsets[k]:offsets[k + 1]] = self._keep[c]
-        base = self.base.view(np.uint8) if self.base is not None else np.zeros(0, np.uint8)
-        mask = np.empty(self.n, bool)
-        counts = np.empty(int(offsets[-1]), np.int64)
-        _filter_counts(index, offsets, keep, base, self.base is not None, mask, counts)
-        self._result = (mask if self._keep else None,
-                        {c: counts[offsets[k]:offsets[k + 1]] for k, c in enumerate(names)})
+        return self._stack
+
+    def _base_u8(self) -> np.ndarray:
+        return self.base.view(np.uint8) if self.base is not None else np.zeros(0, np.uint8)
+
+    def _flip(self, column: str, old: Optional[np.ndarray], new: Optional[np.ndarray]) -> None:
+        """Bring the running state from brush ``old`` to ``new`` of ``column`` (None: no brush)
+        by visiting only the rows of the bars that changed."""
+        self._result = None
+        if self._live is None:
+            return
+        b = self.charts[column]
+        o = np.ones(b.n_bars, bool) if old is None else old
+        w = np.ones(b.n_bars, bool) if new is None else new
+        flipped = np.flatnonzero(o != w).astype(np.int64)
+        if column not in self._rows:
+            self._rows[column] = _rows_by_bar(b.index, b.n_bars)
+        rows, starts = self._rows[column]
+        index, offsets = self._index_stack()
+        j = list(self.charts).index(column)
+        nf, mask, counts, keep = self._live
+        keep[offsets[j]:offsets[j + 1]] = w
+        _flip_bars(rows, starts, flipped, j, index, offsets, keep, self._base_u8(), self.base is not None,
+                   nf, mask, counts)
+
+    def _compute(self) -> tuple:
+        if self._result is not None:
+            return self._result
+        names = list(self.charts)
+        index, offsets = self._index_stack()
+        if self._live is None:  # one full pass; then brush by brush
+            keep = np.ones(int(offsets[-1]), np.uint8)
+            for k, c in enumerate(names):
+                if c in self._keep:
+                    keep[offsets[k]:offsets[k + 1]] = self._keep[c]
+            nf = np.empty(self.n, np.uint8)
+            mask = np.empty(self.n, bool)
+            counts = np.empty(int(offsets[-1]), np.int64)
+            _filter_counts(index, offsets, keep, self._base_u8(), self.base is not None, nf, mask, counts)
+            self._live = (nf, mask, counts, keep)
+        nf, mask, counts, keep = self._live
+        self._result = (mask.copy() if self._keep else None,
+                        {c: counts[offsets[k]:offsets[k + 1]].copy() for k, c in enumerate(names)})
         return self._result
 
     def mask(self) -> Optional[np.ndarray]:
@@ -498,7 +579,7 @@ class CrossFilter:
                 if c in self._columns:
                     self.add(c)
             self._keep.clear()
-            self._result = None
+            self._result = self._live = None
             for b in state.get("brushes", []):
                 if b.get("column") in self.charts:
                     self.set_keep(b["column"], list(b.get("bins", [])))
