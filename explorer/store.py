@@ -76,7 +76,7 @@ from explorer.core.errors import InputError, WorkspaceError, warn
 
 __all__ = ["Workspace", "Record", "RecordNotFound", "WorkspaceReadOnly", "content_key", "jsonable", "FORMAT",
            "FORMAT_VERSION", "atomic_file", "check_output_path", "save_npy", "GROUPS", "EMBEDDINGS", "LAYOUTS",
-           "KNN", "DIAGNOSTICS", "COMPARISONS", "TIMELINES", "CLUSTERS"]
+           "KNN", "DIAGNOSTICS", "COMPARISONS", "TIMELINES", "CLUSTERS", "TAGS"]
 
 FORMAT = "embedding-explorer-workspace"
 FORMAT_VERSION = 2  # 2: embeddings records may leave unreadable items out (array "rows")
@@ -104,7 +104,8 @@ DIAGNOSTICS = "diagnostics"  # explorer.metrics.diagnose
 COMPARISONS = "comparisons"  # the compare command: per-point neighbourhood overlaps
 TIMELINES = "timelines"      # explorer.app.timeline: a training run's checkpoints
 CLUSTERS = "clusters"        # explorer.maps.clusters: HDBSCAN clusters of a layout
-GROUPS = (EMBEDDINGS, LAYOUTS, KNN, DIAGNOSTICS, COMPARISONS, TIMELINES, CLUSTERS)
+TAGS = "tags"                # explorer.app.tags: the user's tags of a dataset's items
+GROUPS = (EMBEDDINGS, LAYOUTS, KNN, DIAGNOSTICS, COMPARISONS, TIMELINES, CLUSTERS, TAGS)
 
 
 def jsonable(x: Any, strict: bool = False, finite: bool = False) -> Any:

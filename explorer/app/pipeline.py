@@ -259,6 +259,12 @@ class Pipeline:
             s.add_model(enc, name=md["id"], source=md.get("source"), options=md.get("options", {}))
         if data.get("current") in s.models:
             s.set_current(data["current"])
+        if ds is not None and data.get("tags"):
+            from explorer.app.tags import publish
+
+            s.tags.from_list([t for t in data["tags"] if all(0 <= i < len(ds) for i in t.get("indices", []))])
+            publish(s)
+        s.bookmarks.load(data.get("bookmarks", []))
         if result.skipped:
             more = f" ({len(result.skipped) - 1} more not opened)" if len(result.skipped) > 1 else ""
             self.error.emit(result.skipped[0][1].rstrip(".") + more + ".")

@@ -8,6 +8,7 @@
   ``7``.
 - ``col~text`` matches items whose ``col`` contains ``text`` (case-insensitive); ``id~cat``
   searches the ids.
+- ``tag:name`` matches the items tagged ``name`` (:mod:`explorer.app.tags`).
 
 :func:`search` returns the mask and a short description for the status line ("label = 7:
 179 of 1,797"); a query naming an unknown column says which columns exist.
@@ -51,6 +52,13 @@ def search(dataset, text: str) -> SearchResult:
         return SearchResult(None, "")
     n = len(dataset)
     cols = _columns(dataset)
+    if text.lower().startswith("tag:"):
+        from explorer.app.tags import COLUMN, tag_mask
+
+        name = text[4:].strip()
+        if COLUMN not in cols:
+            raise InputError("No item is tagged yet; tag a selection first (View > Tag selection).")
+        return _result(tag_mask(cols[COLUMN], name), f"tag {name!r}", n)
     for op, exact in (("=", True), ("~", False)):
         key, sep, val = text.partition(op)
         if sep and key.strip():

@@ -24,6 +24,8 @@ import numpy as np
 from explorer.core.errors import InputError
 from explorer.core.events import Signal
 from explorer.app.selection import Selection
+from explorer.app.bookmarks import Bookmarks
+from explorer.app.tags import Tags
 
 from explorer.app.session_file import SESSION_FORMAT, SESSION_VERSION, read_session_file  # noqa: F401
 
@@ -60,6 +62,8 @@ class Session:
         self.models: dict[str, ModelEntry] = {}
         self.current: Optional[str] = None
         self.selection = Selection(0)
+        self.tags = Tags(0)  # the user's tags of the dataset's items (a "tags" column)
+        self.bookmarks = Bookmarks()  # saved views
         self.view: dict = {"color_by": "label", "method": "pca"}
         self.metadata_source: Optional[dict] = None  # {"path", "id_column"} of an attached table
         self._pending: set = set()  # (model id, method) of maps being computed
@@ -81,6 +85,7 @@ class Session:
             m.layout_info.clear()
             m.diagnostics = None
         self.selection.reset(len(dataset))
+        self.tags.reset(len(dataset))
         self.dataset_changed.emit(dataset)
         if dataset.kind == "vector" and "precomputed" not in self.models:
             self.add_model(None, name="precomputed")
@@ -251,6 +256,10 @@ class Session:
             raise InputError(f"{dataset.name} has {len(dataset)} items where the open dataset has {len(ds)}.")
         self.dataset = dataset
         self.metadata_source = metadata_source
+        if len(self.tags):  # the tags stay a column of the new table
+            from explorer.app.tags import COLUMN
+
+            dataset.metadata[COLUMN] = self.tags.column()
         self.columns_changed.emit(None)
 
     def jobs_pending(self, model_id: str, method: str, pending: bool) -> None:
@@ -285,6 +294,8 @@ class Session:
             "selection": [int(i) for i in self.selection.indices],
             "focus": self.selection.focus,
             "view": self.view,
+            "tags": self.tags.to_list(),
+            "bookmarks": self.bookmarks.to_list(),
         }
 
     @staticmethod

@@ -16,8 +16,9 @@ A session file (``*.eesession``, JSON) may come from anyone, so reopening one fo
 3. **Nothing is created without asking.** A session whose workspace file does not exist gets
    a ``workspace`` confirmation; without it the session is not opened.
 
-Format versions: 1 (0.1; could carry ``trust``, which is ignored now), 2 (current; models may
-carry ``"pickled": true``, a note that asking will be needed, never a permission).
+Format versions: 1 (0.1; could carry ``trust``, which is ignored now), 2 (models may carry
+``"pickled": true``, a note that asking will be needed, never a permission), 3 (current; adds
+``tags``, ``bookmarks`` and the view's ``charts``; older files open without them).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from typing import Any, Iterable, Optional
 from explorer.core.errors import ExplorerError, InputError, TrustRequired
 
 SESSION_FORMAT = "embedding-explorer-session"
-SESSION_VERSION = 2
+SESSION_VERSION = 3
 MAX_FILE_BYTES = 256 * 2**20
 MAX_DEPTH = 12
 WORKSPACE_SUFFIXES = (".h5", ".hdf5", ".eews")
@@ -183,6 +184,9 @@ def _reader_options(v, where):
 _PATH = _str(4096)
 _NAME = _str(200)
 _INDEX = _int(0, 2**40)
+# the charts of explorer.app.crossfilter and their brushes (bars kept, by label)
+_CHARTS = _object({"columns": _list(_NAME, 32),
+                   "brushes": _list(_object({"column": _NAME, "bins": _list(_str(200), 10_000)}, ("column",)), 32)})
 
 SCHEMA = _object({
     "format": _str(100),
@@ -230,7 +234,23 @@ SCHEMA = _object({
             "position": _float(0.0, 1e6),
             "shown": _bool,
         }, ("folder",)), 16),
+        "charts": _CHARTS,
     }),
+    # explorer.app.tags: name -> tagged items
+    "tags": _list(_object({"name": _str(100), "indices": _list(_INDEX, 50_000_000)}, ("name",)), 1000),
+    # explorer.app.bookmarks: saved views
+    "bookmarks": _list(_object({
+        "name": _str(200),
+        "model": _optional(_NAME),
+        "method": _str(20, ("umap", "pca")),
+        "camera": _optional(_list(_float(-1e30, 1e30), 4)),
+        "color_by": _NAME,
+        "selection": _list(_INDEX, 50_000_000),
+        "focus": _optional(_INDEX),
+        "search": _str(1000),
+        "charts": _CHARTS,
+        "n_items": _optional(_int(0, 2**40)),
+    }, ("name",)), 1000),
 }, ("format", "workspace"))
 
 

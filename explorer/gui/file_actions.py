@@ -107,6 +107,7 @@ class FileActions:
             self.pipeline.restore(result, d)
             self.color_combo.setCurrentText(view.get("color_by", "label"))
             self.search.setText(view.get("search", ""))
+            self._restore_view_extras(view)
             self._remember_recent(str(path), "session")
             for md, c in result.ask_trust:
                 if self.confirm(c.title, c.message):

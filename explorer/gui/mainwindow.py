@@ -23,6 +23,7 @@ from explorer.gui.map_panel import MapPanel
 from explorer.gui.settings import APP, settings
 from explorer.gui.status_bar import StatusBar
 from explorer.gui.details import DetailsPanel
+from explorer.gui.explore_actions import ExploreActions
 from explorer.gui.file_actions import FileActions
 from explorer.gui.open_actions import OpenActions
 from explorer.gui.view_actions import ViewActions
@@ -31,7 +32,7 @@ from explorer.gui.workers import JobRunner
 from explorer.gui.subscriptions import Subscriptions
 from explorer.app.session import Session
 
-class MainWindow(OpenActions, ViewActions, FileActions, ClusterActions, QtWidgets.QMainWindow):
+class MainWindow(OpenActions, ViewActions, ExploreActions, FileActions, ClusterActions, QtWidgets.QMainWindow):
     idle = QtCore.Signal()  # no job running any more (for --screenshot and tests)
 
     def __init__(self, workspace: Optional[str] = None) -> None:
@@ -113,6 +114,7 @@ class MainWindow(OpenActions, ViewActions, FileActions, ClusterActions, QtWidget
         # bottom: jobs
         self.jobs_panel = JobsPanel(self.runner)
         self._dock("Jobs", self.jobs_panel, QtCore.Qt.BottomDockWidgetArea, "jobs")
+        self._build_explore_ui()  # charts, bookmarks (explore_actions)
         self.setStatusBar(StatusBar())
         self._mem_timer = QtCore.QTimer(self)
         self._mem_timer.setInterval(2000)

@@ -21,6 +21,7 @@ class MapPanel(QtWidgets.QWidget):
     method_chosen = QtCore.Signal(str)
     status = QtCore.Signal(str)  # a passing note for the status bar
     layout_shown = QtCore.Signal(str)  # the shown map's one-line summary
+    search_filter_changed = QtCore.Signal(object)  # the search's mask (None: no search)
 
     def __init__(self, pipeline, start_page: QtWidgets.QWidget, parent=None) -> None:
         from explorer.gui.views.mapview import MapView
@@ -30,6 +31,7 @@ class MapPanel(QtWidgets.QWidget):
         self._shown_key: Optional[tuple] = None
         self._shown_n: Optional[int] = None
         self._waiting_text = ""
+        self._brush_mask: Optional[np.ndarray] = None  # the Charts dock's brushes
         v = QtWidgets.QVBoxLayout(self)
         v.setContentsMargins(0, 0, 0, 0)
         bar = QtWidgets.QHBoxLayout()
@@ -130,8 +132,8 @@ class MapPanel(QtWidgets.QWidget):
         self.mapview.set_layout(coords, reset_view=first)
         self._shown_n = len(coords)
         self.apply_colors()
-        if self.search.text().strip():
-            self.mapview.set_filter(self.search_mask(self.search.text()))
+        if self.search.text().strip() or self._brush_mask is not None:
+            self.mapview.set_filter(self.combined_filter(self.search_mask(self.search.text())))
         info = m.layout_info.get(method) or {}
         self.layout_shown.emit(info.get("summary", ""))
         # a kNN graph below the recall asked for says so on the map
@@ -216,6 +218,10 @@ class MapPanel(QtWidgets.QWidget):
     def _search_changed(self, text: str) -> None:
         """The search greys out what does not match on the map and on every comparison tab."""
         mask = self.search_mask(text)
+        self.search_filter_changed.emit(mask)
+        self._apply_filter(self.combined_filter(mask))
+
+    def _apply_filter(self, mask) -> None:
         ds = self.session.dataset
         if self._shown_n and ds is not None and self._shown_n == len(ds):
             self.mapview.set_filter(mask)  # else: applied when this dataset's map appears
@@ -223,6 +229,25 @@ class MapPanel(QtWidgets.QWidget):
             w = self.tab_view(i)
             if hasattr(w, "set_filter") and getattr(w, "dataset", None) is ds:
                 w.set_filter(mask)
+
+    def combined_filter(self, search_mask: Optional[np.ndarray]) -> Optional[np.ndarray]:
+        """The search's mask AND the charts' brushes (None: nothing filters)."""
+        brush = self._brush_mask
+        if brush is None or (search_mask is not None and len(brush) != len(search_mask)):
+            return search_mask
+        if self.session.dataset is None or len(brush) != len(self.session.dataset):
+            return search_mask
+        return brush if search_mask is None else (search_mask & brush)
+
+    def set_brush_mask(self, mask: Optional[np.ndarray]) -> None:
+        """Grey out what lies outside the charts' brushes, with the search (one AND)."""
+        self._brush_mask = None if mask is None else np.asarray(mask, bool)
+        ds, text = self.session.dataset, self.search.text()
+        key = (text, id(ds), None if ds is None else tuple(ds.metadata))
+        last = getattr(self, "_last_search", None)
+        if last is None or last[0] != key:  # the search runs once per query, not per brush update
+            last = self._last_search = (key, self.search_mask(text) if text.strip() else None)
+        self._apply_filter(self.combined_filter(last[1]))
 
     def _search_select(self) -> None:
         mask = self.search_mask(self.search.text())

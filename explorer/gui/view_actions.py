@@ -55,7 +55,7 @@ class ViewActions:
                         [(m.id, m.vectors, m.layouts.get(method, m.layouts.get("pca"))) for m in ms],
                         self.selection, diagnostics=[m.diagnostics for m in ms])
         self.add_tab(view, title or "Compare: " + " vs ".join(ids))
-        view.set_filter(self.map_panel.search_mask(self.search.text()))
+        view.set_filter(self.map_panel.combined_filter(self.map_panel.search_mask(self.search.text())))
         return view
 
     def timeline_dialog(self) -> None:

@@ -213,7 +213,8 @@ class Walk:
         maps = 1 + sum(len(getattr(v, "panes", [])) for v in views)
         links = sum(1 for v in views if hasattr(v, "panes"))
         sel = w.selection
-        assert len(sel.changed) == 1 + maps, f"{len(sel.changed)} selection listeners for {maps} maps {where}"
+        # the window, the Charts dock and each map
+        assert len(sel.changed) == 2 + maps, f"{len(sel.changed)} selection listeners for {maps} maps {where}"
         assert len(sel.focus_changed) == 1 + maps + links, f"{len(sel.focus_changed)} focus listeners {where}"
 
     def run(self, steps: int) -> list:

@@ -783,6 +783,15 @@ class MapView(QtWidgets.QWidget):
         if self._index is None:
             return
         n = self.n
+        if self._entry_of_point is None or self._entry_visible.all():  # one compiled pass (brushing)
+            codes = self._codes_pal if self._codes_pal is not None else np.zeros(0, np.uint16)
+            keep = self._filter if self._filter is not None else np.zeros(0, bool)
+            out = np.empty(n, np.uint16)
+            pr.sorted_colours(self._index.perm, codes.astype(np.uint16, copy=False), self._codes_pal is not None,
+                              keep, self._filter is not None, out)
+            self._cidx_sorted = out
+            self._style.palette = self._palette
+            return self._changed()
         c = np.zeros(n, np.uint16) if self._codes_pal is None else self._codes_pal.copy()
         if self._filter is not None:
             c[~self._filter] = pr.GREY
