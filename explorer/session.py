@@ -25,6 +25,7 @@ from explorer.errors import InputError
 from explorer.events import Signal
 from explorer.state import Selection
 
+from explorer.app.anchors import Anchors
 from explorer.app.session_file import SESSION_FORMAT, SESSION_VERSION, read_session_file  # noqa: F401
 
 
@@ -60,6 +61,7 @@ class Session:
         self.models: dict[str, ModelEntry] = {}
         self.current: Optional[str] = None
         self.selection = Selection(0)
+        self.anchors = Anchors()  # the anchor items of a relative-representation comparison
         self.view: dict = {"color_by": "label", "method": "pca"}
         self.metadata_source: Optional[dict] = None  # {"path", "id_column"} of an attached table
         self._pending: set = set()  # (model id, method) of maps being computed
@@ -81,6 +83,7 @@ class Session:
             m.layout_info.clear()
             m.diagnostics = None
         self.selection.reset(len(dataset))
+        self.anchors.clear()
         self.dataset_changed.emit(dataset)
         if dataset.kind == "vector" and "precomputed" not in self.models:
             self.add_model(None, name="precomputed")
