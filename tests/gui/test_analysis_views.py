@@ -73,6 +73,7 @@ def test_truncation_tab_plots_the_rankme_of_the_first_m_dimensions(pca_window, t
         np.testing.assert_allclose(plotted, [_rankme64(M[:, :m]) for m in dims], rtol=1e-4)
         acc = view.curves[(name, "knn_accuracy")].getData()[1]
         assert np.all((acc >= 0) & (acc <= 100)) and len(acc) == len(dims)
+        assert view.curves[(name, "linear_probe_accuracy")].opts["pen"].style() == QtCore.Qt.PenStyle.DashLine
     assert view.table.rowCount() == 4 + 3
     # the tab shows the models by name in the legend and the x axis in dimensions
     assert "first m dimensions" in view.plots["rankme"].getAxis("bottom").labelText
@@ -164,7 +165,8 @@ def test_anchors_are_stratified_starred_on_every_map_and_compared(pca_window, tm
     # the table: linear CKA of the two models' cosine similarities to the anchors
     row = view.result["pairs"][0]
     assert row["linear_cka"] == pytest.approx(_linear_cka64(_cos_sims64(Z, a), _cos_sims64(B, a)), rel=1e-4)
-    assert view.table.rowCount() == 1 and view.table.item(0, 0).text() == "precomputed vs B"
+    assert view.table.columnCount() == 2 and view.table.horizontalHeaderItem(1).text() == "precomputed\nvs\nB"
+    assert view.table.item(0, 1).text() == f"{row['linear_cka']:.3f}"
     # a Compare tab opened afterwards stars the anchors on its maps too
     cmp_view = w.compare_models(["precomputed", "B"])
     QtWidgets.QApplication.processEvents()
@@ -205,3 +207,83 @@ def test_closing_an_analysis_tab_cancels_its_job(pca_window, tmp_path):
     assert w.wait_until_idle(120)
     assert handle.state == "cancelled"
     assert not (w.message.isVisible() and w.message.level == "error"), w.message.text()
+
+
+# ------------------------------------------------------------------------------ layer sweep
+def _layer_outputs64(ds, checkpoint, layers):
+    """Each layer's output for every item, by a forward hook on a freshly built network (the
+    sidecar's architecture and preprocessing), spatially averaged: written here, not the app's."""
+    import json
+    from pathlib import Path
+
+    import torch
+
+    from explorer.encoders.archs import ARCHITECTURES
+
+    side = json.loads(Path(str(checkpoint) + ".json").read_text())
+    net = ARCHITECTURES.get(side["arch"]).func(**side.get("arch_kwargs", {}))
+    net.load_state_dict(torch.load(checkpoint, weights_only=True))
+    net.eval()
+    pre = side.get("preprocess") or {}
+    mean = torch.tensor(pre.get("mean", (0.5, 0.5, 0.5))).view(1, -1, 1, 1)
+    std = torch.tensor(pre.get("std", (0.5, 0.5, 0.5))).view(1, -1, 1, 1)
+    got = {name: [] for name in layers}
+    hooks = [net.get_submodule(name).register_forward_hook(
+        lambda _m, _i, out, name=name: got[name].append(out.mean(dim=(2, 3)) if out.ndim == 4 else out))
+        for name in layers]
+    with torch.no_grad():
+        for s in range(0, len(ds), 256):
+            idx = range(s, min(s + 256, len(ds)))
+            x = torch.from_numpy(ds.images(idx, int(pre.get("size", 32)))).float().div(255).permute(0, 3, 1, 2)
+            net((x - mean) / std)
+    for h in hooks:
+        h.remove()
+    return {name: torch.cat(v).double().numpy() for name, v in got.items()}
+
+
+def _dims99_64(Z) -> int:
+    U = np.asarray(Z, np.float64)
+    U = U / np.linalg.norm(U, axis=1, keepdims=True)
+    w = np.sort(np.linalg.eigvalsh(np.cov(U, rowvar=False)))[::-1]
+    return int(np.searchsorted(np.cumsum(w) / w.sum(), 0.99 - 1e-12) + 1)
+
+
+def test_layer_sweep_tab_plots_each_layers_rankme_and_opens_its_map(pca_window):
+    from explorer.gui import analysis_actions as analysis
+    from explorer.resources import sample_data_dir
+
+    healthy = sample_data_dir() / "checkpoints" / "healthy.pt"
+    if not healthy.exists():
+        pytest.skip("sample checkpoints not generated")
+    w = pca_window
+    w.open_dataset(str(sample_data_dir() / "digits"))
+    assert w.wait_until_idle(120)
+    w.open_encoder(str(healthy))
+    assert w.wait_until_idle(300)
+    mid = w.session.current
+    layers = ["features.block2", "embed", "projector.2"]
+    view = analysis.open_layer_sweep(w, mid, layers)
+    assert w.wait_until_idle(600)
+    assert view.result is not None, view.status.text()
+    ref = _layer_outputs64(w.session.dataset, healthy, layers)
+    x, rankme = view.curves["rankme"].getData()
+    np.testing.assert_array_equal(x, [0, 1, 2])
+    np.testing.assert_allclose(rankme, [_rankme64(ref[n]) for n in layers], rtol=1e-3)
+    np.testing.assert_array_equal(view.curves["dims_99"].getData()[1], [_dims99_64(ref[n]) for n in layers])
+    # the layer names on the axis, the projector shaded from its first layer on
+    ticks = view.plots["accuracy"].getAxis("bottom")._tickLevels[0]
+    assert [t.strip() for _x, t in ticks] == ["block2", "embed", "projector.2"]
+    assert view.regions and tuple(view.regions[0].getRegion()) == (1.5, 2.5)
+    # clicking the first layer opens a model for it; its vectors are that layer's, its map shows
+    view.open_layer(0)
+    assert w.wait_until_idle(300)
+    new = w.session.model()
+    assert new.id != mid and new.encoder.layer == "features.block2"
+    np.testing.assert_allclose(new.vectors, ref["features.block2"], rtol=1e-3, atol=1e-4)
+    assert w.center_tabs.currentIndex() == 0 and w.mapview.n == len(w.session.dataset)
+    # the model's own layer is the model itself, and a layer already opened is not opened twice
+    n_models = len(w.session.models)
+    view.open_layer(1)
+    assert w.session.current == mid
+    view.open_layer(0)
+    assert w.session.current == new.id and len(w.session.models) == n_models

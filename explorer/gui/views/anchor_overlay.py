@@ -20,7 +20,7 @@ from PySide6 import QtCore
 
 from explorer.gui.subscriptions import Subscriptions
 
-STAR_BRUSH = "#ffd400"
+STAR_BRUSH = (255, 212, 0, 220)  # gold, a little transparent
 STAR_PEN = "#202020"
 
 
@@ -29,8 +29,8 @@ class AnchorOverlay(QtCore.QObject):
         super().__init__(mapview)
         self.map = mapview
         self.anchors = anchors
-        self.item = pg.ScatterPlotItem(symbol="star", size=16, pen=pg.mkPen(STAR_PEN, width=1),
-                                       brush=pg.mkBrush(STAR_BRUSH))
+        self.item = pg.ScatterPlotItem(symbol="star", size=13, pen=pg.mkPen(STAR_PEN, width=1),
+                                       brush=pg.mkBrush(*STAR_BRUSH))
         self.item.setZValue(8)  # over the points; the focus (10) and neighbour rings (9) stay on top
         self.item.hide()
         mapview.plot.addItem(self.item)

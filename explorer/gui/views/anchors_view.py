@@ -72,10 +72,14 @@ class AnchorsView(JobView):
 
     def set_result(self, res: dict) -> None:
         self.result = res
-        headers = ["pair"] + [t for _, t in TABLE_KEYS]
-        rows = [[f"{r['a']} vs {r['b']}"] + [fmt(r.get(k)) for k, _ in TABLE_KEYS] for r in res["pairs"]]
+        # one row per measure, one column per pair: narrow enough for a small window
+        headers = ["on the anchors"] + [f"{r['a']}\nvs\n{r['b']}" for r in res["pairs"]]
+        rows = [[title] + [fmt(r.get(k)) for r in res["pairs"]] for k, title in TABLE_KEYS]
         fill_table(self.table, headers, rows)
-        self.table.setMaximumHeight(self.table.verticalHeader().length() + self.table.horizontalHeader().height() + 24)
+        hh = self.table.horizontalHeader()
+        for c in range(1, len(headers)):  # the pairs share the width; the measures' names fit
+            hh.setSectionResizeMode(c, QtWidgets.QHeaderView.ResizeMode.Stretch)
+        self.table.setFixedHeight(self.table.verticalHeader().length() + hh.sizeHint().height() + 6)
         self.result_ready.emit(res)
 
     def release(self) -> None:

@@ -16,15 +16,15 @@ from __future__ import annotations
 from typing import Optional
 
 import numpy as np
-from PySide6 import QtCore, QtWidgets
+from PySide6 import QtCore, QtGui, QtWidgets
 
 from explorer.gui.views.analysis_plots import JobView, fill_table, plain_table
 from explorer.jobs import Progress
 
-PAIRS = (("old-vs-old", "old → old", "the old model against its own gallery (today)"),
-         ("new-vs-new", "new → new", "the new model after re-embedding the gallery"),
-         ("new-vs-old", "new → old", "new queries against the old gallery (no re-indexing)"),
-         ("old-vs-new", "old → new", "old queries against a new gallery"))
+PAIRS = (("old-vs-old", "old → old", "the old model on its own gallery (today)"),
+         ("new-vs-new", "new → new", "the new model, gallery re-embedded"),
+         ("new-vs-old", "new → old", "new queries, old gallery: no re-indexing"),
+         ("old-vs-new", "old → new", "old queries, new gallery"))
 
 
 def compatibility_job(Z_old, Z_new, labels, query_fraction: float = 0.2, seed: int = 0):
@@ -62,18 +62,20 @@ class CompatibilityView(JobView):
         self.title = QtWidgets.QLabel("")
         self.title.setWordWrap(True)
         lay.addWidget(self.title)
-        bar = QtWidgets.QHBoxLayout()
+        bar = QtWidgets.QGridLayout()
         self.old_combo, self.new_combo = QtWidgets.QComboBox(), QtWidgets.QComboBox()
         self.old_combo.setToolTip("The model the gallery was embedded with")
         self.new_combo.setToolTip("The new checkpoint whose queries search that gallery")
-        for text, combo in (("Old model (gallery)", self.old_combo), ("New model (queries)", self.new_combo)):
-            bar.addWidget(QtWidgets.QLabel(text))
-            combo.setSizeAdjustPolicy(QtWidgets.QComboBox.SizeAdjustPolicy.AdjustToContents)
-            bar.addWidget(combo)
+        for row, (text, combo) in enumerate((("Old model (its gallery):", self.old_combo),
+                                             ("New model (its queries):", self.new_combo))):
+            bar.addWidget(QtWidgets.QLabel(text), row, 0)
+            combo.setSizeAdjustPolicy(QtWidgets.QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            combo.setMinimumContentsLength(16)
+            bar.addWidget(combo, row, 1)
         self.run_button = QtWidgets.QPushButton("Compute")
         self.run_button.clicked.connect(lambda: self.compute(self.old_combo.currentText(), self.new_combo.currentText()))
-        bar.addWidget(self.run_button)
-        bar.addStretch(1)
+        bar.addWidget(self.run_button, 1, 2)
+        bar.setColumnStretch(3, 1)
         lay.addLayout(bar)
         lay.addWidget(self.status)
         self.table = plain_table()
@@ -121,9 +123,12 @@ class CompatibilityView(JobView):
         for key, label, tip in PAIRS:
             q, g = key.split("-vs-")
             acc = res["pairs"][key]
-            rows.append([f"{label}   ({names[q]} queries, {names[g]} gallery)", f"{acc['top1']:.1%}", f"{acc['top5']:.1%}"])
-            tips.append([tip] * 3)
-        fill_table(self.table, ["queries → gallery", "top-1", "top-5"], rows, tips)
+            rows.append([label, tip, f"{acc['top1']:.1%}", f"{acc['top5']:.1%}"])
+            tips.append([f"{names[q]} queries against the gallery embedded by {names[g]}"] * 4)
+        fill_table(self.table, ["queries → gallery", "", "top-1", "top-5"], rows, tips)
+        for r in range(len(rows)):
+            self.table.item(r, 1).setTextAlignment(QtCore.Qt.AlignmentFlag.AlignLeft | QtCore.Qt.AlignmentFlag.AlignVCenter)
+            self.table.item(r, 1).setForeground(QtGui.QColor("#555555"))
         self.table.setMaximumHeight(self.table.verticalHeader().length() + self.table.horizontalHeader().height() + 6)
         ok = res["compatible"]
         self.verdict.setText(verdict(res, old, new))
@@ -136,5 +141,5 @@ class CompatibilityView(JobView):
         out = {}
         for r, (key, _l, _t) in enumerate(PAIRS):
             if r < self.table.rowCount():
-                out[key] = tuple(float(self.table.item(r, c).text().rstrip("%")) / 100 for c in (1, 2))
+                out[key] = tuple(float(self.table.item(r, c).text().rstrip("%")) / 100 for c in (2, 3))
         return out

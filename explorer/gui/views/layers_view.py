@@ -25,6 +25,7 @@ from explorer.gui.views.analysis_plots import COLOURS, JobView, fill_table, fmt,
 
 PROJECTOR_BRUSH = (221, 132, 82, 38)
 MAX_TICKS = 12  # layer names shown on the axis before every k-th is skipped
+MIN_HEIGHT = 330  # plots + table: below this the tab scrolls
 PLOTS = (  # (title, [(key, label, colour, symbol, scale)])
     ("rank", [("rankme", "RankMe", COLOURS[0], "o", 1.0), ("dims_99", "dims for 99% of variance", COLOURS[1], "s", 1.0)]),
     ("sigreg", [("sigreg", "SIGReg (lower: closer to Gaussian)", COLOURS[4], "t", 1.0)]),
@@ -68,14 +69,19 @@ class LayersView(JobView):
         split = QtWidgets.QSplitter(QtCore.Qt.Orientation.Vertical)
         self.graphics = pg.GraphicsLayoutWidget()
         self.graphics.setBackground("w")
-        self.graphics.setMinimumHeight(360)
+        self.graphics.setMinimumHeight(260)
         split.addWidget(self.graphics)
         self.table = plain_table()
         self.table.setToolTip("Double-click a layer to open its map")
         self.table.cellDoubleClicked.connect(self._row_activated)
+        self.table.setMinimumHeight(60)
         split.addWidget(self.table)
-        split.setStretchFactor(0, 3)
+        split.setStretchFactor(0, 4)
         split.setStretchFactor(1, 1)
+        split.setSizes([440, 90])
+        # no height of its own in the tab's scroll area: it takes what is left, down to its minimum
+        split.setSizePolicy(QtWidgets.QSizePolicy.Policy.Preferred, QtWidgets.QSizePolicy.Policy.Ignored)
+        split.setMinimumHeight(MIN_HEIGHT)
         lay.addWidget(split, 1)
         hint = QtWidgets.QLabel("Click a point (or double-click a row) to open that layer's map. "
                                 "Shaded: the projector / head.")
@@ -101,7 +107,8 @@ class LayersView(JobView):
         rows = res["layers"]
         names = [r["layer"] for r in rows]
         x = np.arange(len(rows), dtype=np.float64)
-        ticks = list(zip(x.tolist(), short_names(names)))
+        # every other name one line lower, so neighbouring names never overlap
+        ticks = [(float(i), ("\n" if i % 2 else "") + name) for i, name in enumerate(short_names(names))]
         stride = max(1, math.ceil(len(ticks) / MAX_TICKS))
         start = res.get("projector_starts")
         self.graphics.clear()
@@ -126,7 +133,7 @@ class LayersView(JobView):
                 line = pg.InfiniteLine(pos=start - 0.5, angle=90, movable=False,
                                        pen=pg.mkPen("#c26a2e", width=1.5, style=QtCore.Qt.PenStyle.DashLine))
                 if row == 0:
-                    pg.InfLineLabel(line, text="projector / head →", position=0.92, anchors=[(0, 0.5), (0, 0.5)],
+                    pg.InfLineLabel(line, text="projector / head →", position=0.08, anchors=[(0, 0.5), (0, 0.5)],
                                     color="#a0521e")
                 p.addItem(line, ignoreBounds=True)
                 self.regions.append(region)
@@ -140,7 +147,7 @@ class LayersView(JobView):
                 p.setXLink(first)
             self.plots[pname] = p
         if shown:
-            self.plots[shown[-1][0]].setLabel("bottom", "layer (model order)")
+            self.plots[shown[-1][0]].getAxis("bottom").setHeight(44)  # two rows of names
         self._fill_table(rows, start)
         self.result_ready.emit(res)
 

@@ -19,10 +19,14 @@ from PySide6 import QtCore, QtWidgets
 from explorer.gui.views.analysis_plots import COLOURS, JobView, fill_table, fmt, plain_table, styled_plot
 from explorer.jobs import Progress
 
-METRICS = (("rankme", "RankMe of the first m dimensions", 1.0),
-           ("knn_accuracy", "k-NN accuracy % (first m dimensions)", 100.0),
-           ("linear_probe_accuracy", "linear-probe accuracy % (first m dimensions)", 100.0))
+PLOTS = (  # (plot key, title, [(metric key, line style)], scale)
+    ("rankme", "RankMe of the first m dimensions", [("rankme", QtCore.Qt.PenStyle.SolidLine)], 1.0),
+    ("accuracy", "accuracy %: — k-NN, - - - linear probe",
+     [("knn_accuracy", QtCore.Qt.PenStyle.SolidLine), ("linear_probe_accuracy", QtCore.Qt.PenStyle.DashLine)], 100.0),
+)
 SYMBOLS = ("o", "s", "t", "d", "star", "p", "h", "+")
+MIN_HEIGHT = 280  # plots + table: below this the tab scrolls
+SYMBOL_CHAR = {"o": "●", "s": "■", "t": "▼", "d": "◆", "star": "★", "p": "⬟", "h": "⬢", "+": "+"}
 
 
 def truncation_job(models: dict, labels=None, seed: int = 0, device=None):
@@ -60,15 +64,23 @@ class TruncationView(JobView):
         self.title.setWordWrap(True)
         lay.addWidget(self.title)
         lay.addWidget(self.status)
+        self.legend = QtWidgets.QLabel("")  # the models' colours, above the plots (never over the data)
+        self.legend.setWordWrap(True)
+        lay.addWidget(self.legend)
         split = QtWidgets.QSplitter(QtCore.Qt.Orientation.Vertical)
         self.graphics = pg.GraphicsLayoutWidget()
         self.graphics.setBackground("w")
-        self.graphics.setMinimumHeight(300)
+        self.graphics.setMinimumHeight(200)
         split.addWidget(self.graphics)
         self.table = plain_table()
+        self.table.setMinimumHeight(60)
         split.addWidget(self.table)
-        split.setStretchFactor(0, 3)
+        split.setStretchFactor(0, 4)
         split.setStretchFactor(1, 1)
+        split.setSizes([400, 90])
+        # no height of its own in the tab's scroll area: it takes what is left, down to its minimum
+        split.setSizePolicy(QtWidgets.QSizePolicy.Policy.Preferred, QtWidgets.QSizePolicy.Policy.Ignored)
+        split.setMinimumHeight(MIN_HEIGHT)
         lay.addWidget(split, 1)
         note = QtWidgets.QLabel("A model trained for truncation (Matryoshka) keeps its accuracy at small m; "
                                 "an ordinary one needs all of its dimensions.")
@@ -88,30 +100,31 @@ class TruncationView(JobView):
         self.result = res
         self.graphics.clear()
         self.curves, self.plots = {}, {}
-        shown = [(k, t, s) for k, t, s in METRICS if any(r[k] is not None for rows in res.values() for r in rows)]
+        shown = [(pk, t, series, scale) for pk, t, series, scale in PLOTS
+                 if any(r[k] is not None for k, _st in series for rows in res.values() for r in rows)]
         dims = sorted({r["dims"] for rows in res.values() for r in rows})
         ticks = [(float(np.log2(m)), str(m)) for m in dims]
+        self.legend.setText("   ".join(
+            f"<span style='color:{COLOURS[i % len(COLOURS)]}'>{SYMBOL_CHAR[SYMBOLS[i % len(SYMBOLS)]]} {name}</span>"
+            for i, name in enumerate(res)))
         first = None
-        for col, (key, title, scale) in enumerate(shown):
+        for col, (pkey, title, series, scale) in enumerate(shown):
             p = styled_plot(self.graphics, 0, col, title)
-            if col == 0:
-                legend = p.addLegend(offset=(-8, -8), labelTextColor="#303030", brush=pg.mkBrush(255, 255, 255, 220))
-                legend.setParentItem(p.vb)
-                legend.anchor((1, 1), (1, 1), offset=(-6, -6))
-            for i, (name, rows) in enumerate(res.items()):
-                x = np.log2([r["dims"] for r in rows])
-                y = np.asarray([np.nan if r[key] is None else r[key] * scale for r in rows])
-                c = COLOURS[i % len(COLOURS)]
-                self.curves[(name, key)] = p.plot(x, y, pen=pg.mkPen(c, width=2), symbol=SYMBOLS[i % len(SYMBOLS)],
-                                                  symbolSize=9, symbolBrush=c, symbolPen=pg.mkPen("w"),
-                                                  name=name if col == 0 else None)
+            for key, style in series:
+                for i, (name, rows) in enumerate(res.items()):
+                    x = np.log2([r["dims"] for r in rows])
+                    y = np.asarray([np.nan if r[key] is None else r[key] * scale for r in rows])
+                    c = COLOURS[i % len(COLOURS)]
+                    self.curves[(name, key)] = p.plot(x, y, pen=pg.mkPen(c, width=2, style=style),
+                                                      symbol=SYMBOLS[i % len(SYMBOLS)], symbolSize=8, symbolBrush=c,
+                                                      symbolPen=pg.mkPen("w"), name=f"{name}: {key}")
             p.getAxis("bottom").setTicks([ticks, []])
             p.setLabel("bottom", "first m dimensions")
             if first is None:
                 first = p
             else:
                 p.setXLink(first)
-            self.plots[key] = p
+            self.plots[pkey] = p
         headers = ["model", "m", "RankMe", "k-NN acc.", "probe acc."]
         cells = [[name, str(r["dims"]), fmt(r["rankme"], "{:.1f}"), fmt(r["knn_accuracy"], "{:.1%}"),
                   fmt(r["linear_probe_accuracy"], "{:.1%}")] for name, rows in res.items() for r in rows]
