@@ -86,6 +86,19 @@ def layer_sweep_dialog(w) -> None:
         w.show_error("Choose at least one layer to sweep.")
 
 
+def _private_copy(encoder, limit_bytes: int = 2 << 30):
+    """The encoder with its own copy of the module (up to ``limit_bytes`` of weights): the
+    sweep's forward hooks then never see, nor stop, a forward pass another job runs on the
+    shared module at the same time (embedding the model while the sweep runs)."""
+    import dataclasses
+
+    module = encoder.module
+    size = sum(p.numel() * p.element_size() for p in module.parameters()) if hasattr(module, "parameters") else 0
+    if size > limit_bytes:
+        return copy.copy(encoder)
+    return dataclasses.replace(encoder, module=copy.deepcopy(module))
+
+
 def open_layer_sweep(w, model_id: Optional[str] = None, layers: Optional[Sequence[str]] = None):
     """Sweep ``layers`` (default: the model's blocks) of ``model_id``'s encoder in a new tab."""
     from explorer.app.pipeline import can_embed
@@ -102,7 +115,7 @@ def open_layer_sweep(w, model_id: Optional[str] = None, layers: Optional[Sequenc
         w.show_error(f"Cannot sweep the layers: {why}.")
         return None
     layers = list(layers) if layers else default_layers(m.encoder.module)
-    enc = copy.copy(m.encoder)
+    enc = _private_copy(m.encoder)
     view = LayersView(w.runner)
     view.layer_clicked.connect(lambda layer, mid=m.id: w.guarded(lambda: open_layer_map(w, mid, layer)))
     w.add_tab(view, f"Layers: {m.id}")

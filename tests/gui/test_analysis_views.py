@@ -287,3 +287,25 @@ def test_layer_sweep_tab_plots_each_layers_rankme_and_opens_its_map(pca_window):
     assert w.session.current == mid
     view.open_layer(0)
     assert w.session.current == new.id and len(w.session.models) == n_models
+
+
+# ------------------------------------------------------------------------------ the menu
+def test_the_analyse_menu_says_what_is_missing_instead_of_failing(pca_window, tmp_path):
+    w = pca_window
+    menu = next(m for m in w.menuBar().findChildren(QtWidgets.QMenu) if m.title() == "&Analyse")
+    actions = [a for a in menu.actions() if not a.isSeparator()]
+    assert [a.text() for a in actions] == ["&Layer sweep…", "&Truncation curve…", "&Compatibility of two models…",
+                                           "Compare with &anchors…"]
+    expected = ["Open a dataset and an encoder first", "Embed the dataset first",
+                "Compatibility needs two embedded models", "Comparing on anchors needs at least two embedded models"]
+    for a, start in zip(actions, expected):
+        w.message.show_message("", "", "info")
+        a.trigger()
+        assert w.message.level == "error" and w.message.text().startswith(start), w.message.text()
+    assert w.center_tabs.count() == 1  # no tab opened
+    # a labelled dataset with unlabelled items only: compatibility says labels are needed
+    rng = np.random.default_rng(6)
+    Z = rng.normal(size=(50, 4)).astype(np.float32)
+    _open_vectors(w, tmp_path, Z, -np.ones(50, int), {"B": Z[:, ::-1].copy()})
+    actions[2].trigger()
+    assert w.message.level == "error" and "needs labels with at least two classes" in w.message.text()

@@ -126,6 +126,9 @@ class CompatibilityView(JobView):
             rows.append([label, tip, f"{acc['top1']:.1%}", f"{acc['top5']:.1%}"])
             tips.append([f"{names[q]} queries against the gallery embedded by {names[g]}"] * 4)
         fill_table(self.table, ["queries → gallery", "", "top-1", "top-5"], rows, tips)
+        hh = self.table.horizontalHeader()
+        hh.setStretchLastSection(False)
+        hh.setSectionResizeMode(1, QtWidgets.QHeaderView.ResizeMode.Stretch)
         for r in range(len(rows)):
             self.table.item(r, 1).setTextAlignment(QtCore.Qt.AlignmentFlag.AlignLeft | QtCore.Qt.AlignmentFlag.AlignVCenter)
             self.table.item(r, 1).setForeground(QtGui.QColor("#555555"))
