@@ -69,6 +69,7 @@ class LayersView(JobView):
         split = QtWidgets.QSplitter(QtCore.Qt.Orientation.Vertical)
         self.graphics = pg.GraphicsLayoutWidget()
         self.graphics.setBackground("w")
+        self.graphics.ci.layout.setContentsMargins(4, 0, 4, 2)
         self.graphics.setMinimumHeight(260)
         split.addWidget(self.graphics)
         self.table = plain_table()

@@ -70,6 +70,7 @@ class TruncationView(JobView):
         split = QtWidgets.QSplitter(QtCore.Qt.Orientation.Vertical)
         self.graphics = pg.GraphicsLayoutWidget()
         self.graphics.setBackground("w")
+        self.graphics.ci.layout.setContentsMargins(4, 0, 4, 2)
         self.graphics.setMinimumHeight(200)
         split.addWidget(self.graphics)
         self.table = plain_table()
