@@ -27,6 +27,7 @@ from explorer.app.selection import Selection
 from explorer.app.bookmarks import Bookmarks
 from explorer.app.tags import Tags
 
+from explorer.app.anchors import Anchors
 from explorer.app.session_file import SESSION_FORMAT, SESSION_VERSION, read_session_file  # noqa: F401
 
 
@@ -64,6 +65,7 @@ class Session:
         self.selection = Selection(0)
         self.tags = Tags(0)  # the user's tags of the dataset's items (a "tags" column)
         self.bookmarks = Bookmarks()  # saved views
+        self.anchors = Anchors()  # the anchor items of a relative-representation comparison
         self.view: dict = {"color_by": "label", "method": "pca"}
         self.metadata_source: Optional[dict] = None  # {"path", "id_column"} of an attached table
         self._pending: set = set()  # (model id, method) of maps being computed
@@ -86,6 +88,7 @@ class Session:
             m.diagnostics = None
         self.selection.reset(len(dataset))
         self.tags.reset(len(dataset))
+        self.anchors.clear()
         self.dataset_changed.emit(dataset)
         if dataset.kind == "vector" and "precomputed" not in self.models:
             self.add_model(None, name="precomputed")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from explorer.gui import analysis_actions as analysis
 from explorer.gui.settings import icon
 
 SEPARATOR = None
@@ -51,6 +52,16 @@ MENUS = {
          "Embed every checkpoint of a training run on a probe set: metric curves and aligned maps", None, False),
         ("&Fine-tune…", "finetune_dialog", "Ctrl+F",
          "Linear probe or fine-tune the current encoder, live, then compare before/after", "finetune", True),
+    ],
+    "&Analyse": [  # explorer/gui/analysis_actions.py
+        ("&Layer sweep…", lambda w: analysis.layer_sweep_dialog(w), None,
+         "Metrics of every layer of the current encoder against depth; click a layer to open its map", None, False),
+        ("&Truncation curve…", lambda w: analysis.truncation_dialog(w), None,
+         "RankMe, k-NN and probe accuracy of the first m dimensions (Matryoshka)", None, False),
+        ("&Compatibility of two models…", lambda w: analysis.compatibility_dialog(w), None,
+         "New queries against the old model's gallery: can a new checkpoint replace an old one without re-indexing?", None, False),
+        ("Compare with &anchors…", lambda w: analysis.anchors_dialog(w), None,
+         "Relative representations: models of any width compared through the same anchor items", None, False),
     ],
     "&View": [
         ("&Reset view", lambda w: w.mapview.reset_view(), "R", "Show all points", "reset_view", True),

@@ -352,7 +352,7 @@ class MapView(QtWidgets.QWidget):
 
     point_clicked = QtCore.Signal(int)
     hovered = QtCore.Signal(int)
-    layout_changed = QtCore.Signal()  # after set_layout (overlays follow the points)
+    layout_changed = QtCore.Signal()  # the drawn positions moved (overlays follow: map_overlays.py, anchor_overlay.py)
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
@@ -585,6 +585,12 @@ class MapView(QtWidgets.QWidget):
         self._xy = np.ascontiguousarray(xy, dtype=np.float32)
         self._index = pr.PointIndex(self._xy[:, 0], self._xy[:, 1])
         self._rebuild_cidx()
+        self.layout_changed.emit()
+
+    @property
+    def xy(self) -> Optional[np.ndarray]:
+        """(N, 2) float32 drawn positions (a 3-D map's rotated projection); None before a layout."""
+        return self._xy
 
     # ------------------------------------------------------------------ colour
     def set_uniform(self, color: Optional[str] = None) -> None:
