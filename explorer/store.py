@@ -177,12 +177,17 @@ class ArraySource:
         order = np.argsort(rows, kind="stable")
         srt = rows[order]
         breaks = np.flatnonzero(np.diff(srt) > 1) + 1
+        runs = np.split(srt, breaks)
         pos = 0
-        for run in np.split(srt, breaks):
-            block = self.read(int(run[0]), int(run[-1]) + 1)
+        for run, block in zip(runs, self._read_runs([(int(r[0]), int(r[-1]) + 1) for r in runs])):
             out[order[pos:pos + len(run)]] = block[run - run[0]]
             pos += len(run)
         return out
+
+    def _read_runs(self, spans: list):
+        """Rows ``a:b`` for each ``(a, b)`` of ``spans``, in order (an iterator)."""
+        for a, b in spans:
+            yield self.read(a, b)
 
     def __getitem__(self, item):
         if isinstance(item, tuple):
@@ -227,11 +232,21 @@ class LazyArray(ArraySource):
         if stop <= start:
             return out
         with self.workspace._lock, self.workspace._open() as f:
-            ds = f[self.group][self.key][self.name]
-            step = max(1, WRITE_BLOCK_BYTES // max(1, int(np.prod(self.shape[1:], dtype=np.int64)) * ds.dtype.itemsize))
-            for a in range(start, stop, step):
-                out[a - start:min(stop, a + step) - start] = ds[a:min(stop, a + step)]
+            self._fill(f[self.group][self.key][self.name], out, start, stop)
         return out
+
+    def _fill(self, ds, out: np.ndarray, start: int, stop: int) -> None:
+        step = max(1, WRITE_BLOCK_BYTES // max(1, int(np.prod(self.shape[1:], dtype=np.int64)) * ds.dtype.itemsize))
+        for a in range(start, stop, step):
+            out[a - start:min(stop, a + step) - start] = ds[a:min(stop, a + step)]
+
+    def _read_runs(self, spans: list):
+        with self.workspace._lock, self.workspace._open() as f:  # one open for every run
+            ds = f[self.group][self.key][self.name]
+            for a, b in spans:
+                out = np.empty((b - a,) + self.shape[1:], dtype=self.dtype)
+                self._fill(ds, out, a, b)
+                yield out
 
 
 # ---------------------------------------------------------------------------------------------
