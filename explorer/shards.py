@@ -225,7 +225,9 @@ def embed_block(dataset, encoder, params, plan: ShardPlan, folder: Path, b: int)
         # no readable item in this block: a shard with no rows (the merge decides)
         from explorer.embed import EmbedResult
 
-        res = EmbedResult(np.zeros((0, 0), np.float32), [(str(i), "could not be read") for i in range(a, e)],
+        ids = dataset.ids
+        res = EmbedResult(np.zeros((0, 0), np.float32),
+                          [(str(ids[i]) if ids is not None else str(i), "could not be read") for i in range(a, e)],
                           "none", 0.0, plan.batch_size, plan.precision,
                           np.arange(e - a, dtype=np.int64), [], np.zeros(0, np.int64))
     tmp = path.with_name(f".{path.stem}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")

@@ -275,3 +275,21 @@ def test_torchrun_launcher_outside_torchrun_is_one_line(digits, tmp_path, capsys
                "--launcher", "torchrun", "--quiet"])
     err = capsys.readouterr().err
     assert rc == 2 and "runs under torchrun" in err and len(err.strip().splitlines()) == 1
+
+
+def test_shards_leave_unreadable_items_out_as_one_process_does(digits, tmp_path, capsys):
+    data = tmp_path / "digits"
+    shutil.copytree(digits, data)
+    (data / "3" / "garbage.png").write_bytes(b"not a png at all")
+    cut = sorted((data / "7").iterdir())[0]
+    cut.write_bytes(cut.read_bytes()[:40])  # truncated
+    base = ["embed", "--data", str(data), "--encoder", str(CKPT), "--batch-size", str(BATCH), "--workers", "0",
+            "--quiet", "--json"]
+    assert main(base + ["--workspace", str(tmp_path / "one.h5")]) == 0
+    assert main(base + ["--workspace", str(tmp_path / "sharded.h5"), "--shard-rows", "8"]) == 0
+    capsys.readouterr()
+    ref, got = _read_record(tmp_path / "one.h5"), _read_record(tmp_path / "sharded.h5")
+    assert ref[2]["n_skipped"] == 2 and len(ref[1]["vectors"]) == 79  # 81 files, 2 unreadable
+    _same_record(got, ref)
+    assert np.array_equal(got[1]["rows"], ref[1]["rows"]) and np.array_equal(got[1]["skipped"], ref[1]["skipped"])
+    assert got[2]["skipped"] == ref[2]["skipped"]
