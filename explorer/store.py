@@ -679,7 +679,9 @@ class Workspace:
         with self._lock:
             mem = self._memory.get(group, {}).get(key)
             if mem is not None:
-                return Record(group, key, {n: a for n, a in mem.arrays.items() if names is None or n in names},
+                up = mem.attrs.get("stored_as") or {}
+                return Record(group, key, {n: (np.asarray(a).astype(np.float32) if n in up else a)
+                                           for n, a in mem.arrays.items() if names is None or n in names},
                               dict(mem.attrs))
             with self._open() as f:
                 g = self._group(f, group)
@@ -706,7 +708,7 @@ class Workspace:
             mem = self._memory.get(group, {}).get(key)
             if mem is not None:
                 a = np.asarray(mem.arrays[name])
-                return _MemoryArray(a)
+                return _MemoryArray(a.astype(np.float32) if name in (mem.attrs.get("stored_as") or {}) else a)
             with self._open() as f:
                 g = self._group(f, group)
                 if g is None or key not in g:
