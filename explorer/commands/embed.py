@@ -65,10 +65,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help="Ray cluster address for --launcher ray: auto, ray://host:port, or local "
                         "(start Ray here; default: auto)")
     c.add_argument("--ray-actors", type=int_range(1, 4096), default=None, metavar="N",
-                   help="Ray embedding actors (default: one per GPU of the cluster, else one per CPU)")
+                   help="Ray embedding actors (1-4096; default: one per GPU of the cluster, else one per CPU)")
     c.add_argument("--shard-rows", type=int_range(1, 1 << 30), default=None, metavar="R",
-                   help="rows per shard file, rounded up to whole batches (default: about 256 shards); "
-                        "with --launcher local it makes the run resumable")
+                   help="rows per shard file, rounded up to whole batches (1-1073741824; default: about "
+                        "256 shards); with --launcher local it makes the run resumable")
     c.add_argument("--store-dtype", choices=("float32", "float16"), default="float32",
                    help="dtype of the stored vectors (float16 halves the file; flagged in the record)")
     c.add_argument("--keep-shards", action="store_true", help="keep the shard files after the merge")
