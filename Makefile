@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q "$(TORCH_SPEC)"
-	$(BIN)/python -m pip install -q -e ".[dev,ann]"
+	$(BIN)/python -m pip install -q -e ".[dev,ann,cluster]"
 	touch $(STAMP)
 
 install: $(STAMP)

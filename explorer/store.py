@@ -75,6 +75,7 @@ import numpy as np
 from explorer.core.errors import InputError, WorkspaceError, warn
 
 __all__ = ["Workspace", "Record", "RecordNotFound", "WorkspaceReadOnly", "content_key", "jsonable", "FORMAT",
+           "ArraySource", "LazyArray",
            "FORMAT_VERSION", "atomic_file", "check_output_path", "save_npy", "GROUPS", "EMBEDDINGS", "LAYOUTS",
            "KNN", "DIAGNOSTICS", "COMPARISONS", "TIMELINES", "CLUSTERS", "TAGS"]
 
@@ -144,6 +145,110 @@ def content_key(*parts: Any) -> str:
     text = json.dumps(jsonable(list(parts), strict=True), sort_keys=True, separators=(",", ":"),
                       ensure_ascii=True, allow_nan=True)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+
+
+# ---------------------------------------------------------------------------------------------
+# arrays too big for memory
+# ---------------------------------------------------------------------------------------------
+class ArraySource:
+    """An (N, ...) array read a block of rows at a time: :meth:`read` ``(start, stop)`` gives
+    rows as a numpy array of ``dtype``. :meth:`Workspace.put` streams one into the file (its
+    memory bounded by a write block); slicing reads only the rows asked for; ``np.asarray``
+    reads them all. Subclasses implement :meth:`read` (and may override :meth:`take`)."""
+
+    def __init__(self, shape: tuple, dtype) -> None:
+        self.shape = tuple(int(s) for s in shape)
+        self.dtype = np.dtype(dtype)
+
+    ndim = property(lambda self: len(self.shape))
+    size = property(lambda self: int(np.prod(self.shape, dtype=np.int64)))
+    nbytes = property(lambda self: self.size * self.dtype.itemsize)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def read(self, start: int, stop: int) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def take(self, rows) -> np.ndarray:
+        """Rows at dataset indices ``rows`` (any order), read in increasing order, runs at once."""
+        rows = np.asarray(rows, dtype=np.int64).reshape(-1)
+        out = np.empty((len(rows),) + self.shape[1:], dtype=self.dtype)
+        if not len(rows):
+            return out
+        order = np.argsort(rows, kind="stable")
+        srt = rows[order]
+        breaks = np.flatnonzero(np.diff(srt) > 1) + 1
+        runs = np.split(srt, breaks)
+        pos = 0
+        for run, block in zip(runs, self._read_runs([(int(r[0]), int(r[-1]) + 1) for r in runs])):
+            out[order[pos:pos + len(run)]] = block[run - run[0]]
+            pos += len(run)
+        return out
+
+    def _read_runs(self, spans: list):
+        """Rows ``a:b`` for each ``(a, b)`` of ``spans``, in order (an iterator)."""
+        for a, b in spans:
+            yield self.read(a, b)
+
+    def __getitem__(self, item):
+        if isinstance(item, tuple):
+            first, rest = item[0], item[1:]
+            return self[first][(slice(None),) + rest] if not isinstance(first, (int, np.integer)) else self[first][rest]
+        if isinstance(item, slice):
+            start, stop, step = item.indices(len(self))
+            if step == 1:
+                return self.read(start, max(start, stop))
+            return self.take(np.arange(start, stop, step))
+        if isinstance(item, (int, np.integer)):
+            i = int(item) + (len(self) if int(item) < 0 else 0)
+            if not 0 <= i < len(self):
+                raise IndexError(f"row {item} out of range for {len(self)} rows")
+            return self.read(i, i + 1)[0]
+        idx = np.asarray(item)
+        if idx.dtype == bool:
+            idx = np.flatnonzero(idx)
+        return self.take(np.where(idx < 0, idx + len(self), idx))
+
+    def __array__(self, dtype=None, copy=None):
+        a = self.read(0, len(self))
+        return a if dtype is None else a.astype(dtype, copy=False)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(shape={self.shape}, dtype={self.dtype})"
+
+
+class LazyArray(ArraySource):
+    """An array of a workspace record, read from the file only when rows are asked for (no
+    HDF5 handle is held between reads). Arrays stored as float16 (``stored_as`` in the
+    record's attributes) read back as float32. From :meth:`Workspace.lazy`."""
+
+    def __init__(self, workspace: "Workspace", group: str, key: str, name: str, shape, stored_dtype, dtype) -> None:
+        super().__init__(shape, dtype)
+        self.workspace, self.group, self.key, self.name = workspace, group, key, name
+        self.stored_dtype = np.dtype(stored_dtype)
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        start, stop = max(0, int(start)), min(len(self), int(stop))
+        out = np.empty((max(0, stop - start),) + self.shape[1:], dtype=self.dtype)
+        if stop <= start:
+            return out
+        with self.workspace._lock, self.workspace._open() as f:
+            self._fill(f[self.group][self.key][self.name], out, start, stop)
+        return out
+
+    def _fill(self, ds, out: np.ndarray, start: int, stop: int) -> None:
+        step = max(1, WRITE_BLOCK_BYTES // max(1, int(np.prod(self.shape[1:], dtype=np.int64)) * ds.dtype.itemsize))
+        for a in range(start, stop, step):
+            out[a - start:min(stop, a + step) - start] = ds[a:min(stop, a + step)]
+
+    def _read_runs(self, spans: list):
+        with self.workspace._lock, self.workspace._open() as f:  # one open for every run
+            ds = f[self.group][self.key][self.name]
+            for a, b in spans:
+                out = np.empty((b - a,) + self.shape[1:], dtype=self.dtype)
+                self._fill(ds, out, a, b)
+                yield out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -401,6 +506,8 @@ def _chunks(shape: tuple, itemsize: int) -> Optional[tuple]:
 def _create_array(group, name: str, a: np.ndarray) -> None:
     import h5py
 
+    if isinstance(a, ArraySource) and a.dtype.kind in ("U", "O", "S"):
+        raise ValueError(f"Array {name}: string arrays cannot be streamed.")
     if a.dtype.kind in ("U", "O", "S"):
         data = np.array(["" if s is None else str(s) for s in a.reshape(-1)], dtype=object).reshape(a.shape)
         ds = group.create_dataset(name, shape=a.shape, dtype=h5py.string_dtype("utf-8"),
@@ -425,7 +532,7 @@ def _create_array(group, name: str, a: np.ndarray) -> None:
 
 def _stored_bytes(a: np.ndarray) -> int:
     """About the bytes array ``a`` takes in the file (strings: UTF-8 plus HDF5's heap overhead)."""
-    if a.dtype.kind not in "UOS":
+    if isinstance(a, ArraySource) or a.dtype.kind not in "UOS":
         return int(a.nbytes) + 4096
     if a.dtype.kind in "US":  # UTF-8 takes at most 4 bytes a character: at most the itemsize
         return int(a.size) * (a.dtype.itemsize + 48) + 4096
@@ -574,7 +681,9 @@ class Workspace:
         with self._lock:
             mem = self._memory.get(group, {}).get(key)
             if mem is not None:
-                return Record(group, key, {n: a for n, a in mem.arrays.items() if names is None or n in names},
+                up = mem.attrs.get("stored_as") or {}
+                return Record(group, key, {n: (np.asarray(a).astype(np.float32) if n in up else a)
+                                           for n, a in mem.arrays.items() if names is None or n in names},
                               dict(mem.attrs))
             with self._open() as f:
                 g = self._group(f, group)
@@ -586,7 +695,33 @@ class Workspace:
                 except (OSError, RuntimeError, KeyError, TypeError, ValueError) as exc:
                     raise WorkspaceError(f"{self.name} is damaged: the arrays of the {group} record {key} "
                                          f"cannot be read ({_first_line(exc)}).") from None
-                return Record(group, key, arrays, self._attrs_of(r, group, key))
+                attrs = self._attrs_of(r, group, key)
+                for n in (attrs.get("stored_as") or {}):  # stored as float16 to halve the file
+                    if n in arrays:
+                        arrays[n] = arrays[n].astype(np.float32)
+                return Record(group, key, arrays, attrs)
+
+    def lazy(self, group: str, key: str, name: str) -> "LazyArray":
+        """Array ``name`` of record ``group/key`` without reading it: a :class:`LazyArray`
+        whose rows are read from the file when asked for (float16-stored arrays as float32)."""
+        _check_name("group", group)
+        _check_name("key", key)
+        with self._lock:
+            mem = self._memory.get(group, {}).get(key)
+            if mem is not None:
+                a = np.asarray(mem.arrays[name])
+                return _MemoryArray(a.astype(np.float32) if name in (mem.attrs.get("stored_as") or {}) else a)
+            with self._open() as f:
+                g = self._group(f, group)
+                if g is None or key not in g:
+                    raise RecordNotFound(f"{self.name} has no {group} record {key}.")
+                r = self._record(g, group, key)
+                if name not in r:
+                    raise RecordNotFound(f"The {group} record {key} of {self.name} has no array {name}.")
+                ds = r[name]
+                stored = ds.dtype
+                upcast = name in (self._attrs_of(r, group, key).get("stored_as") or {})
+                return LazyArray(self, group, key, name, ds.shape, stored, np.float32 if upcast else stored)
 
     def list(self, group: str) -> list[tuple[str, dict]]:
         """``(key, attrs)`` of every record in ``group`` in the order they were (last) written;
@@ -622,7 +757,8 @@ class Workspace:
         """Store (or replace) record ``group/key`` atomically. ``attrs`` must be JSON-able."""
         _check_name("group", group)
         _check_name("key", key)
-        arrays = {_check_name("array", n): np.asarray(a) for n, a in (arrays or {}).items()}
+        arrays = {_check_name("array", n): a if isinstance(a, ArraySource) else np.asarray(a)
+                  for n, a in (arrays or {}).items()}
         try:
             attrs_json = json.dumps(jsonable(dict(attrs or {}), strict=True), allow_nan=True)
         except TypeError as exc:
@@ -738,6 +874,17 @@ class Workspace:
             if tmp.exists():
                 _unlink(tmp)
         _fsync_dir(self.path.parent)
+
+
+class _MemoryArray(ArraySource):
+    """A kept-in-memory record's array seen as an :class:`ArraySource`."""
+
+    def __init__(self, a: np.ndarray) -> None:
+        super().__init__(a.shape, a.dtype)
+        self.a = a
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        return self.a[start:stop]
 
 
 def _first_line(exc: BaseException) -> str:

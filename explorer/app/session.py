@@ -146,6 +146,9 @@ class Session:
 
         ds = self._need_dataset()
         m = self.model(model_id)
+        stored = getattr(ds, "stored_embedding", None)
+        if m.encoder is None and stored is not None and stored() is not None:
+            return _stored_embedding_job(*stored())  # a big workspace record: read out of core, no copy
         return embed_cached(self.workspace, ds, m.encoder, params or EmbedParams())
 
     def apply_embedding(self, model_id: str, key: str, vectors: np.ndarray) -> None:
@@ -212,6 +215,7 @@ class Session:
         m = self.model(model_id)
         if m.vectors is None:
             raise InputError(f"{m.id} has no embedding yet; embed the dataset first.")
+        _refuse_out_of_core(m)
         vi = m.indexes.get(metric)
         if vi is None:
             vi = m.indexes[metric] = VectorIndex(m.vectors, metric)
@@ -231,6 +235,7 @@ class Session:
             raise InputError(f"{m.id} has no embedding yet; embed the dataset first.")
         if m.encoder is None:
             raise InputError(f"{m.id} holds precomputed vectors; new inputs need an encoder to be embedded.")
+        _refuse_out_of_core(m)
         q = query_items(items, kind)
         if q.kind != m.encoder.preprocess.kind:
             raise InputError(f"{m.id} embeds {m.encoder.preprocess.kind} inputs, not {q.kind}s.")
@@ -350,6 +355,10 @@ def projection_job(session: Session, model_id: str, method: str, settings: Any):
     if m.emb_key is None:
         raise InputError(f"{model_id} has no embedding yet; embed the dataset first.")
     p = map_params(method, settings)
+    from explorer.scale.out_of_core import is_out_of_core
+
+    if is_out_of_core(m.vectors):
+        return (yield from _out_of_core_projection(m, method, p))
     key, lay = yield from cached_layout(session.workspace, m.emb_key, p)
     info = dict(lay.info)
     info["key"] = key
@@ -381,9 +390,58 @@ def diagnose_job(session: Session, model_id: str, params: Any = None):
     ds = session.dataset
     labels = None if ds is None else ds.labels
     params = params or D.DiagnoseParams()
+    from explorer.scale.out_of_core import is_out_of_core, sample_rows
+
+    if is_out_of_core(m.vectors):  # on a sample read from disk (never stored: it is not all of it)
+        from explorer.core.jobs import Progress
+
+        rows = sample_rows(len(m.vectors), DIAGNOSE_SAMPLE)
+        yield Progress(0, None, f"reading a {len(rows):,}-row sample of {len(m.vectors):,}")
+        res = yield from D.diagnose(m.vectors.take(rows), None if labels is None else labels[rows], params)
+        res = dict(res)
+        res["on_sample"] = int(len(rows))
+        return res
     if hasattr(D, "diagnose_cached") and m.emb_key is not None:
         return (yield from D.diagnose_cached(session.workspace, m.emb_key, params, labels=labels))
     return (yield from D.diagnose(m.vectors, labels, params))
+
+
+#: Rows the diagnostics of an out-of-core embedding are computed on.
+DIAGNOSE_SAMPLE = 100_000
+
+
+def _stored_embedding_job(key: str, vectors):
+    """Job -> (key, vectors): an embedding already in a workspace, used where it lies."""
+    from explorer.core.jobs import Progress
+
+    yield Progress(len(vectors), len(vectors), f"{len(vectors):,} x {vectors.shape[1]} vectors, read from disk as needed")
+    return key, vectors
+
+
+def _refuse_out_of_core(m: ModelEntry) -> None:
+    from explorer.scale.out_of_core import is_out_of_core
+
+    if is_out_of_core(m.vectors):
+        raise InputError(f"{m.id} has {len(m.vectors):,} vectors read from disk as needed; neighbour search "
+                         "over them is not available in the window yet (use `embedding-explorer neighbors`).")
+
+
+def _out_of_core_projection(m: ModelEntry, method: str, p):
+    """The map of an out-of-core embedding: PCA fitted on a sample, every point placed in one
+    streaming pass (not stored in the workspace: a put would copy the whole file)."""
+    from explorer.scale.out_of_core import pca_sampled_job
+
+    if method != "pca":
+        raise InputError(f"A {method.upper()} map of {len(m.vectors):,} vectors read from disk is not "
+                         "available in the window; the PCA map shows every point.")
+    lay = yield from pca_sampled_job(m.vectors, p)
+    info = dict(lay.info)
+    info["params"] = lay.params
+    evr = info.get("explained_variance_ratio") or []
+    fitted = info.get("fitted_on_sample")
+    info["summary"] = (f"PCA of {len(lay.coords):,} points" + (f", fitted on a {fitted:,}-point sample" if fitted else "")
+                       + "; explained variance " + ", ".join(f"{v:.1%}" for v in evr))
+    return lay.coords, info
 
 
 def python_snippet(session: Session, method: str, settings: Any) -> str:

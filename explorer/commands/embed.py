@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Optional
@@ -56,6 +57,21 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help="items per forward pass (1-65536; default: 256)")
     r.add_argument("--workers", type=int_range(0, MAX_WORKERS), default=None, metavar="N",
                    help=f"data-loading worker processes (0-{MAX_WORKERS}; default: by data type)")
+    c = p.add_argument_group("cluster (README: Bigger than one machine)")
+    c.add_argument("--launcher", choices=("local", "torchrun", "ray"), default="local",
+                   help="local (this process), torchrun (run under torchrun: each rank embeds shards, "
+                        "rank 0 merges) or ray (a Ray actor pool; needs the [cluster] extra)")
+    c.add_argument("--address", default="auto", metavar="A",
+                   help="Ray cluster address for --launcher ray: auto, ray://host:port, or local "
+                        "(start Ray here; default: auto)")
+    c.add_argument("--ray-actors", type=int_range(1, 4096), default=None, metavar="N",
+                   help="Ray embedding actors (1-4096; default: one per GPU of the cluster, else one per CPU)")
+    c.add_argument("--shard-rows", type=int_range(1, 1 << 30), default=None, metavar="R",
+                   help="rows per shard file, rounded up to whole batches (1-1073741824; default: about "
+                        "256 shards); with --launcher local it makes the run resumable")
+    c.add_argument("--store-dtype", choices=("float32", "float16"), default="float32",
+                   help="dtype of the stored vectors (float16 halves the file; flagged in the record)")
+    c.add_argument("--keep-shards", action="store_true", help="keep the shard files after the merge")
     o = p.add_argument_group("output")
     o.add_argument("--workspace", required=True, metavar="FILE", help="workspace file (.h5), created if missing")
     o.add_argument("--out", metavar="FILE",
@@ -118,8 +134,19 @@ def run(args) -> int:
     if not hit and ws.read_only:
         raise InputError(f"{ws.path} is read-only and embed stores its vectors there; choose a writable "
                          "--workspace.")
-    key, vectors = run_job(embed_cached(ws, dataset, encoder, params, key=key),
-                           desc=f"Embedding {dataset.name}", quiet=args.quiet)
+    sharded = args.launcher != "local" or args.shard_rows is not None or args.store_dtype != "float32"
+    shard_stats = None
+    if sharded and not hit:
+        from explorer.commands._sharded import run_sharded
+
+        key, vectors, shard_stats = run_sharded(args, ws, dataset, encoder, params, key, options)
+        if vectors is None:
+            return 0  # a torchrun rank other than 0: rank 0 merged and reports
+    elif args.launcher == "torchrun" and int(os.environ.get("RANK", "0")) != 0:
+        return 0  # a cache hit: rank 0 reports it
+    else:
+        key, vectors = run_job(embed_cached(ws, dataset, encoder, params, key=key),
+                               desc=f"Embedding {dataset.name}", quiet=args.quiet)
     attrs = dict(ws.list(EMBEDDINGS)).get(key, {})
     rows = embedding_rows(ws, key)
     ids = None if dataset.ids is None else (dataset.ids if rows is None else dataset.ids[rows])
@@ -137,6 +164,8 @@ def run(args) -> int:
         "workspace": str(ws.path), "out": str(out) if out else None,
         "ids": str(ids_path) if ids_path else None,
     }
+    if shard_stats is not None:
+        summary.update(launcher=attrs.get("launcher"), workers=attrs.get("workers"), **shard_stats)
     if args.json:
         print(json.dumps(summary))
     else:

@@ -27,6 +27,7 @@ from explorer.data import projector as _projector  # noqa: E402,F401
 from explorer.data import tables as _tables  # noqa: E402,F401
 from explorer.data import tensor_file as _tensor_file  # noqa: E402,F401
 from explorer.data import text as _text  # noqa: E402,F401
+from explorer.data import workspace_vectors as _workspace_vectors  # noqa: E402,F401
 from explorer.data.metadata import attach_metadata  # noqa: E402
 from explorer.core.errors import InputError
 

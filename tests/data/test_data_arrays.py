@@ -158,7 +158,8 @@ def test_hdf5_without_arrays_and_workspace_rejected(tmp_path):
     from explorer.data import DATASETS
 
     assert "hdf5" not in [e.name for e in DATASETS.find(w)]
-    with pytest.raises(InputError, match="workspace, not a dataset"):
+    # a workspace opens as its embeddings (format "workspace"); this one has no version
+    with pytest.raises(InputError, match="ws.h5 is a workspace without a valid format version"):
         open_dataset(w)
     with pytest.raises(InputError, match="workspace, not a dataset"):
         open_dataset(w, fmt="hdf5")
