@@ -103,14 +103,19 @@ def test_trust_with_duplicate_points_excludes_the_point_itself():
     np.testing.assert_array_equal(projection_trust(mates, Y), np.ones(N, np.float32))
 
 
-def test_trust_refuses_bad_k():
+def test_trust_k_from_one_to_n_minus_one():
     from explorer.errors import InputError
 
-    Y = np.random.default_rng(0).normal(size=(10, 2))
-    hk = np.tile(np.arange(1, 4), (10, 1))
-    for bad in (0, 4, 10):
+    N = 10
+    Y = np.random.default_rng(0).normal(size=(N, 2))
+    others = np.stack([np.roll(np.delete(np.arange(N), i), i) for i in range(N)])   # (N, N-1)
+    for k in (1, 2, N - 1):
+        np.testing.assert_allclose(projection_trust(others, Y, k=k), set_trust(others, Y, k), rtol=1e-6)
+    np.testing.assert_array_equal(projection_trust(others, Y), np.ones(N, np.float32))  # k = N - 1: all
+    for bad in (0, -1, N):                 # k = N: more neighbours than other points
         with pytest.raises(InputError):
-            projection_trust(hk, Y, k=bad)
+            projection_trust(np.hstack([others, others[:, :1]]), Y, k=bad)
     with pytest.raises(InputError):
-        projection_trust(hk[:9], Y)
-    assert projection_trust(hk, Y, k=3).shape == (10,)
+        projection_trust(others, Y, k=N)   # more columns asked than given
+    with pytest.raises(InputError):
+        projection_trust(others[:9], Y)
