@@ -119,3 +119,24 @@ def test_trust_k_from_one_to_n_minus_one():
         projection_trust(others, Y, k=N)   # more columns asked than given
     with pytest.raises(InputError):
         projection_trust(others[:9], Y)
+
+
+def test_pca_defaults_to_two_components_and_honours_the_device():
+    import torch
+
+    from explorer.errors import InputError
+
+    X = (np.random.default_rng(9).normal(size=(50, 6)) * [3, 2, 1, 1, 1, 1]).astype(np.float32)
+    r = pca(X)
+    assert r.coords.shape == (50, 2) and r.components.shape == (2, 6)
+    check_against_numpy(r, X, 2)
+    with pytest.raises(InputError):
+        pca(X, device="no-such-device")
+    if torch.cuda.is_available():
+        check_against_numpy(pca(X, 2, device="cuda"), X, 2)
+    else:
+        with pytest.raises(InputError):
+            pca(X, device="cuda")
+    for bad in (0, 7):
+        with pytest.raises(InputError):
+            pca(X, bad)
