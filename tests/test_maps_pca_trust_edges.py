@@ -130,6 +130,7 @@ def test_pca_defaults_to_two_components_and_honours_the_device():
     r = pca(X)
     assert r.coords.shape == (50, 2) and r.components.shape == (2, 6)
     check_against_numpy(r, X, 2)
+    check_against_numpy(pca(X, 2, device="cpu"), X, 2)
     with pytest.raises(InputError):
         pca(X, device="no-such-device")
     if torch.cuda.is_available():
