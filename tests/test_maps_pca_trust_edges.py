@@ -141,3 +141,11 @@ def test_pca_defaults_to_two_components_and_honours_the_device():
     for bad in (0, 7):
         with pytest.raises(InputError):
             pca(X, bad)
+
+
+def test_pca_of_data_far_from_the_origin_centres_in_float64():
+    # a mean of 3e4 and a spread of 0.5: a float32 running mean would be off by ~1e-3 and show
+    # in the coordinates and as extra variance
+    r = np.random.default_rng(10)
+    X = (r.normal(size=(20000, 4)) * [0.5, 0.3, 0.2, 0.1] + 3e4).astype(np.float32)
+    check_against_numpy(pca(X, 2, block_rows=4096), X, 2, rtol=1e-7, atol=1e-9)
