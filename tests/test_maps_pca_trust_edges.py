@@ -149,3 +149,18 @@ def test_pca_of_data_far_from_the_origin_centres_in_float64():
     r = np.random.default_rng(10)
     X = (r.normal(size=(20000, 4)) * [0.5, 0.3, 0.2, 0.1] + 3e4).astype(np.float32)
     check_against_numpy(pca(X, 2, block_rows=4096), X, 2, rtol=1e-7, atol=1e-9)
+
+
+def test_wide_pca_of_two_and_three_rows():
+    # the randomised path (D > 8192) with N - 1 = 1 and 2 in the variances and the total
+    X = np.zeros((2, 8200), np.float32)
+    X[1, :3] = [3.0, 4.0, 0.0]
+    r = pca(X, 1)
+    assert r.explained_variance[0] == pytest.approx(12.5, rel=1e-6)
+    np.testing.assert_allclose(r.explained_variance_ratio, [1.0], rtol=1e-6)
+    np.testing.assert_allclose(np.abs(r.coords[:, 0]), [2.5, 2.5], rtol=1e-6)
+    X3 = np.random.default_rng(1).normal(size=(3, 8200)).astype(np.float32)
+    _, var, ratio, _ = numpy_pca(X3, 2)
+    r3 = pca(X3, 2)
+    np.testing.assert_allclose(r3.explained_variance, var, rtol=1e-5)
+    np.testing.assert_allclose(r3.explained_variance_ratio, ratio, rtol=1e-5)
