@@ -52,7 +52,16 @@ def test_pca_of_constant_data_is_all_zero():
     np.testing.assert_array_equal(r.coords, np.zeros((20, 2), np.float32))
     np.testing.assert_array_equal(r.explained_variance, [0.0, 0.0])
     np.testing.assert_array_equal(r.explained_variance_ratio, [0.0, 0.0])
+    assert r.explained_variance_ratio.shape == (2,) and r.explained_variance_ratio.dtype == np.float64
     np.testing.assert_allclose(r.mean, [3.0] * 4)
+
+
+def test_pca_of_data_with_little_variance():
+    # a total variance well below 1 still gives ratios that sum to 1 over all components
+    X = (np.random.default_rng(12).normal(size=(300, 3)) * [0.02, 0.01, 0.005]).astype(np.float32)
+    r = pca(X, 3)
+    check_against_numpy(r, X, 3, rtol=1e-5, atol=1e-12)
+    assert r.explained_variance_ratio.sum() == pytest.approx(1.0, rel=1e-6)
 
 
 def test_pca_of_wide_embeddings_takes_the_randomised_path_and_agrees():
