@@ -100,6 +100,9 @@ def test_alpha_req_rank_window_and_floor():
     assert math.isnan(C.alpha_req_from_eigenvalues(lam, min_rank=60))   # one rank left
     assert math.isnan(C.alpha_req_from_eigenvalues([]))
     assert math.isnan(C.alpha_req_from_eigenvalues([3.0]))             # one eigenvalue: no slope
+    assert math.isnan(C.alpha_req_from_eigenvalues([1.0, 1e-6]))       # at the floor: not above it
+    assert math.isnan(C.alpha_req_from_eigenvalues([100.0, 1e-5]))     # the floor is relative to the largest
+    assert C.alpha_req_from_eigenvalues([100.0, 1e-3]) == pytest.approx(5 * math.log(10) / math.log(2))
     assert math.isnan(C.alpha_req_from_eigenvalues([0.0, 0.0, 0.0]))
     assert C.alpha_req_from_eigenvalues([4.0, 1.0]) == pytest.approx(2.0)
     assert math.isnan(C.alpha_req_from_eigenvalues([4.0, 1e-9]))       # below the floor
