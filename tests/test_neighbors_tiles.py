@@ -1,0 +1,95 @@
+"""Exact k-NN under a small memory budget (found by mutation testing): the tiles stay inside the
+budget and still use it, and query blocks split into column tiles with the query's own row
+excluded at an offset give the float64 brute-force answer written here."""
+
+import numpy as np
+import pytest
+
+from explorer.neighbors import METRICS, knn_graph_exact, knn_search
+
+
+def brute(X, Q, k, metric, self_rows=None):
+    X, Q = X.astype(np.float64), Q.astype(np.float64)
+    if metric == "cosine":
+        S = (Q / np.linalg.norm(Q, axis=1, keepdims=True)) @ (X / np.linalg.norm(X, axis=1, keepdims=True)).T
+    elif metric == "dot":
+        S = Q @ X.T
+    else:
+        S = -np.sqrt(((Q[:, None, :] - X[None, :, :]) ** 2).sum(-1))
+    if self_rows is not None:
+        S[np.arange(len(Q)), self_rows] = -np.inf
+    idx = np.argsort(-S, axis=1, kind="stable")[:, :k]
+    return idx, np.take_along_axis(S, idx, 1)
+
+
+@pytest.fixture(scope="module")
+def Z():
+    r = np.random.default_rng(11)
+    return (r.normal(size=(600, 16)) * r.uniform(0.5, 2.0, size=(600, 1))).astype(np.float32)
+
+
+@pytest.mark.parametrize("memory_mb", [0.05, 0.3])
+def test_self_knn_tiles_fit_the_budget_and_use_it(Z, memory_mb):
+    job = knn_graph_exact(Z, 5, "cosine", memory_mb=memory_mb)
+    first = next(job)
+    budget = memory_mb * 2 ** 20
+    # the first tile is B rows x 2B columns of float32 scores
+    tile_bytes = 4 * first.done
+    assert tile_bytes <= budget
+    B = round((first.done / 2) ** 0.5)
+    assert 2 * B * B == first.done                 # B x 2B
+    assert 8 * (B + 1) ** 2 > budget               # one more row would not fit
+    assert first.total == 600 * 601 / 2
+    done = [first.done]
+    try:
+        while True:
+            done.append(next(job).done)
+    except StopIteration as stop:
+        idx, sc = stop.value
+    assert done == sorted(done) and done[-1] <= first.total
+    bi, bs = brute(Z, Z, 5, "cosine", self_rows=np.arange(600))
+    np.testing.assert_array_equal(idx, bi)
+
+
+@pytest.mark.parametrize("metric", METRICS)
+def test_column_tiles_with_self_excluded_at_an_offset(Z, metric):
+    # 0.1 MB: a row block of all 600 columns (x 64 rows) does not fit -> column tiles of 409
+    k = 6
+    for lo, hi in ((0, 600), (100, 250), (430, 600)):
+        job = knn_search(Z[lo:hi], Z, k, metric, memory_mb=0.1, self_offset=lo, exclude_self=True)
+        steps = []
+        try:
+            while True:
+                steps.append(next(job))
+        except StopIteration as stop:
+            idx, sc = stop.value
+        bi, bs = brute(Z, Z[lo:hi], k, metric, self_rows=np.arange(lo, hi))
+        np.testing.assert_array_equal(idx, bi)
+        np.testing.assert_allclose(sc, bs, rtol=1e-5, atol=1e-5)
+        assert steps[-1].done == steps[-1].total == hi - lo
+        # row blocks x column tiles of float32 scores within the budget
+        assert steps[0].done * 4 * 409 <= 0.1 * 2 ** 20
+    # without exclusion each query is its own nearest (euclidean) neighbour
+    idx, _ = next_value(knn_search(Z[:50], Z, 3, "euclidean", memory_mb=0.1))
+    np.testing.assert_array_equal(idx[:, 0], np.arange(50))
+
+
+def next_value(job):
+    try:
+        while True:
+            next(job)
+    except StopIteration as stop:
+        return stop.value
+
+
+def test_knn_search_refuses_more_neighbours_than_points(Z):
+    from explorer.errors import InputError
+
+    with pytest.raises(InputError):
+        next_value(knn_search(Z[:3], Z[:10], 10, "cosine", exclude_self=True, self_offset=0))
+    idx, _ = next_value(knn_search(Z[:3], Z[:10], 10, "cosine"))
+    assert idx.shape == (3, 10) and sorted(idx[0]) == list(range(10))
+    with pytest.raises(InputError):
+        next_value(knn_graph_exact(Z[:10], 10, "cosine"))
+    with pytest.raises(InputError):
+        next_value(knn_graph_exact(Z[:10], 0, "cosine"))
