@@ -113,7 +113,7 @@ def test_trust_with_duplicate_points_excludes_the_point_itself():
 
 
 def test_trust_k_from_one_to_n_minus_one():
-    from explorer.errors import InputError
+    from explorer.core.errors import InputError
 
     N = 10
     Y = np.random.default_rng(0).normal(size=(N, 2))
@@ -133,7 +133,7 @@ def test_trust_k_from_one_to_n_minus_one():
 def test_pca_defaults_to_two_components_and_honours_the_device():
     import torch
 
-    from explorer.errors import InputError
+    from explorer.core.errors import InputError
 
     X = (np.random.default_rng(9).normal(size=(50, 6)) * [3, 2, 1, 1, 1, 1]).astype(np.float32)
     r = pca(X)

@@ -83,7 +83,7 @@ def next_value(job):
 
 
 def test_knn_search_refuses_more_neighbours_than_points(Z):
-    from explorer.errors import InputError
+    from explorer.core.errors import InputError
 
     with pytest.raises(InputError):
         next_value(knn_search(Z[:3], Z[:10], 10, "cosine", exclude_self=True, self_offset=0))

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from explorer.jobs import drain
+from explorer.core.jobs import drain
 from explorer.metrics import compare as M
 
 
@@ -193,7 +193,7 @@ def test_compare_job_uses_its_parameters():
     assert q["sampling"]["knn_points"] == 60 and q["sampling"]["rbf_points"] == 50
     assert np.isnan(q["knn_jaccard"]).sum() == 100
     # too few points for the neighbourhood size
-    from explorer.errors import InputError
+    from explorer.core.errors import InputError
 
     with pytest.raises(InputError):
         drain(M.compare(X[:13], Y[:13], M.CompareParams(knn_k=12, mutual_k=4)))
