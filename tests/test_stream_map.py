@@ -140,3 +140,33 @@ def test_cancel_between_blocks_stops_the_placement(data):
     # the sample and at most two blocks are placed; the rest never was
     assert 1000 < placed <= 1000 + 2 * 250 and total_blocks > 2
     assert np.isnan(first[:, 0]).sum() == len(Z) - placed
+
+
+def test_streamed_pca_of_a_memory_map_is_numpy_pca(tmp_path):
+    from explorer.maps import MapParams, make_layout
+
+    rng = np.random.default_rng(7)
+    Z = (rng.normal(size=(5000, 12)) * np.linspace(5, 0.5, 12) + 100.0).astype(np.float32)
+    np.save(tmp_path / "z.npy", Z)
+    mm = np.load(tmp_path / "z.npy", mmap_mode="r")
+    from explorer.maps.stream import streamed_pca
+
+    lay = drain(streamed_pca(mm, MapParams(method="pca", n_components=2), block=700))
+    assert lay.info["streamed_blocks"] == 8
+    # reference: float64 numpy SVD of the centred data, largest loading positive
+    X = Z.astype(np.float64)
+    Xc = X - X.mean(0)
+    _, s, Vt = np.linalg.svd(Xc, full_matrices=False)
+    V = Vt[:2] * np.sign(Vt[:2][np.arange(2), np.abs(Vt[:2]).argmax(1)])[:, None]
+    np.testing.assert_allclose(lay.coords, Xc @ V.T, rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(lay.info["explained_variance_ratio"], (s ** 2 / (s ** 2).sum())[:2], rtol=1e-6)
+    # make_layout streams a memory map too
+    lay2 = drain(make_layout(mm, MapParams(method="pca")))
+    np.testing.assert_allclose(lay2.coords, lay.coords, rtol=1e-5, atol=1e-4)
+    # a non-finite row is refused with one sentence
+    Z[3210, 4] = np.nan
+    np.save(tmp_path / "bad.npy", Z)
+    from explorer.errors import InputError
+
+    with pytest.raises(InputError, match="row 3210"):
+        drain(make_layout(np.load(tmp_path / "bad.npy", mmap_mode="r"), MapParams(method="pca")))

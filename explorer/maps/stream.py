@@ -46,7 +46,7 @@ from explorer.maps.sgd import _powb, power_table
 from explorer.neighbors.blocks import _insert
 from explorer.resources import setup_numba_cache
 
-__all__ = ["streamed_umap", "place_points", "SampleSearch", "read_rows"]
+__all__ = ["streamed_umap", "streamed_pca", "place_points", "SampleSearch", "read_rows"]
 
 setup_numba_cache()
 
@@ -439,6 +439,14 @@ def _pair_scores(Q: np.ndarray, Zs: np.ndarray, idx: np.ndarray, metric: str) ->
 
 # --------------------------------------------------------------------------- the job
 
+#: recall@k the search of a block's neighbours in the sample aims at. A placed point is the
+#: membership-weighted pull of its k neighbours, and one neighbour in twenty replaced by the
+#: next nearest moves it little (umap-learn's own transform searches with NN-descent, which is
+#: approximate too); the search is most of the placement's cost and scans about half as many
+#: points at 0.95 as at 0.99 (1M x 128 blobs, benchmarks/bench_1m.py). The measured recall is
+#: reported in ``info["placement_neighbors"]``.
+PLACEMENT_RECALL = 0.95
+
 def streamed_umap(Z: np.ndarray, params: MapParams = MapParams(), block: int = 65536,
                   calibration: int = 2000) -> Job:
     """UMAP of ``Z`` (N, D) (an array or a read-only memory map; read ``block`` rows at a
@@ -487,7 +495,7 @@ def streamed_umap(Z: np.ndarray, params: MapParams = MapParams(), block: int = 6
         del outside
         calib = take_rows(Z, cal_rows, block)
         search = SampleSearch(Zs, p.metric, p.n_neighbors, seed=0 if p.seed is None else p.seed,
-                              exact_only=p.knn_method == "exact")
+                              target_recall=PLACEMENT_RECALL, exact_only=p.knn_method == "exact")
         yield from scaled(search.build(calib), 0.4, 0.45, "index of the sample")
         info["placement_neighbors"] = search.info
         timings["sample_index"] = time.perf_counter() - t1
@@ -521,3 +529,51 @@ def streamed_umap(Z: np.ndarray, params: MapParams = MapParams(), block: int = 6
     timings["total"] = time.perf_counter() - t0
     info["seconds"] = timings
     return Layout(coords, "umap", p.layout_dict(), info)
+
+
+def streamed_pca(Z: np.ndarray, params: MapParams = MapParams(method="pca"), block: int = 262144) -> Job:
+    """Exact PCA of ``Z`` (N, D) read ``block`` rows at a time (an array or a read-only memory
+    map; memory: the (D, D) covariance, one block and the (N, c) output), as a job ->
+    :class:`Layout`. The same definition as :func:`explorer.maps.pca.pca` (covariance
+    eigenvectors, largest loading positive): pass 1 accumulates in float64 the sum and the
+    scatter of x - m0 (m0 the first block's mean, for accuracy), so that
+    C = (S - N d d^T) / (N - 1) with d = mean - m0; pass 2 projects."""
+    p = params
+    N, D = Z.shape
+    c = int(p.n_components)
+    if not 1 <= c <= min(N, D):
+        raise InputError(f"PCA needs 1 <= components <= min(N, D) = {min(N, D)}, got {c}.")
+    t0 = time.perf_counter()
+    m0 = None
+    tot = np.zeros(D, np.float64)
+    S = np.zeros((D, D), np.float64)
+    for s in range(0, N, block):
+        X = read_rows(Z, s, min(N, s + block)).astype(np.float64)
+        if m0 is None:
+            m0 = X.mean(0)
+        X -= m0
+        tot += X.sum(0)
+        S += X.T @ X
+        yield Progress(min(N, s + block), 2 * N, "PCA: covariance")
+    d = tot / N
+    C = (S - N * np.outer(d, d)) / max(N - 1, 1)
+    mean = m0 + d
+    evals, evecs = np.linalg.eigh(C)
+    order = np.argsort(evals)[::-1][:c]
+    var = np.maximum(evals[order], 0.0)
+    W = evecs[:, order].T.copy()
+    big = np.abs(W).argmax(1)
+    sign = np.sign(W[np.arange(c), big])
+    sign[sign == 0] = 1
+    W *= sign[:, None]
+    total = float(np.trace(C))
+    coords = np.empty((N, c), np.float32)
+    for s in range(0, N, block):
+        e = min(N, s + block)
+        coords[s:e] = ((read_rows(Z, s, e).astype(np.float64) - mean) @ W.T).astype(np.float32)
+        yield Progress(N + e, 2 * N, "PCA: projecting")
+    STATS["layout"] += 1
+    return Layout(coords, "pca", p.layout_dict(), {
+        "explained_variance_ratio": [float(x) for x in (var / total if total > 0 else var * 0)],
+        "explained_variance": [float(x) for x in var], "streamed_blocks": -(-N // block),
+        "seconds": time.perf_counter() - t0})

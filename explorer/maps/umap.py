@@ -261,13 +261,20 @@ def umap_layout(Z: np.ndarray, knn: KnnResult, params: MapParams = MapParams()) 
 def make_layout(Z: np.ndarray, params: MapParams = MapParams(), knn: Optional[KnnResult] = None) -> Job:
     """PCA or UMAP of ``Z``; for UMAP the graph is computed here unless given. Above
     ``params.max_fit_points`` UMAP is :func:`explorer.maps.stream.streamed_umap` (no graph of
-    all points is needed; ``Z`` may be a memory map, read block by block)."""
-    if params.method == "umap" and len(Z) > params.max_fit_points and np.ndim(Z) == 2:
-        from explorer.maps.stream import streamed_umap
+    all points is needed; ``Z`` may be a memory map, read block by block, as is a memory-mapped
+    ``Z`` for PCA (:func:`explorer.maps.stream.streamed_pca`))."""
+    streamed = params.method == "umap" and len(Z) > params.max_fit_points
+    if (streamed or isinstance(Z, np.memmap)) and np.ndim(Z) == 2 and min(Z.shape) > 0:
+        # no in-memory copy: blocks are read (and checked) as they are used
+        from explorer.maps.stream import streamed_pca, streamed_umap
 
         if not np.issubdtype(np.asarray(Z[:1]).dtype, np.number):
             raise InputError(f"The vectors must be numeric, got dtype {np.asarray(Z[:1]).dtype}.")
-        return (yield from streamed_umap(Z, params))
+        _validate(params, Z.shape[0])
+        if params.method == "pca":
+            return (yield from streamed_pca(Z, params))
+        if streamed:
+            return (yield from streamed_umap(Z, params))
     Z = _as_matrix(Z)
     _validate(params, Z.shape[0])
     if params.method == "pca":
