@@ -170,3 +170,23 @@ def test_streamed_pca_of_a_memory_map_is_numpy_pca(tmp_path):
 
     with pytest.raises(InputError, match="row 3210"):
         drain(make_layout(np.load(tmp_path / "bad.npy", mmap_mode="r"), MapParams(method="pca")))
+
+
+def test_cli_maps_a_large_npy_in_place(tmp_path, monkeypatch, capsys):
+    """Above MAP_IN_PLACE_BYTES the CLI memory-maps the file; the map equals the in-memory one."""
+    import json
+
+    from explorer.cli import main
+    from explorer.commands import project
+
+    Z, _ = _blobs(n=3000, d=8, c=5, seed=9)
+    np.save(tmp_path / "z.npy", Z)
+    args = ["project", "--vectors", str(tmp_path / "z.npy"), "--method", "pca", "--quiet", "--json"]
+    assert main(args + ["--out", str(tmp_path / "a.npy")]) == 0
+    monkeypatch.setattr(project, "MAP_IN_PLACE_BYTES", 1000)
+    assert isinstance(project.open_vectors_npy(str(tmp_path / "z.npy")), np.memmap)
+    capsys.readouterr()
+    assert main(args + ["--out", str(tmp_path / "b.npy")]) == 0
+    info = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["info"]
+    assert info["streamed_blocks"] == 1
+    np.testing.assert_allclose(np.load(tmp_path / "a.npy"), np.load(tmp_path / "b.npy"), rtol=1e-4, atol=1e-4)
