@@ -52,7 +52,7 @@ def load_avg() -> float:
 def cmd_cli(a) -> None:
     exe = [sys.executable, "-m", "explorer.cli"]
     if a.method == "neighbors":
-        cmd = exe + ["neighbors", "--vectors", a.vectors, "-k", "10", "--json", "--quiet"]
+        cmd = exe + ["neighbors", "--vectors", a.vectors, "-k", "10", "--quiet", "--json", "--query-index", "0"]
         if a.out:
             cmd += ["--out", a.out]
     else:
@@ -124,6 +124,48 @@ def cmd_peer(a) -> None:
     print(json.dumps(r))
 
 
+APP = r"""
+import os, sys, time, json, tempfile
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+t_start = time.perf_counter()
+from pathlib import Path
+from explorer.gui.app import make_app
+from explorer.gui.mainwindow import MainWindow
+from PySide6 import QtCore
+app = make_app()
+d = tempfile.mkdtemp()
+win = MainWindow(workspace=str(Path(d) / "ws.h5"))
+win.show()
+app.processEvents()
+t0 = time.perf_counter()
+win.open_path(sys.argv[1])
+got = {}
+limit = float(sys.argv[2])
+while time.perf_counter() - t0 < limit:
+    app.processEvents(QtCore.QEventLoop.AllEvents, 50)
+    s = win.session
+    if s.models and s.current is not None:
+        m = s.model()
+        for meth in ("pca", "umap"):
+            if meth not in got and meth in getattr(m, "layouts", {}):
+                app.processEvents()
+                got[meth] = round(time.perf_counter() - t0, 2)
+                print(json.dumps({meth: got[meth]}), flush=True)
+    if "umap" in got or (sys.argv[3] == "pca" and "pca" in got):
+        break
+    time.sleep(0.01)
+print(json.dumps({"open_to_map_s": got, "startup_s": round(t0 - t_start, 2)}))
+"""
+
+
+def cmd_app(a) -> None:
+    """Fresh app process (offscreen): open the .npy and time the first PCA and UMAP maps."""
+    r = timed([sys.executable, "-c", APP, a.vectors, str(a.limit), a.until])
+    print(r["stdout"].strip().splitlines()[-1])
+    r.pop("stdout")
+    print(json.dumps(r))
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser()
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -139,8 +181,12 @@ def main(argv=None) -> None:
     p.add_argument("vectors")
     p.add_argument("--sample", type=int, default=200_000)
     p.add_argument("--out")
+    g = sub.add_parser("app")
+    g.add_argument("vectors")
+    g.add_argument("--limit", type=float, default=900)
+    g.add_argument("--until", choices=("pca", "umap"), default="umap")
     a = ap.parse_args(argv)
-    {"cli": cmd_cli, "trust": cmd_trust, "peer": cmd_peer}[a.cmd](a)
+    {"cli": cmd_cli, "trust": cmd_trust, "peer": cmd_peer, "app": cmd_app}[a.cmd](a)
 
 
 if __name__ == "__main__":
