@@ -161,7 +161,7 @@ print(json.dumps({"open_to_map_s": got, "startup_s": round(t0 - t_start, 2)}))
 def cmd_app(a) -> None:
     """Fresh app process (offscreen): open the .npy and time the first PCA and UMAP maps."""
     r = timed([sys.executable, "-c", APP, a.vectors, str(a.limit), a.until])
-    print(r["stdout"].strip().splitlines()[-1])
+    print([ln for ln in r["stdout"].splitlines() if ln.startswith('{"open_to_map_s"')][-1])
     r.pop("stdout")
     print(json.dumps(r))
 
