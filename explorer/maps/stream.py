@@ -43,6 +43,7 @@ from explorer.errors import InputError
 from explorer.jobs import Job, Progress, scaled
 from explorer.maps.params import STATS, Layout, MapParams, _validate
 from explorer.maps.sgd import _powb, power_table
+from explorer.neighbors.blocks import _insert
 from explorer.resources import setup_numba_cache
 
 __all__ = ["streamed_umap", "streamed_pca", "place_points", "SampleSearch", "read_rows"]
@@ -269,44 +270,30 @@ class SampleSearch:
         elif self.metric in ("cosine", "euclidean") and S >= 2000:
             from explorer.neighbors.ivf import IvfIndex
 
-            ix = IvfIndex(self.Zs, self.metric, seed=self.seed)
+            ix = IvfIndex(self.Zs, self.metric, seed=self.seed, max_probe=64)
             yield from scaled(ix.train(), 0.0, 0.6, "sample index: k-means lists")
             yield from scaled(ix.assign(max_probe=1), 0.6, 0.9, "sample index: lists")
             self.ix = ix
-            # the sample's rows in list order, so that a list is one contiguous run of rows
+            self.Dq_norm = self.metric == "cosine"
+            order = self._probe_order(calib, ix.nlist).numpy()
+            rank = np.empty_like(order)
+            np.put_along_axis(rank, order, np.arange(ix.nlist)[None, :].repeat(len(calib), 0), 1)
             own = ix.probes[:, 0].astype(np.int64)
-            order = np.argsort(own, kind="stable")
-            self._starts = np.searchsorted(own[order], np.arange(ix.nlist + 1)).astype(np.int64)
-            self._Ds = np.ascontiguousarray(ix.D[order])
-            self._bias = None if ix.bias is None else np.ascontiguousarray(ix.bias[order])
-            self._ids = order
-            # each list's nearest lists (centroid to centroid, itself first): a query whose
-            # nearest list is c scans the first ``nprobe`` of them, so the queries of one list
-            # share their candidates and one matrix product scores them all
-            C = ix.centroids.astype(np.float32)
-            cs = C @ C.T if ix._cb is None else C @ C.T - 0.5 * (C * C).sum(1)[None, :]
-            np.fill_diagonal(cs, np.inf)
-            self._near = np.argsort(-cs, axis=1, kind="stable")
-            sizes = np.diff(self._starts).astype(np.float64)
+            ranks = np.sort(np.take_along_axis(rank, own[exact_i], 1).ravel())
+            sizes = np.bincount(own, minlength=ix.nlist).astype(np.float64)
+            scanned = np.cumsum(sizes[order], axis=1).mean(0)
+            from explorer.neighbors.ivf import IvfCurve
+
+            curve = IvfCurve(ranks, scanned, ix.nlist, S)
             aim = min(1.0, self.target + min(0.005, (1.0 - self.target) / 2))
-            need, rec = None, 0.0
-            for p in sorted({min(ix.nlist, q) for q in (2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128)}):
-                frac = float(sizes[self._near[:, :p]].sum(1).mean() / S)
-                if frac * IVF_PAIR_COST / 3.0 >= 0.5:  # grouped products: ~1/3 of the pair cost
-                    break
-                self.nprobe, self.kind = p, "ivf"
-                got, _ = yield from self.search(calib)
-                rec = recall_at_k(got, exact_i)
-                if rec >= aim:
-                    need = p
-                    break
-                yield Progress(0.9, 1.0, f"sample index: nprobe {p} gives recall {rec:.3f}")
-            self.info.update({"nlist": int(ix.nlist), "nprobe": int(need or self.nprobe),
-                              "fraction_scanned": round(frac, 4)})
-            if need is None:
-                self.kind = "exact"
-                self.info["reason"] = (f"IVF lists reached recall {rec:.3f} at nprobe {self.nprobe} of "
-                                       f"{ix.nlist} (scanning {frac:.0%} of the sample)")
+            need = max(curve.nprobe_for(aim), min(ix.nlist, 4))
+            frac = curve.fraction_scanned(need)
+            self.info.update({"nlist": int(ix.nlist), "nprobe": int(need), "fraction_scanned": round(frac, 4)})
+            if frac * IVF_PAIR_COST < 0.5:
+                self.kind, self.nprobe = "ivf", int(need)
+            else:
+                self.info["reason"] = (f"IVF lists would need nprobe {need} of {ix.nlist} "
+                                       f"(scanning {frac:.0%} of the sample)")
                 del self.ix
         if self.kind != "ivf":
             try:
@@ -324,6 +311,16 @@ class SampleSearch:
                           "recall": float(recall_at_k(got, exact_i)),
                           "build_seconds": round(time.perf_counter() - t0, 3)})
         return self
+
+    def _probe_order(self, Q: np.ndarray, nprobe: int):
+        import torch
+
+        from explorer.neighbors.blocks import _ranking_matrix
+
+        Dq, _ = _ranking_matrix(Q, self.metric)
+        with torch.no_grad():
+            sc = self.ix._scores(torch.from_numpy(np.ascontiguousarray(Dq)), self.ix._C, self.ix._cb)
+            return sc.topk(int(nprobe), dim=1).indices
 
     def _build_hnsw(self, calib, exact_i) -> Job:
         import hnswlib
@@ -361,8 +358,7 @@ class SampleSearch:
         else:
             idx = self._ivf(Q)
         sc = _pair_scores(Q, self.Zs, idx, self.metric)
-        sc[idx < 0] = -np.inf
-        o = np.argsort(-sc, axis=1, kind="stable")[:, :self.k]
+        o = np.argsort(-sc, axis=1, kind="stable")
         idx, sc = np.take_along_axis(idx, o, 1), np.take_along_axis(sc, o, 1)
         return idx, self._distances(sc)
 
@@ -374,58 +370,63 @@ class SampleSearch:
         return scores_to_distances(sc, self.metric)
 
     def _ivf(self, Q: np.ndarray) -> np.ndarray:
-        """Queries grouped by their nearest list c; each group scores the members of c's
-        ``nprobe`` nearest lists with one matrix product and keeps its k best."""
-        import torch
+        from explorer.core.parallel import run_rows
+        from explorer.neighbors.blocks import _empty_top, _ranking_matrix
 
-        from explorer.neighbors.blocks import _ranking_matrix
-
-        ix, k = self.ix, self.k
+        ix = self.ix
+        if not hasattr(self, "_sorted"):
+            # the sample's rows in list order, so that a probed list is one contiguous run
+            own = ix.probes[:, 0].astype(np.int64)
+            order = np.argsort(own, kind="stable")
+            starts = np.searchsorted(own[order], np.arange(ix.nlist + 1)).astype(np.int64)
+            bias = ix.bias[order] if ix.bias is not None else np.zeros(1, np.float32)
+            self._sorted = (np.ascontiguousarray(ix.D[order]), np.ascontiguousarray(bias), order, starts)
+        Ds, bias, ids, starts = self._sorted
         Dq, _ = _ranking_matrix(Q, self.metric)
-        Dq = torch.from_numpy(np.ascontiguousarray(Dq, dtype=np.float32))
-        with torch.no_grad():
-            first = ix._scores(Dq, ix._C, ix._cb).argmax(1).numpy()
-        order = np.argsort(first, kind="stable")
-        bounds = np.searchsorted(first[order], np.arange(ix.nlist + 1))
-        # 2k candidates by the float32 product, cut to k by exact scores in search(): the float32
-        # scores of a row depend (in the last bits) on its group's size, the exact ones do not,
-        # so a point's neighbours do not depend on its block
-        out = np.full((Q.shape[0], 2 * k), -1, np.int64)
-        Ds = torch.from_numpy(self._Ds)
-        bias = None if self._bias is None else torch.from_numpy(self._bias)
-        st = self._starts
-        with torch.no_grad():
-            for c in np.flatnonzero(np.diff(bounds)):
-                qs = order[bounds[c]:bounds[c + 1]]
-                lists = self._near[c, :self.nprobe]
-                rows = np.concatenate([np.arange(st[l], st[l + 1]) for l in lists])
-                if len(rows) == 0:
-                    continue
-                rt = torch.from_numpy(rows)
-                G = Dq[torch.from_numpy(qs)] @ Ds[rt].T
-                if bias is not None:
-                    G += bias[rt]
-                kk = min(2 * k, len(rows))
-                top = G.topk(kk, dim=1).indices.numpy()
-                out[qs, :kk] = self._ids[rows[top]]
-        short = np.flatnonzero((out[:, :k] < 0).any(1))
+        Dq = np.ascontiguousarray(Dq, dtype=np.float32)
+        probes = np.ascontiguousarray(self._probe_order(Q, self.nprobe).numpy(), dtype=np.int64)
+        top_v, top_i = _empty_top(Q.shape[0], self.k)
+        run_rows(_ivf_scan, Q.shape[0], Dq, Ds, bias, ix.bias is not None, ids, starts, probes,
+                 top_v, top_i, min_rows=512)
+        short = np.flatnonzero((top_i < 0).any(1))
         if len(short):  # fewer than k candidates in the probed lists: exact for those rows
             from explorer.jobs import drain
             from explorer.neighbors.search import knn_search
 
-            out[short, :k], _ = drain(knn_search(np.ascontiguousarray(Q[short]), self.Zs, k, self.metric))
-            out[short, k:] = -1
-        return out
+            top_i[short], _ = drain(knn_search(np.ascontiguousarray(Q[short]), self.Zs, self.k, self.metric))
+        return top_i
+
+
+@numba.njit(cache=True, nogil=True, fastmath=True, boundscheck=False)
+def _ivf_scan(Q, Ds, bias, use_bias, ids, starts, probes, top_v, top_i, r0, r1):  # pragma: no cover
+    """For queries r0..r1: score every member of each probed list (rows starts[c]..starts[c+1]
+    of ``Ds``, the sample in list order) and keep the k best in ``top_v``/``top_i``
+    (descending; sample indices ``ids``)."""
+    k = top_v.shape[1]
+    d = Q.shape[1]
+    for i in range(r0, r1):
+        t = top_v[i, k - 1]
+        for pj in range(probes.shape[1]):
+            c = probes[i, pj]
+            for r in range(starts[c], starts[c + 1]):
+                acc = np.float32(0.0)
+                for u in range(d):
+                    acc += Q[i, u] * Ds[r, u]
+                if use_bias:
+                    acc += bias[r]
+                if acc > t:
+                    _insert(top_v, top_i, i, acc, ids[r])
+                    t = top_v[i, k - 1]
 
 
 def _pair_scores(Q: np.ndarray, Zs: np.ndarray, idx: np.ndarray, metric: str) -> np.ndarray:
     """Exact scores (m, k) float32 of query i with sample point idx[i, j] (float64 sums), in
     blocks so that no (m, k, D) array is made."""
     out = np.empty(idx.shape, np.float32)
-    step = 2048
+    step = 4096
     for s in range(0, len(Q), step):
         q = Q[s:s + step].astype(np.float64)
-        nb = Zs[idx[s:s + step]].astype(np.float64)  # (<=2048, 2k, D): 2048*30*128*8 = 63 MB at most
+        nb = Zs[idx[s:s + step]].astype(np.float64)  # (<=4096, k, D): 4096*15*128*8 = 63 MB at most
         if metric == "euclidean":
             out[s:s + step] = -np.sqrt(((nb - q[:, None]) ** 2).sum(2))
         else:
