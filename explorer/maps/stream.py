@@ -78,7 +78,7 @@ def _drop_pages(Z: np.ndarray, s: int, e: int) -> None:
 def read_rows(Z: np.ndarray, s: int, e: int) -> np.ndarray:
     """Rows s..e of ``Z`` as a C-contiguous float32 copy (pages of a memory-mapped ``Z``
     released after the copy), checked finite."""
-    X = np.ascontiguousarray(Z[s:e], dtype=np.float32)
+    X = np.array(Z[s:e], dtype=np.float32, order="C", copy=True)  # a copy, never a view of a map
     _drop_pages(Z, s, e)
     if not np.isfinite(X).all():
         bad = s + int(np.flatnonzero(~np.isfinite(X).all(1))[0])
