@@ -23,7 +23,7 @@ machine gives; CPU seconds (user + system) are the steadier figure. One fresh pr
 | old `project --method umap`, 300k (fit 200k + umap transform) | 988 s | 366 | 2.77 GB | load ~10 |
 | new `project --method umap`, 300k (fit 200k, stream 100k)     | 1078 s | 203 | 1.99 GB | load ~12 |
 | new `project --method umap`, 1M (fit 100k, stream 900k)       | 1009 s | 205 | 1.87 GB | load 11-14; issue's before: 483 s, 15.0 GB |
-| new `project --method pca`, 10M (memory-mapped, streamed)     | see report | | | run once |
+| new `project --method pca`, 10M (memory-mapped, streamed)     | 1384 s | 235 | 5.52 GB | load 8-13; run once, before read_rows copied its block (released pages were faulted back in: a pass now holds ~0.3 GB) |
 
 trustworthiness@10 (5k-point sample, cosine): old 300k map 0.9918, new 300k map 0.9918, new
 1M map 0.9918 (on these well separated blobs the measure saturates; it does not separate the maps).
