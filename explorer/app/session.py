@@ -367,6 +367,10 @@ def projection_job(session: Session, model_id: str, method: str, settings: Any):
     if method == "pca":
         evr = info.get("explained_variance_ratio") or []
         info["summary"] = f"PCA of {n:,} points; explained variance " + ", ".join(f"{v:.1%}" for v in evr)
+    elif n > p.max_fit_points:  # a streamed map (issue 22): no all-points graph, so no trust
+        info["summary"] = (f"UMAP of {n:,} points (n_neighbors={p.n_neighbors}, min_dist={p.min_dist}, "
+                           f"{p.metric}, seed {p.seed}); fitted on {info.get('fitted_on_sample', 0):,} "
+                           f"points, the rest placed block by block")
     else:
         kp = KnnParams(k=p.n_neighbors - 1, metric=p.metric, method=p.knn_method)
         _, knn = yield from cached_knn(session.workspace, m.emb_key, kp, m.vectors)

@@ -30,11 +30,36 @@ def add_source_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--embedding-key", metavar="KEY", help="which stored embedding: its key")
 
 
+#: a --vectors file larger than this is memory-mapped, not read in: the maps read it block by
+#: block (and check each block for NaN/inf as they go), so memory stays bounded (issue 22)
+MAP_IN_PLACE_BYTES = 2 * 2**30
+
+
+def open_vectors_npy(path: str) -> np.ndarray:
+    """A checked (N, D) array from a .npy file: read in, or memory-mapped read-only above
+    :data:`MAP_IN_PLACE_BYTES` (real numbers, two rows at least; finiteness checked later,
+    block by block)."""
+    import os
+
+    try:
+        big = os.path.getsize(path) > MAP_IN_PLACE_BYTES
+    except OSError:
+        big = False
+    if big:
+        try:
+            a = np.load(path, mmap_mode="r", allow_pickle=False)
+        except Exception:
+            a = None
+        if isinstance(a, np.memmap) and a.ndim == 2 and a.dtype.kind == "f" and a.shape[0] >= 2 and a.shape[1] >= 1:
+            return a
+    return load_vectors_npy(path)
+
+
 def load_vectors(args) -> Tuple[np.ndarray, Optional[object], Optional[str]]:
     """-> (vectors (N, D), workspace or None, embedding key or None), checked: real, finite,
-    at least two rows."""
+    at least two rows (a very large .npy: memory-mapped, see :func:`open_vectors_npy`)."""
     if args.vectors:
-        return load_vectors_npy(args.vectors), None, None
+        return open_vectors_npy(args.vectors), None, None
     from explorer.store import Workspace
 
     ws = Workspace(args.workspace)
@@ -85,7 +110,7 @@ def run(args) -> int:
     if args.method == "umap" and args.n_neighbors > Z.shape[0]:
         raise InputError(f"--n-neighbors {args.n_neighbors} is more than the {Z.shape[0]} points; "
                          f"use at most {Z.shape[0]}.")
-    if args.method == "umap":
+    if args.method == "umap" and not isinstance(Z, np.memmap):
         warn_zero_rows(Z, args.vectors or args.workspace, args.metric)
     params = MapParams(method=args.method, n_components=args.dims, n_neighbors=args.n_neighbors,
                        min_dist=args.min_dist, metric=args.metric, n_epochs=args.n_epochs,

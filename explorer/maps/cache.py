@@ -86,7 +86,9 @@ def cached_layout(ws, embedding_key: str, params: MapParams = MapParams()) -> Jo
         return key, Layout(rec.arrays["coords"], rec.attrs.get("params", {}).get("method", params.method),
                            rec.attrs.get("params", {}), rec.attrs.get("info", {}))
     vectors = ws.get(EMBEDDINGS, embedding_key).arrays["vectors"]
-    if params.method == "umap":
+    if params.method == "umap" and len(vectors) <= params.max_fit_points:
+        # (above max_fit_points the map fits a sample with its own graph and places the rest:
+        # the all-points graph is not needed for it, explorer.maps.stream)
         _, knn = yield from cached_knn(ws, embedding_key, kp, vectors)
     lay = yield from make_layout(vectors, params, knn)
     ws.put(LAYOUTS, key, {"coords": lay.coords},

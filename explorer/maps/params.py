@@ -24,7 +24,10 @@ class MapParams:
     umap-learn's names and defaults (``n_epochs=None``: 500 up to 10k points, else 200).
     ``seed=None`` lets the optimisation run on all cores (numba parallel; faster, not bit
     reproducible); ``parallel=None`` means exactly that. Above ``max_fit_points`` UMAP is fitted
-    on a random sample and the other points are placed with UMAP's ``transform`` procedure.
+    on a random sample of that many points and the other points are placed block by block with
+    UMAP's ``transform`` procedure (:mod:`explorer.maps.stream`). 100k: fitting costs per point
+    about 5x what placing does (k-NN graph + 200 epochs against 30 epochs on a fixed map;
+    measured at 300k x 128 in benchmarks/bench_1m.py), and the fit's memory grows with it.
     ``knn_method`` is passed to :func:`explorer.neighbors.knn_graph`.
 
     ``optimizer``: "fast" runs UMAP's SGD in :mod:`explorer.maps.sgd` (same objective,
@@ -48,7 +51,7 @@ class MapParams:
     set_op_mix_ratio: float = 1.0
     local_connectivity: float = 1.0
     parallel: Optional[bool] = None
-    max_fit_points: int = 200_000
+    max_fit_points: int = 100_000
     optimizer: str = "fast"
     knn_method: str = "auto"
     device: Optional[str] = None

@@ -23,7 +23,7 @@ from explorer.core.errors import InputError
 from explorer.core.jobs import Job, Progress
 from explorer.maps.params import STATS, Layout, MapParams, _validate
 from explorer.maps.pca import pca_job
-from explorer.neighbors.search import KnnParams, KnnResult, _as_matrix, knn_graph, knn_search, scores_to_distances
+from explorer.neighbors.search import KnnParams, KnnResult, _as_matrix, knn_graph, scores_to_distances
 
 __all__ = ["umap_layout", "make_layout"]
 
@@ -157,9 +157,9 @@ def _umap_metric(metric: str) -> str:
 def umap_layout(Z: np.ndarray, knn: KnnResult, params: MapParams = MapParams()) -> Job:
     """UMAP of ``Z`` (N, D) from our k-NN graph ``knn`` (self excluded, k >= n_neighbors - 1),
     as a job -> :class:`Layout` (coords (N, n_components) float32). Above
-    ``params.max_fit_points`` the fit uses a random sample and the rest is placed by
-    :func:`_transform` (UMAP's transform: membership weights to the sample, weighted-mean init,
-    n_epochs//3 (30 for >10k points) epochs with the sample fixed)."""
+    ``params.max_fit_points`` the map is :func:`explorer.maps.stream.streamed_umap`: UMAP of
+    a random sample (its own k-NN graph), the other points placed block by block with UMAP's
+    transform procedure in bounded memory (``knn`` is then not used)."""
     import scipy.sparse
     from sklearn.utils import check_random_state
     import umap
@@ -181,20 +181,14 @@ def umap_layout(Z: np.ndarray, knn: KnnResult, params: MapParams = MapParams()) 
                   "graph_target_recall": knn.target_recall,
                   "parallel": parallel, "optimizer": p.optimizer, "umap_version": umap.__version__, "n": N}
 
-    fit_rows = None
     if N > p.max_fit_points:
-        rng = np.random.default_rng(0 if p.seed is None else p.seed)
-        fit_rows = np.sort(rng.choice(N, size=p.max_fit_points, replace=False))
-        info["fitted_on_sample"] = int(len(fit_rows))
-        info["placed_by_transform"] = int(N - len(fit_rows))
-        yield Progress(0, None, f"k-NN graph of a {len(fit_rows)}-point sample")
-        kp = KnnParams(k=p.n_neighbors - 1, metric=p.metric, method=p.knn_method, device=p.device)
-        knn_fit = yield from knn_graph(Z[fit_rows], kp)
-        info["sample_graph_method"] = knn_fit.method
-        info["sample_graph_recall"] = float(knn_fit.recall)
-        Zfit = Z[fit_rows]
-    else:
-        knn_fit, Zfit = knn, Z
+        # fit a sample, place the rest block by block in bounded memory (explorer.maps.stream)
+        from explorer.maps.stream import streamed_umap
+
+        lay = yield from streamed_umap(Z, p)
+        lay.info.update({k: v for k, v in info.items() if not k.startswith("graph_")})
+        return lay
+    knn_fit, Zfit = knn, Z
 
     yield Progress(0, None, "fuzzy simplicial set")
     knn_i, knn_d = _umap_inputs(knn_fit, p.n_neighbors)
@@ -238,17 +232,7 @@ def umap_layout(Z: np.ndarray, knn: KnnResult, params: MapParams = MapParams()) 
                                p.negative_sample_rate, parallel, True, optimizer=p.optimizer)
     timings["optimise"] = time.perf_counter() - t2
 
-    if fit_rows is not None:
-        rest = np.setdiff1d(np.arange(N), fit_rows)
-        t3 = time.perf_counter()
-        placed = yield from _transform(Z[rest], Zfit, emb, p, a, b, n_epochs, random_state_seed=p.seed,
-                                       parallel=parallel, info=info)
-        coords = np.empty((N, p.n_components), np.float32)
-        coords[fit_rows] = emb
-        coords[rest] = placed
-        timings["transform"] = time.perf_counter() - t3
-    else:
-        coords = emb
+    coords = emb
     STATS["layout"] += 1
     timings["total"] = time.perf_counter() - t0
     info["n_epochs"] = n_epochs
@@ -274,79 +258,23 @@ def umap_layout(Z: np.ndarray, knn: KnnResult, params: MapParams = MapParams()) 
     return Layout(np.ascontiguousarray(coords, dtype=np.float32), "umap", p.layout_dict(), info)
 
 
-def _transform(Znew, Zfit, emb_fit, p: MapParams, a, b, fit_epochs, random_state_seed, parallel, info) -> Job:
-    """UMAP's ``transform`` (umap_.py, UMAP.transform) with our neighbour search: exact when
-    cheap, else HNSW/NN-descent over the fitted sample."""
-    import scipy.sparse
-    from sklearn.utils import check_random_state
-    import umap.umap_ as U
-
-    K = _kernels()
-    M, S = Znew.shape[0], Zfit.shape[0]
-    k = p.n_neighbors
-    yield Progress(0, M, "placing the remaining points: neighbours in the sample")
-    if float(M) * S * Zfit.shape[1] <= 1e12 or p.knn_method == "exact":
-        idx, sc = yield from knn_search(Znew, Zfit, k, p.metric, p.device)
-        info["transform_neighbors"] = "exact"
-    else:
-        idx, sc = _approx_search(Zfit, Znew, k, p.metric)
-        info["transform_neighbors"] = "hnsw"
-    dists = scores_to_distances(sc, p.metric).astype(np.float32, order="C")
-    idx = idx.astype(np.int32)
-    sigmas, rhos = K["smooth_knn_dist"](dists, float(k), local_connectivity=float(max(0.0, p.local_connectivity - 1.0)))
-    rows, cols, vals, _ = K["compute_membership_strengths"](idx, dists, sigmas, rhos, False, True)
-    graph = scipy.sparse.coo_matrix((vals, (rows, cols)), shape=(M, S))
-    csr = graph.tocsr()
-    csr.eliminate_zeros()
-    emb = U.init_graph_transform(csr, emb_fit)
-    n_epochs = (100 if M <= 10000 else 30) if p.n_epochs is None else int(p.n_epochs // 3.0)
-    n_epochs = max(n_epochs, 1)
-    graph.data[graph.data < (graph.data.max() / float(n_epochs))] = 0.0
-    graph.eliminate_zeros()
-    eps = U.make_epochs_per_sample(graph.data, n_epochs)
-    rs = check_random_state(random_state_seed)
-    rng_state = rs.randint(U.INT32_MIN, U.INT32_MAX, 3).astype(np.int64)
-    emb = np.ascontiguousarray(emb, dtype=np.float32)
-    out = yield from _optimize(emb, emb_fit.astype(np.float32, copy=True), graph.row, graph.col,
-                               n_epochs, S, eps, a, b, rng_state, p.repulsion_strength,
-                               p.learning_rate / 4.0, p.negative_sample_rate, parallel, False,
-                               label="placing the remaining points", optimizer=p.optimizer)
-    return out
-
-
-def _approx_search(Zdb, Zq, k, metric):
-    """k nearest rows of Zdb for each row of Zq via hnswlib (exact rescoring of the results)."""
-    try:
-        import hnswlib
-    except ImportError:
-        from explorer.core.resources import setup_numba_cache
-
-        setup_numba_cache()
-        from pynndescent import NNDescent
-
-        nnd = NNDescent(Zdb, metric=metric, n_neighbors=max(k, 15), low_memory=True)
-        idx, _ = nnd.query(Zq, k=k)
-    else:
-        space = {"cosine": "cosine", "euclidean": "l2", "dot": "ip"}[metric]
-        index = hnswlib.Index(space=space, dim=Zdb.shape[1])
-        index.init_index(max_elements=Zdb.shape[0], M=16, ef_construction=100, random_seed=0)
-        index.add_items(Zdb)
-        index.set_ef(max(64, 2 * k))
-        idx, _ = index.knn_query(Zq, k=k)
-    idx = idx.astype(np.int64)
-    nb = Zdb[idx]
-    if metric == "euclidean":
-        sc = -np.linalg.norm(Zq[:, None] - nb, axis=2)
-    else:
-        sc = np.einsum("id,ijd->ij", Zq, nb)
-        if metric == "cosine":
-            sc = sc / np.maximum(np.linalg.norm(Zq, axis=1)[:, None] * np.linalg.norm(nb, axis=2), 1e-12)
-    o = np.argsort(-sc, axis=1, kind="stable")
-    return np.take_along_axis(idx, o, 1), np.take_along_axis(sc, o, 1).astype(np.float32)
-
-
 def make_layout(Z: np.ndarray, params: MapParams = MapParams(), knn: Optional[KnnResult] = None) -> Job:
-    """PCA or UMAP of ``Z``; for UMAP the graph is computed here unless given."""
+    """PCA or UMAP of ``Z``; for UMAP the graph is computed here unless given. Above
+    ``params.max_fit_points`` UMAP is :func:`explorer.maps.stream.streamed_umap` (no graph of
+    all points is needed; ``Z`` may be a memory map, read block by block, as is a memory-mapped
+    ``Z`` for PCA (:func:`explorer.maps.stream.streamed_pca`))."""
+    streamed = params.method == "umap" and len(Z) > params.max_fit_points
+    if (streamed or isinstance(Z, np.memmap)) and np.ndim(Z) == 2 and min(Z.shape) > 0:
+        # no in-memory copy: blocks are read (and checked) as they are used
+        from explorer.maps.stream import streamed_pca, streamed_umap
+
+        if not np.issubdtype(np.asarray(Z[:1]).dtype, np.number):
+            raise InputError(f"The vectors must be numeric, got dtype {np.asarray(Z[:1]).dtype}.")
+        _validate(params, Z.shape[0])
+        if params.method == "pca":
+            return (yield from streamed_pca(Z, params))
+        if streamed:
+            return (yield from streamed_umap(Z, params))
     Z = _as_matrix(Z)
     _validate(params, Z.shape[0])
     if params.method == "pca":
