@@ -19,6 +19,22 @@ def knn64(Z, k: int) -> np.ndarray:
     return np.argsort(-S, axis=1, kind="stable")[:, :k]
 
 
+def brute_knn64(X, Q, k, metric, self_rows=None):
+    """float64 brute force: (indices, scores) with larger = closer; self_rows excluded."""
+    X = X.astype(np.float64)
+    Q = Q.astype(np.float64)
+    if metric == "cosine":
+        S = (Q / np.linalg.norm(Q, axis=1, keepdims=True)) @ (X / np.linalg.norm(X, axis=1, keepdims=True)).T
+    elif metric == "dot":
+        S = Q @ X.T
+    else:
+        S = -np.sqrt(((Q[:, None, :] - X[None, :, :]) ** 2).sum(-1))
+    if self_rows is not None:
+        S[np.arange(len(Q)), self_rows] = -np.inf
+    idx = np.argsort(-S, axis=1, kind="stable")[:, :k]
+    return idx, np.take_along_axis(S, idx, 1)
+
+
 def jaccard64(A, B) -> np.ndarray:
     return np.array([len(set(a) & set(b)) / len(set(a) | set(b)) for a, b in zip(A, B)])
 

@@ -8,22 +8,7 @@ import pytest
 from explorer.core.errors import InputError
 from explorer.core.jobs import drain
 from explorer.neighbors import METRICS, KnnParams, VectorIndex, knn_graph, query, recall_at_k
-
-
-def brute(X, Q, k, metric, self_rows=None):
-    """float64 brute force: (indices, scores) with larger = closer; self_rows excluded."""
-    X = X.astype(np.float64)
-    Q = Q.astype(np.float64)
-    if metric == "cosine":
-        S = (Q / np.linalg.norm(Q, axis=1, keepdims=True)) @ (X / np.linalg.norm(X, axis=1, keepdims=True)).T
-    elif metric == "dot":
-        S = Q @ X.T
-    else:
-        S = -np.sqrt(((Q[:, None, :] - X[None, :, :]) ** 2).sum(-1))
-    if self_rows is not None:
-        S[np.arange(len(Q)), self_rows] = -np.inf
-    idx = np.argsort(-S, axis=1, kind="stable")[:, :k]
-    return idx, np.take_along_axis(S, idx, 1)
+from references import brute_knn64
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +21,7 @@ def Z():
 @pytest.mark.parametrize("metric", METRICS)
 def test_exact_graph_matches_float64_brute_force(Z, metric):
     r = drain(knn_graph(Z, KnnParams(k=7, metric=metric, method="exact")))
-    bi, bs = brute(Z, Z, 7, metric, self_rows=np.arange(len(Z)))
+    bi, bs = brute_knn64(Z, Z, 7, metric, self_rows=np.arange(len(Z)))
     assert r.method == "exact" and r.recall == 1.0
     assert r.indices.dtype == np.int64 and r.scores.dtype == np.float32 and r.indices.shape == (600, 7)
     np.testing.assert_array_equal(r.indices, bi)
@@ -70,7 +55,7 @@ def test_approx_recall_is_measured_not_assumed(metric, approx):
     X = (centers[rng.integers(0, 20, 3000)] + rng.normal(size=(3000, 32))).astype(np.float32)
     r = drain(knn_graph(X, KnnParams(k=10, metric=metric, method="approx", approx=approx, recall_sample=400)))
     assert r.method == approx
-    bi, _ = brute(X, X, 10, metric, self_rows=np.arange(len(X)))
+    bi, _ = brute_knn64(X, X, 10, metric, self_rows=np.arange(len(X)))
     hits = np.mean([len(set(a) & set(b)) for a, b in zip(r.indices, bi)]) / 10
     assert hits >= 0.95
     assert abs(r.recall - hits) < 0.03  # a sample estimate of the true recall
@@ -85,12 +70,12 @@ def test_single_queries_exact(Z, metric, half):
     rng = np.random.default_rng(1)
     for i in rng.choice(len(Z), 10, replace=False):
         idx, sc = vi.query(index=int(i), k=6)
-        bi, bs = brute(Z, Z[i:i + 1], 6, metric, self_rows=np.array([i]))
+        bi, bs = brute_knn64(Z, Z[i:i + 1], 6, metric, self_rows=np.array([i]))
         np.testing.assert_array_equal(idx, bi[0])
         np.testing.assert_allclose(sc, bs[0], rtol=1e-5, atol=1e-5)
     q = rng.normal(size=24).astype(np.float32)
     idx, _ = vi.query(q, k=6, exclude=[3])
-    bi, _ = brute(Z, q[None], 7, metric)
+    bi, _ = brute_knn64(Z, q[None], 7, metric)
     np.testing.assert_array_equal(idx, [j for j in bi[0] if j != 3][:6])
 
 
@@ -105,7 +90,7 @@ def test_compressed_prefilter_keeps_near_ties_exact(metric):
     vi = VectorIndex(X, metric, half=True)
     assert vi.compressed
     idx, sc = vi.query(base, k=20)
-    bi, bs = brute(X, base[None], 20, metric)
+    bi, bs = brute_knn64(X, base[None], 20, metric)
     np.testing.assert_array_equal(idx, bi[0])
     np.testing.assert_allclose(sc, bs[0], rtol=1e-5, atol=1e-5)
     # the int8 scores alone (per-row max-abs scaling, written here) do not order them, so the
@@ -148,7 +133,7 @@ def test_compressed_intervals_contain_exact_scores(metric):
         cs = np.linalg.norm(qp.astype(np.float64)) * np.linalg.norm(R, axis=1)
         assert np.median((hi - lo) / cs) < 0.1
         idx, _ = vi.query(q, k=15)
-        np.testing.assert_array_equal(idx, brute(X, q[None], 15, metric)[0][0])
+        np.testing.assert_array_equal(idx, brute_knn64(X, q[None], 15, metric)[0][0])
 
 
 def test_bad_input_is_one_sentence():
@@ -200,12 +185,12 @@ def test_cli_json_matches_brute_force(tmp_path, Z, capsys):
                      "--query-index", "5", "--query-index", "17", "--json"]) == 0
         out = json.loads(capsys.readouterr().out)
         for q in out["queries"]:
-            bi, bs = brute(Z, Z[q["index"]:q["index"] + 1], 4, metric, self_rows=np.array([q["index"]]))
+            bi, bs = brute_knn64(Z, Z[q["index"]:q["index"] + 1], 4, metric, self_rows=np.array([q["index"]]))
             assert q["neighbors"] == bi[0].tolist()
             np.testing.assert_allclose(q["similarities"], bs[0], rtol=1e-5, atol=1e-5)
     out_path = tmp_path / "idx.npy"
     assert main(["neighbors", "--vectors", str(path), "-k", "3", "--out", str(out_path), "--quiet"]) == 0
-    bi, _ = brute(Z, Z, 3, "cosine", self_rows=np.arange(len(Z)))
+    bi, _ = brute_knn64(Z, Z, 3, "cosine", self_rows=np.arange(len(Z)))
     np.testing.assert_array_equal(np.load(out_path), bi)
     assert main(["neighbors", "--vectors", str(path), "-k", "3", "--query-index", "9999"]) == 2
     assert "outside" in capsys.readouterr().err
@@ -219,7 +204,7 @@ def test_symmetric_tiles_narrower_than_k(Z, metric):
 
     X = Z[:53]
     idx, sc = drain(knn_graph_exact(X, 7, metric, tile=3))
-    bi, bs = brute(X, X, 7, metric, self_rows=np.arange(len(X)))
+    bi, bs = brute_knn64(X, X, 7, metric, self_rows=np.arange(len(X)))
     np.testing.assert_array_equal(idx, bi)
     np.testing.assert_allclose(sc, bs, rtol=1e-5, atol=1e-5)
 
@@ -231,7 +216,7 @@ def test_ivf_probing_every_list_is_exact(Z, metric):
 
     index = drain(IvfIndex(Z, metric, nlist=6).build())
     idx_, _ = drain(index.search(np.arange(len(Z)), 5, nprobe=6))
-    bi, _ = brute(Z, Z, 5, metric, self_rows=np.arange(len(Z)))
+    bi, _ = brute_knn64(Z, Z, 5, metric, self_rows=np.arange(len(Z)))
     np.testing.assert_array_equal(idx_, bi)
 
 
@@ -244,7 +229,7 @@ def test_ivf_rows_with_too_few_candidates_are_searched_exactly():
                                      target_recall=0.0, recall_sample=50)))
     assert r.info["nprobe"] == 4 and r.info["rows_searched_exactly"] > 0
     assert (r.indices >= 0).all() and not (r.indices == np.arange(300)[:, None]).any()
-    bi, bs = brute(X, X, 9, "euclidean", self_rows=np.arange(300))
+    bi, bs = brute_knn64(X, X, 9, "euclidean", self_rows=np.arange(300))
     rows = np.flatnonzero([len(set(a) & set(b)) == 9 for a, b in zip(r.indices, bi)])
     np.testing.assert_allclose(r.scores[rows], bs[rows], rtol=1e-5, atol=1e-5)  # exact distances
     with pytest.raises(InputError, match="IVF"):
@@ -256,7 +241,7 @@ def test_ivf_rows_with_too_few_candidates_are_searched_exactly():
 
 def _brute_recall(X, idx, k):
     """recall@k of the graph ``idx`` against float64 cosine brute force, over every row."""
-    bi, _ = brute(X, X, k, "cosine", self_rows=np.arange(len(X)))
+    bi, _ = brute_knn64(X, X, k, "cosine", self_rows=np.arange(len(X)))
     return float(np.mean([len(set(a) & set(b)) for a, b in zip(idx, bi)]) / k)
 
 
@@ -290,7 +275,7 @@ def test_ivf_recall_prediction_equals_the_search():
 
     X = _isotropic(1500, 16, seed=4)
     rows = np.sort(np.random.default_rng(0).choice(len(X), 200, replace=False))
-    ex, _ = brute(X, X[rows], 6, "cosine", self_rows=rows)
+    ex, _ = brute_knn64(X, X[rows], 6, "cosine", self_rows=rows)
     index = drain(IvfIndex(X, "cosine", nlist=30).train())
     curve = index.recall_curve(rows, ex)
     drain(index.assign(30))

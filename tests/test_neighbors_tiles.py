@@ -6,20 +6,7 @@ import numpy as np
 import pytest
 
 from explorer.neighbors import METRICS, knn_graph_exact, knn_search
-
-
-def brute(X, Q, k, metric, self_rows=None):
-    X, Q = X.astype(np.float64), Q.astype(np.float64)
-    if metric == "cosine":
-        S = (Q / np.linalg.norm(Q, axis=1, keepdims=True)) @ (X / np.linalg.norm(X, axis=1, keepdims=True)).T
-    elif metric == "dot":
-        S = Q @ X.T
-    else:
-        S = -np.sqrt(((Q[:, None, :] - X[None, :, :]) ** 2).sum(-1))
-    if self_rows is not None:
-        S[np.arange(len(Q)), self_rows] = -np.inf
-    idx = np.argsort(-S, axis=1, kind="stable")[:, :k]
-    return idx, np.take_along_axis(S, idx, 1)
+from references import brute_knn64
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +34,7 @@ def test_self_knn_tiles_fit_the_budget_and_use_it(Z, memory_mb):
     except StopIteration as stop:
         idx, sc = stop.value
     assert done == sorted(done) and done[-1] <= first.total
-    bi, bs = brute(Z, Z, 5, "cosine", self_rows=np.arange(600))
+    bi, bs = brute_knn64(Z, Z, 5, "cosine", self_rows=np.arange(600))
     np.testing.assert_array_equal(idx, bi)
 
 
@@ -63,7 +50,7 @@ def test_column_tiles_with_self_excluded_at_an_offset(Z, metric):
                 steps.append(next(job))
         except StopIteration as stop:
             idx, sc = stop.value
-        bi, bs = brute(Z, Z[lo:hi], k, metric, self_rows=np.arange(lo, hi))
+        bi, bs = brute_knn64(Z, Z[lo:hi], k, metric, self_rows=np.arange(lo, hi))
         np.testing.assert_array_equal(idx, bi)
         np.testing.assert_allclose(sc, bs, rtol=1e-5, atol=1e-5)
         assert steps[-1].done == steps[-1].total == hi - lo

@@ -77,7 +77,7 @@ def test_streamed_map_blocks_memory_map_and_quality(data, tmp_path):
     from scipy.spatial import cKDTree
 
     from explorer.maps import MapParams, make_layout
-    from explorer.maps.stream import streamed_umap
+    from explorer.maps.umap import streamed_umap
 
     Z, lab = data
     p = MapParams(n_neighbors=10, n_epochs=60, seed=2, max_fit_points=2500)
@@ -122,7 +122,7 @@ def test_sample_search_recall_against_brute_force():
 
 def test_cancel_between_blocks_stops_the_placement(data):
     from explorer.maps import MapParams
-    from explorer.maps.stream import streamed_umap
+    from explorer.maps.umap import streamed_umap
 
     Z, _ = data
     job = streamed_umap(Z, MapParams(n_neighbors=10, n_epochs=30, seed=1, max_fit_points=1000), block=250)

@@ -12,9 +12,10 @@ import copy
 from typing import Optional, Sequence
 
 import numpy as np
-from PySide6 import QtCore, QtWidgets
+from PySide6 import QtWidgets
 
 from explorer.core.errors import InputError
+from explorer.gui.dialogs import checklist_dialog
 from explorer.gui.settings import settings
 
 
@@ -44,29 +45,6 @@ def _known_labels(w, need: bool, what: str):
     return y[known], known
 
 
-def _checklist(parent, title: str, text: str, items: Sequence[str], checked) -> Optional[list]:
-    """A dialog of checkable ``items``; the checked ones, or None when cancelled."""
-    dlg = QtWidgets.QDialog(parent)
-    dlg.setWindowTitle(title)
-    lay = QtWidgets.QVBoxLayout(dlg)
-    label = QtWidgets.QLabel(text)
-    label.setWordWrap(True)
-    lay.addWidget(label)
-    lst = QtWidgets.QListWidget()
-    for name in items:
-        it = QtWidgets.QListWidgetItem(name)
-        it.setCheckState(QtCore.Qt.Checked if name in checked else QtCore.Qt.Unchecked)
-        lst.addItem(it)
-    lay.addWidget(lst)
-    bb = QtWidgets.QDialogButtonBox(QtWidgets.QDialogButtonBox.Ok | QtWidgets.QDialogButtonBox.Cancel)
-    bb.accepted.connect(dlg.accept)
-    bb.rejected.connect(dlg.reject)
-    lay.addWidget(bb)
-    if dlg.exec() != QtWidgets.QDialog.Accepted:
-        return None
-    return [lst.item(i).text() for i in range(lst.count()) if lst.item(i).checkState() == QtCore.Qt.Checked]
-
-
 # ---------------------------------------------------------------------------------- layer sweep
 def layer_sweep_dialog(w) -> None:
     from explorer.metrics.layers import default_layers
@@ -78,7 +56,7 @@ def layer_sweep_dialog(w) -> None:
     names = enc.layers()
     if not names:
         return w.show_error(f"{enc.name} exposes no layers (TorchScript models only give their output).")
-    chosen = _checklist(w, "Layer sweep", f"Layers of {enc.name} to embed {s.dataset.name} at (one pass):",
+    chosen = checklist_dialog(w, "Layer sweep", f"Layers of {enc.name} to embed {s.dataset.name} at (one pass):",
                         names, set(default_layers(enc.module)))
     if chosen:
         open_layer_sweep(w, s.current, chosen)
@@ -154,7 +132,7 @@ def truncation_dialog(w) -> None:
     ready = _embedded(w)
     if not ready:
         return w.show_error("Embed the dataset first (Compute > Embed); the curve truncates a model's vectors.")
-    chosen = ready if len(ready) == 1 else _checklist(
+    chosen = ready if len(ready) == 1 else checklist_dialog(
         w, "Truncation curve", "Models to draw side by side (RankMe, k-NN and probe accuracy of their first m "
         "dimensions):", ready, set(ready))
     if chosen:
@@ -217,9 +195,6 @@ def anchors_dialog(w) -> None:
     if len(ready) < 2:
         return w.show_error("Comparing on anchors needs at least two embedded models; open and embed another encoder.")
     n, sel = len(w.session.dataset), w.selection.indices
-    dlg = QtWidgets.QDialog(w)
-    dlg.setWindowTitle("Compare with anchors")
-    lay = QtWidgets.QVBoxLayout(dlg)
     form = QtWidgets.QFormLayout()
     k = QtWidgets.QSpinBox()
     k.setRange(2, n)
@@ -231,21 +206,9 @@ def anchors_dialog(w) -> None:
     form.addRow("Anchors:", random)
     form.addRow("K:", k)
     form.addRow("", use_sel)
-    lay.addLayout(form)
-    lay.addWidget(QtWidgets.QLabel("Models to compare:"))
-    lst = QtWidgets.QListWidget()
-    for mid in ready:
-        it = QtWidgets.QListWidgetItem(mid)
-        it.setCheckState(QtCore.Qt.Checked)
-        lst.addItem(it)
-    lay.addWidget(lst)
-    bb = QtWidgets.QDialogButtonBox(QtWidgets.QDialogButtonBox.Ok | QtWidgets.QDialogButtonBox.Cancel)
-    bb.accepted.connect(dlg.accept)
-    bb.rejected.connect(dlg.reject)
-    lay.addWidget(bb)
-    if dlg.exec() != QtWidgets.QDialog.Accepted:
+    chosen = checklist_dialog(w, "Compare with anchors", "Models to compare:", ready, set(ready), above=form)
+    if chosen is None:
         return
-    chosen = [lst.item(i).text() for i in range(lst.count()) if lst.item(i).checkState() == QtCore.Qt.Checked]
     w.guarded(lambda: compare_with_anchors(w, chosen, k=k.value(), use_selection=use_sel.isChecked()))
 
 

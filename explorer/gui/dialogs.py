@@ -3,6 +3,7 @@ defaults and a preview, and the settings dialog. Previews load in a worker."""
 
 from __future__ import annotations
 
+from typing import Optional, Sequence
 
 from PySide6 import QtCore, QtWidgets
 
@@ -415,3 +416,29 @@ class SettingsDialog(QtWidgets.QDialog):
         s.setValue("workers", self.workers.value())
         s.setValue("cache_dir", self.cache.text().strip())
         s.setValue("theme", self.theme.currentText())
+
+
+def checklist_dialog(parent, title: str, text: str, items: Sequence[str], checked, above=None) -> Optional[list]:
+    """A dialog of checkable ``items`` (those in ``checked`` ticked), under the layout ``above``
+    (options, optional) and ``text``; the checked ones, or None when cancelled."""
+    dlg = QtWidgets.QDialog(parent)
+    dlg.setWindowTitle(title)
+    lay = QtWidgets.QVBoxLayout(dlg)
+    if above is not None:
+        lay.addLayout(above)
+    label = QtWidgets.QLabel(text)
+    label.setWordWrap(True)
+    lay.addWidget(label)
+    lst = QtWidgets.QListWidget()
+    for name in items:
+        it = QtWidgets.QListWidgetItem(name)
+        it.setCheckState(QtCore.Qt.Checked if name in checked else QtCore.Qt.Unchecked)
+        lst.addItem(it)
+    lay.addWidget(lst)
+    bb = QtWidgets.QDialogButtonBox(QtWidgets.QDialogButtonBox.Ok | QtWidgets.QDialogButtonBox.Cancel)
+    bb.accepted.connect(dlg.accept)
+    bb.rejected.connect(dlg.reject)
+    lay.addWidget(bb)
+    if dlg.exec() != QtWidgets.QDialog.Accepted:
+        return None
+    return [lst.item(i).text() for i in range(lst.count()) if lst.item(i).checkState() == QtCore.Qt.Checked]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-from PySide6 import QtCore, QtWidgets
+from PySide6 import QtWidgets
 
 from explorer.gui.settings import settings
 
@@ -18,25 +18,13 @@ class ViewActions:
         ready = [mid for mid, m in self.session.models.items() if m.vectors is not None and m.layouts]
         if len(ready) < 2:
             return self.show_error("Comparing needs at least two embedded models with a map; open and embed another encoder.")
-        dlg = QtWidgets.QDialog(self)
-        dlg.setWindowTitle("Compare models")
-        lay = QtWidgets.QVBoxLayout(dlg)
-        lay.addWidget(QtWidgets.QLabel("Choose 2 to 4 models (the first is the reference for alignment; "
-                                       "the view can change it):"))
-        lst = QtWidgets.QListWidget()
-        for i, mid in enumerate(ready):
-            it = QtWidgets.QListWidgetItem(mid)
-            it.setCheckState(QtCore.Qt.Checked if i < 2 or mid == self.session.current else QtCore.Qt.Unchecked)
-            lst.addItem(it)
-        lay.addWidget(lst)
-        bb = QtWidgets.QDialogButtonBox(QtWidgets.QDialogButtonBox.Ok | QtWidgets.QDialogButtonBox.Cancel)
-        bb.accepted.connect(dlg.accept)
-        bb.rejected.connect(dlg.reject)
-        lay.addWidget(bb)
-        if dlg.exec() != QtWidgets.QDialog.Accepted:
-            return
-        chosen = [lst.item(i).text() for i in range(lst.count()) if lst.item(i).checkState() == QtCore.Qt.Checked]
-        self.compare_models(chosen)
+        from explorer.gui.dialogs import checklist_dialog
+
+        first = set(ready[:2]) | {self.session.current}
+        chosen = checklist_dialog(self, "Compare models", "Choose 2 to 4 models (the first is the reference for "
+                                  "alignment; the view can change it):", ready, first)
+        if chosen is not None:
+            self.compare_models(chosen)
 
     def compare_models(self, model_ids, method: Optional[str] = None,
                        title: Optional[str] = None) -> Optional[QtWidgets.QWidget]:

@@ -1,5 +1,7 @@
-"""UMAP of more points than fit in a UMAP: fit a random sample, then place the rest block by
-block in bounded memory (issue 22).
+"""The pieces of a UMAP of more points than fit in a UMAP (issue 22): reading rows of a memory
+map block by block, the search of a fitted sample, and the placement of the other points in
+bounded memory; :func:`explorer.maps.umap.streamed_umap` puts them together (fit a random
+sample, place the rest block by block). Also the streamed PCA of a memory map.
 
 UMAP's ``transform`` (McInnes, Healy & Melville, arXiv:1802.03426; umap-learn's
 ``UMAP.transform``) places a new point x by (1) its k nearest fitted points, (2) their fuzzy
@@ -33,7 +35,6 @@ from __future__ import annotations
 import ctypes
 import mmap
 import time
-from dataclasses import replace
 from typing import Optional
 
 import numba
@@ -41,12 +42,12 @@ import numpy as np
 
 from explorer.core.errors import InputError
 from explorer.core.jobs import Job, Progress, scaled
-from explorer.maps.params import STATS, Layout, MapParams, _validate
+from explorer.maps.params import STATS, Layout, MapParams
 from explorer.maps.sgd import _powb, power_table
 from explorer.neighbors.blocks import _insert
 from explorer.core.resources import setup_numba_cache
 
-__all__ = ["streamed_umap", "streamed_pca", "place_points", "SampleSearch", "read_rows"]
+__all__ = ["streamed_pca", "place_points", "SampleSearch", "read_rows"]
 
 setup_numba_cache()
 
@@ -208,7 +209,7 @@ def transform_epochs(n_new: int, n_epochs: Optional[int]) -> int:
 def membership(idx: np.ndarray, dists: np.ndarray, k: int, local_connectivity: float) -> np.ndarray:
     """UMAP transform's membership weights (n, k) float32 of new points to their k sample
     neighbours (``smooth_knn_dist`` with local connectivity lc - 1, bipartite strengths)."""
-    from explorer.maps.umap import _kernels
+    from explorer.maps.umap_kernels import _kernels
 
     K = _kernels()
     d = np.ascontiguousarray(dists, dtype=np.float32)
@@ -446,90 +447,6 @@ def _pair_scores(Q: np.ndarray, Zs: np.ndarray, idx: np.ndarray, metric: str) ->
 #: points at 0.95 as at 0.99 (1M x 128 blobs, benchmarks/bench_1m.py). The measured recall is
 #: reported in ``info["placement_neighbors"]``.
 PLACEMENT_RECALL = 0.95
-
-def streamed_umap(Z: np.ndarray, params: MapParams = MapParams(), block: int = 65536,
-                  calibration: int = 2000) -> Job:
-    """UMAP of ``Z`` (N, D) (an array or a read-only memory map; read ``block`` rows at a
-    time) fitted on ``params.max_fit_points`` random rows, the others placed block by block
-    (module docstring), as a job -> :class:`Layout`. Yields the fitted sample's map as soon as
-    it exists (``partial``: (N, c) float32 with NaN for the rows not yet placed) and after
-    every placed block; cancelling between blocks stops it."""
-    from explorer.maps.umap import umap_layout
-    from explorer.neighbors.search import KnnParams, knn_graph
-
-    p = params
-    N, D = Z.shape
-    _validate(p, N)
-    if p.method != "umap":
-        raise InputError("streamed_umap makes UMAP maps.")
-    t0 = time.perf_counter()
-    S = int(min(N, p.max_fit_points))
-    rng = np.random.default_rng(0 if p.seed is None else p.seed)
-    fit_rows = np.sort(rng.choice(N, size=S, replace=False)) if S < N else np.arange(N)
-    yield Progress(0, None, f"reading a {S:,}-point sample")
-    Zs = take_rows(Z, fit_rows, block)
-    timings = {"read_sample": time.perf_counter() - t0}
-    t1 = time.perf_counter()
-    kp = KnnParams(k=p.n_neighbors - 1, metric=p.metric, method=p.knn_method, device=p.device)
-    knn_s = yield from scaled(knn_graph(Zs, kp), 0.0, 0.15, f"k-NN graph of the {S:,}-point sample")
-    timings["sample_graph"] = time.perf_counter() - t1
-    t1 = time.perf_counter()
-    fit = yield from scaled(umap_layout(Zs, knn_s, replace(p, max_fit_points=max(S, p.max_fit_points))),
-                            0.15, 0.4, f"UMAP of the {S:,}-point sample")
-    timings["sample_fit"] = time.perf_counter() - t1
-    emb = fit.coords
-    coords = np.full((N, emb.shape[1]), np.nan, np.float32)
-    coords[fit_rows] = emb
-    yield Progress(0.4, 1.0, f"UMAP of the {S:,}-point sample; placing the other {N - S:,}", partial=coords)
-    info = {"strategy": "fit on a sample, stream the rest", "fitted_on_sample": S,
-            "placed_by_transform": int(N - S), "graph_method": knn_s.method,
-            "graph_recall": float(knn_s.recall), "graph_k": knn_s.k,
-            "sample_fit": {k: v for k, v in fit.info.items() if k not in ("reproduce",)}, "n": N}
-    if S < N:
-        t1 = time.perf_counter()
-        in_fit = np.zeros(N, bool)
-        in_fit[fit_rows] = True
-        # calibration queries: rows outside the sample, spread over the file
-        outside = np.flatnonzero(~in_fit)
-        cal_rows = np.sort(rng.choice(outside, size=min(len(outside), calibration), replace=False))
-        del outside
-        calib = take_rows(Z, cal_rows, block)
-        search = SampleSearch(Zs, p.metric, p.n_neighbors, seed=0 if p.seed is None else p.seed,
-                              target_recall=PLACEMENT_RECALL, exact_only=p.knn_method == "exact")
-        yield from scaled(search.build(calib), 0.4, 0.45, "index of the sample")
-        info["placement_neighbors"] = search.info
-        timings["sample_index"] = time.perf_counter() - t1
-        n_epochs = transform_epochs(N - S, p.n_epochs)
-        info["transform_epochs"] = n_epochs
-        t1 = time.perf_counter()
-        t_search = 0.0
-        done = 0
-        n_blocks = (N + block - 1) // block
-        info["blocks"] = n_blocks
-        for bi, s in enumerate(range(0, N, block)):
-            e = min(N, s + block)
-            X = read_rows(Z, s, e)
-            keep = np.flatnonzero(~in_fit[s:e])
-            if len(keep):
-                Q = X if len(keep) == e - s else np.ascontiguousarray(X[keep])
-                ts = time.perf_counter()
-                idx, dist = yield from search.search(Q)
-                t_search += time.perf_counter() - ts
-                coords[s + keep] = place_points(emb, idx, dist, p, n_epochs, rows=s + keep)
-                done += len(keep)
-            info["blocks_done"] = bi + 1
-            yield Progress(0.45 + 0.55 * done / (N - S), 1.0,
-                           f"placed {done:,} of {N - S:,} points (block {bi + 1}/{n_blocks})", partial=coords)
-        timings["place"] = time.perf_counter() - t1
-        timings["place_search"] = t_search
-        unplaced = int(np.isnan(coords[:, 0]).sum())
-        if unplaced:
-            info["unplaced_no_neighbours"] = unplaced
-    STATS["layout"] += 1
-    timings["total"] = time.perf_counter() - t0
-    info["seconds"] = timings
-    return Layout(coords, "umap", p.layout_dict(), info)
-
 
 def streamed_pca(Z: np.ndarray, params: MapParams = MapParams(method="pca"), block: int = 262144) -> Job:
     """Exact PCA of ``Z`` (N, D) read ``block`` rows at a time (an array or a read-only memory

@@ -14,7 +14,6 @@ with ``cache=True`` so a fresh process does not recompile them (TRAPS.md #2).
 from __future__ import annotations
 
 import time
-import types
 from typing import Optional, Tuple
 
 import numpy as np
@@ -23,51 +22,10 @@ from explorer.core.errors import InputError
 from explorer.core.jobs import Job, Progress
 from explorer.maps.params import STATS, Layout, MapParams, _validate
 from explorer.maps.pca import pca_job
+from explorer.maps.umap_kernels import _kernels
 from explorer.neighbors.search import KnnParams, KnnResult, _as_matrix, knn_graph, scores_to_distances
 
 __all__ = ["umap_layout", "make_layout"]
-
-_KERNELS: dict = {}
-
-
-def _kernels() -> dict:
-    """umap-learn's numba kernels re-jitted with ``cache=True`` (umap-learn itself compiles them
-    without a disk cache, so every fresh process paid the compile). Falls back to umap's own
-    dispatchers if re-jitting fails."""
-    if _KERNELS:
-        return _KERNELS
-    from explorer.core.resources import setup_numba_cache
-
-    setup_numba_cache()
-    import numba
-    import umap.layouts as L
-    import umap.umap_ as U
-
-    def rejit(f, tag, **kw):
-        # numba's disk cache keys an entry by the function's qualified name and signature, not
-        # by its flags: two variants of one umap function (serial/parallel, nogil or not,
-        # umap's own) would overwrite or load each other. Each variant therefore gets its own
-        # name. nogil: the GUI runs maps in a worker thread, and an epoch that held the GIL
-        # stalled the event loop (measured 0.4-1.3 s per 70k-point epoch when a cached
-        # non-nogil build was loaded).
-        py = getattr(f, "py_func", f)
-        try:
-            g = types.FunctionType(py.__code__, py.__globals__, f"{py.__name__}__{tag}",
-                                   py.__defaults__, py.__closure__)
-            g.__qualname__ = f"{py.__qualname__}__{tag}"
-            g.__module__ = py.__module__
-            return numba.njit(g, cache=True, nogil=True, **kw)
-        except Exception:  # pragma: no cover - numba refused; use umap's own
-            return f
-
-    _KERNELS.update(
-        smooth_knn_dist=rejit(U.smooth_knn_dist, "ee", fastmath=True),
-        compute_membership_strengths=rejit(U.compute_membership_strengths, "ee", fastmath=True),
-        epoch_serial=rejit(L._optimize_layout_euclidean_single_epoch, "ee_serial", fastmath=True, parallel=False),
-        epoch_parallel=rejit(L._optimize_layout_euclidean_single_epoch, "ee_parallel", fastmath=True, parallel=True),
-    )
-    return _KERNELS
-
 
 def _fuzzy_graph(knn_i: np.ndarray, knn_d: np.ndarray, n_neighbors: int, set_op_mix_ratio: float,
                  local_connectivity: float):
@@ -157,7 +115,7 @@ def _umap_metric(metric: str) -> str:
 def umap_layout(Z: np.ndarray, knn: KnnResult, params: MapParams = MapParams()) -> Job:
     """UMAP of ``Z`` (N, D) from our k-NN graph ``knn`` (self excluded, k >= n_neighbors - 1),
     as a job -> :class:`Layout` (coords (N, n_components) float32). Above
-    ``params.max_fit_points`` the map is :func:`explorer.maps.stream.streamed_umap`: UMAP of
+    ``params.max_fit_points`` the map is :func:`explorer.maps.umap.streamed_umap`: UMAP of
     a random sample (its own k-NN graph), the other points placed block by block with UMAP's
     transform procedure in bounded memory (``knn`` is then not used)."""
     import scipy.sparse
@@ -183,8 +141,6 @@ def umap_layout(Z: np.ndarray, knn: KnnResult, params: MapParams = MapParams()) 
 
     if N > p.max_fit_points:
         # fit a sample, place the rest block by block in bounded memory (explorer.maps.stream)
-        from explorer.maps.stream import streamed_umap
-
         lay = yield from streamed_umap(Z, p)
         lay.info.update({k: v for k, v in info.items() if not k.startswith("graph_")})
         return lay
@@ -260,13 +216,13 @@ def umap_layout(Z: np.ndarray, knn: KnnResult, params: MapParams = MapParams()) 
 
 def make_layout(Z: np.ndarray, params: MapParams = MapParams(), knn: Optional[KnnResult] = None) -> Job:
     """PCA or UMAP of ``Z``; for UMAP the graph is computed here unless given. Above
-    ``params.max_fit_points`` UMAP is :func:`explorer.maps.stream.streamed_umap` (no graph of
+    ``params.max_fit_points`` UMAP is :func:`explorer.maps.umap.streamed_umap` (no graph of
     all points is needed; ``Z`` may be a memory map, read block by block, as is a memory-mapped
     ``Z`` for PCA (:func:`explorer.maps.stream.streamed_pca`))."""
     streamed = params.method == "umap" and len(Z) > params.max_fit_points
     if (streamed or isinstance(Z, np.memmap)) and np.ndim(Z) == 2 and min(Z.shape) > 0:
         # no in-memory copy: blocks are read (and checked) as they are used
-        from explorer.maps.stream import streamed_pca, streamed_umap
+        from explorer.maps.stream import streamed_pca
 
         if not np.issubdtype(np.asarray(Z[:1]).dtype, np.number):
             raise InputError(f"The vectors must be numeric, got dtype {np.asarray(Z[:1]).dtype}.")
@@ -290,3 +246,92 @@ def make_layout(Z: np.ndarray, params: MapParams = MapParams(), knn: Optional[Kn
     if graph_seconds is not None:
         lay.info["graph_seconds"] = graph_seconds
     return lay
+
+
+def streamed_umap(Z: np.ndarray, params: MapParams = MapParams(), block: int = 65536,
+                  calibration: int = 2000) -> Job:
+    """UMAP of ``Z`` (N, D) (an array or a read-only memory map; read ``block`` rows at a
+    time) fitted on ``params.max_fit_points`` random rows, the others placed block by block
+    (module docstring), as a job -> :class:`Layout`. Yields the fitted sample's map as soon as
+    it exists (``partial``: (N, c) float32 with NaN for the rows not yet placed) and after
+    every placed block; cancelling between blocks stops it."""
+    from dataclasses import replace
+
+    from explorer.core.jobs import scaled
+    from explorer.maps.stream import (PLACEMENT_RECALL, SampleSearch, place_points, read_rows, take_rows,
+                                      transform_epochs)
+
+    from explorer.neighbors.search import KnnParams, knn_graph
+
+    p = params
+    N, D = Z.shape
+    _validate(p, N)
+    if p.method != "umap":
+        raise InputError("streamed_umap makes UMAP maps.")
+    t0 = time.perf_counter()
+    S = int(min(N, p.max_fit_points))
+    rng = np.random.default_rng(0 if p.seed is None else p.seed)
+    fit_rows = np.sort(rng.choice(N, size=S, replace=False)) if S < N else np.arange(N)
+    yield Progress(0, None, f"reading a {S:,}-point sample")
+    Zs = take_rows(Z, fit_rows, block)
+    timings = {"read_sample": time.perf_counter() - t0}
+    t1 = time.perf_counter()
+    kp = KnnParams(k=p.n_neighbors - 1, metric=p.metric, method=p.knn_method, device=p.device)
+    knn_s = yield from scaled(knn_graph(Zs, kp), 0.0, 0.15, f"k-NN graph of the {S:,}-point sample")
+    timings["sample_graph"] = time.perf_counter() - t1
+    t1 = time.perf_counter()
+    fit = yield from scaled(umap_layout(Zs, knn_s, replace(p, max_fit_points=max(S, p.max_fit_points))),
+                            0.15, 0.4, f"UMAP of the {S:,}-point sample")
+    timings["sample_fit"] = time.perf_counter() - t1
+    emb = fit.coords
+    coords = np.full((N, emb.shape[1]), np.nan, np.float32)
+    coords[fit_rows] = emb
+    yield Progress(0.4, 1.0, f"UMAP of the {S:,}-point sample; placing the other {N - S:,}", partial=coords)
+    info = {"strategy": "fit on a sample, stream the rest", "fitted_on_sample": S,
+            "placed_by_transform": int(N - S), "graph_method": knn_s.method,
+            "graph_recall": float(knn_s.recall), "graph_k": knn_s.k,
+            "sample_fit": {k: v for k, v in fit.info.items() if k not in ("reproduce",)}, "n": N}
+    if S < N:
+        t1 = time.perf_counter()
+        in_fit = np.zeros(N, bool)
+        in_fit[fit_rows] = True
+        # calibration queries: rows outside the sample, spread over the file
+        outside = np.flatnonzero(~in_fit)
+        cal_rows = np.sort(rng.choice(outside, size=min(len(outside), calibration), replace=False))
+        del outside
+        calib = take_rows(Z, cal_rows, block)
+        search = SampleSearch(Zs, p.metric, p.n_neighbors, seed=0 if p.seed is None else p.seed,
+                              target_recall=PLACEMENT_RECALL, exact_only=p.knn_method == "exact")
+        yield from scaled(search.build(calib), 0.4, 0.45, "index of the sample")
+        info["placement_neighbors"] = search.info
+        timings["sample_index"] = time.perf_counter() - t1
+        n_epochs = transform_epochs(N - S, p.n_epochs)
+        info["transform_epochs"] = n_epochs
+        t1 = time.perf_counter()
+        t_search = 0.0
+        done = 0
+        n_blocks = (N + block - 1) // block
+        info["blocks"] = n_blocks
+        for bi, s in enumerate(range(0, N, block)):
+            e = min(N, s + block)
+            X = read_rows(Z, s, e)
+            keep = np.flatnonzero(~in_fit[s:e])
+            if len(keep):
+                Q = X if len(keep) == e - s else np.ascontiguousarray(X[keep])
+                ts = time.perf_counter()
+                idx, dist = yield from search.search(Q)
+                t_search += time.perf_counter() - ts
+                coords[s + keep] = place_points(emb, idx, dist, p, n_epochs, rows=s + keep)
+                done += len(keep)
+            info["blocks_done"] = bi + 1
+            yield Progress(0.45 + 0.55 * done / (N - S), 1.0,
+                           f"placed {done:,} of {N - S:,} points (block {bi + 1}/{n_blocks})", partial=coords)
+        timings["place"] = time.perf_counter() - t1
+        timings["place_search"] = t_search
+        unplaced = int(np.isnan(coords[:, 0]).sum())
+        if unplaced:
+            info["unplaced_no_neighbours"] = unplaced
+    STATS["layout"] += 1
+    timings["total"] = time.perf_counter() - t0
+    info["seconds"] = timings
+    return Layout(coords, "umap", p.layout_dict(), info)

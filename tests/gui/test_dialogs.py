@@ -137,3 +137,29 @@ def test_encoder_dialog_sets_preprocessing_and_picks_a_network(window, qtbot, tm
     d.show()
     d.accept()
     assert d.isVisible() and "The std needs one or three numbers above 0" in d.preview.text()
+
+
+def test_checklist_dialog_returns_the_ticked_items_or_none(qtbot):
+    from PySide6 import QtCore as _QtCore
+    from PySide6 import QtWidgets as _QtWidgets
+
+    from explorer.gui.dialogs import checklist_dialog
+
+    parent = _QtWidgets.QWidget()
+    qtbot.addWidget(parent)
+    options = _QtWidgets.QFormLayout()
+    options.addRow("K:", _QtWidgets.QSpinBox())
+
+    def tick_and(accept: bool):
+        dlg = parent.findChildren(_QtWidgets.QDialog)[-1]
+        assert dlg.findChild(_QtWidgets.QSpinBox) is not None  # the options sit above the list
+        lst = dlg.findChild(_QtWidgets.QListWidget)
+        assert [lst.item(i).checkState() == _QtCore.Qt.Checked for i in range(3)] == [True, True, False]
+        lst.item(0).setCheckState(_QtCore.Qt.Unchecked)
+        lst.item(2).setCheckState(_QtCore.Qt.Checked)
+        dlg.accept() if accept else dlg.reject()
+
+    _QtCore.QTimer.singleShot(0, lambda: tick_and(True))
+    assert checklist_dialog(parent, "Pick", "Models:", ["a", "b", "c"], {"a", "b"}, above=options) == ["b", "c"]
+    _QtCore.QTimer.singleShot(0, lambda: tick_and(False))
+    assert checklist_dialog(parent, "Pick", "Models:", ["a", "b", "c"], {"a", "b"}) is None

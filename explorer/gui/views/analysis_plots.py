@@ -56,6 +56,27 @@ def plain_table() -> QtWidgets.QTableWidget:
     return t
 
 
+def plots_over_table(min_plot_height: int, plot_size: int, min_height: int):
+    """A vertical splitter of a white pyqtgraph layout (the plots) over a plain table -> (splitter,
+    graphics, table). It has no height of its own in the tab's scroll area: it takes what is left,
+    down to ``min_height``."""
+    split = QtWidgets.QSplitter(QtCore.Qt.Orientation.Vertical)
+    graphics = pg.GraphicsLayoutWidget()
+    graphics.setBackground("w")
+    graphics.ci.layout.setContentsMargins(4, 0, 4, 2)
+    graphics.setMinimumHeight(min_plot_height)
+    split.addWidget(graphics)
+    table = plain_table()
+    table.setMinimumHeight(60)
+    split.addWidget(table)
+    split.setStretchFactor(0, 4)
+    split.setStretchFactor(1, 1)
+    split.setSizes([plot_size, 90])
+    split.setSizePolicy(QtWidgets.QSizePolicy.Policy.Preferred, QtWidgets.QSizePolicy.Policy.Ignored)
+    split.setMinimumHeight(min_height)
+    return split, graphics, table
+
+
 def fmt(v, spec: str = "{:.3f}") -> str:
     return "–" if v is None or v != v else spec.format(v)
 

@@ -21,7 +21,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
-from explorer.gui.views.analysis_plots import COLOURS, JobView, fill_table, fmt, plain_table, styled_plot
+from explorer.gui.views.analysis_plots import COLOURS, JobView, fill_table, fmt, plots_over_table, styled_plot
 
 PROJECTOR_BRUSH = (221, 132, 82, 38)
 MAX_TICKS = 12  # layer names shown on the axis before every k-th is skipped
@@ -66,23 +66,9 @@ class LayersView(JobView):
         self.title.setWordWrap(True)
         lay.addWidget(self.title)
         lay.addWidget(self.status)
-        split = QtWidgets.QSplitter(QtCore.Qt.Orientation.Vertical)
-        self.graphics = pg.GraphicsLayoutWidget()
-        self.graphics.setBackground("w")
-        self.graphics.ci.layout.setContentsMargins(4, 0, 4, 2)
-        self.graphics.setMinimumHeight(260)
-        split.addWidget(self.graphics)
-        self.table = plain_table()
+        split, self.graphics, self.table = plots_over_table(260, 440, MIN_HEIGHT)
         self.table.setToolTip("Double-click a layer to open its map")
         self.table.cellDoubleClicked.connect(self._row_activated)
-        self.table.setMinimumHeight(60)
-        split.addWidget(self.table)
-        split.setStretchFactor(0, 4)
-        split.setStretchFactor(1, 1)
-        split.setSizes([440, 90])
-        # no height of its own in the tab's scroll area: it takes what is left, down to its minimum
-        split.setSizePolicy(QtWidgets.QSizePolicy.Policy.Preferred, QtWidgets.QSizePolicy.Policy.Ignored)
-        split.setMinimumHeight(MIN_HEIGHT)
         lay.addWidget(split, 1)
         hint = QtWidgets.QLabel("Click a point (or double-click a row) to open that layer's map. "
                                 "Shaded: the projector / head.")

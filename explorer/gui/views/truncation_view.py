@@ -16,7 +16,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
-from explorer.gui.views.analysis_plots import COLOURS, JobView, fill_table, fmt, plain_table, styled_plot
+from explorer.gui.views.analysis_plots import COLOURS, JobView, fill_table, fmt, plots_over_table, styled_plot
 from explorer.core.jobs import Progress
 
 PLOTS = (  # (plot key, title, [(metric key, line style)], scale)
@@ -67,21 +67,7 @@ class TruncationView(JobView):
         self.legend = QtWidgets.QLabel("")  # the models' colours, above the plots (never over the data)
         self.legend.setWordWrap(True)
         lay.addWidget(self.legend)
-        split = QtWidgets.QSplitter(QtCore.Qt.Orientation.Vertical)
-        self.graphics = pg.GraphicsLayoutWidget()
-        self.graphics.setBackground("w")
-        self.graphics.ci.layout.setContentsMargins(4, 0, 4, 2)
-        self.graphics.setMinimumHeight(200)
-        split.addWidget(self.graphics)
-        self.table = plain_table()
-        self.table.setMinimumHeight(60)
-        split.addWidget(self.table)
-        split.setStretchFactor(0, 4)
-        split.setStretchFactor(1, 1)
-        split.setSizes([400, 90])
-        # no height of its own in the tab's scroll area: it takes what is left, down to its minimum
-        split.setSizePolicy(QtWidgets.QSizePolicy.Policy.Preferred, QtWidgets.QSizePolicy.Policy.Ignored)
-        split.setMinimumHeight(MIN_HEIGHT)
+        split, self.graphics, self.table = plots_over_table(200, 400, MIN_HEIGHT)
         lay.addWidget(split, 1)
         note = QtWidgets.QLabel("A model trained for truncation (Matryoshka) keeps its accuracy at small m; "
                                 "an ordinary one needs all of its dimensions.")
