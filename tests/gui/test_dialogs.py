@@ -150,16 +150,24 @@ def test_checklist_dialog_returns_the_ticked_items_or_none(qtbot):
     options = _QtWidgets.QFormLayout()
     options.addRow("K:", _QtWidgets.QSpinBox())
 
+    seen = []
+
     def tick_and(accept: bool):
-        dlg = parent.findChildren(_QtWidgets.QDialog)[-1]
-        assert dlg.findChild(_QtWidgets.QSpinBox) is not None  # the options sit above the list
-        lst = dlg.findChild(_QtWidgets.QListWidget)
-        assert [lst.item(i).checkState() == _QtCore.Qt.Checked for i in range(3)] == [True, True, False]
-        lst.item(0).setCheckState(_QtCore.Qt.Unchecked)
-        lst.item(2).setCheckState(_QtCore.Qt.Checked)
-        dlg.accept() if accept else dlg.reject()
+        dlg = _QtWidgets.QApplication.activeModalWidget()
+        if dlg is None:  # not shown yet: try again on the next turn of the event loop
+            return _QtCore.QTimer.singleShot(10, lambda: tick_and(accept))
+        try:
+            lst = dlg.findChild(_QtWidgets.QListWidget)
+            seen.append(([lst.item(i).checkState() == _QtCore.Qt.Checked for i in range(3)],
+                         dlg.findChild(_QtWidgets.QSpinBox) is not None))
+            lst.item(0).setCheckState(_QtCore.Qt.Unchecked)
+            lst.item(2).setCheckState(_QtCore.Qt.Checked)
+        finally:
+            dlg.accept() if accept else dlg.reject()
 
     _QtCore.QTimer.singleShot(0, lambda: tick_and(True))
     assert checklist_dialog(parent, "Pick", "Models:", ["a", "b", "c"], {"a", "b"}, above=options) == ["b", "c"]
     _QtCore.QTimer.singleShot(0, lambda: tick_and(False))
     assert checklist_dialog(parent, "Pick", "Models:", ["a", "b", "c"], {"a", "b"}) is None
+    # the ticks start as given; the options sit above the list only when given
+    assert seen == [([True, True, False], True), ([True, True, False], False)]
