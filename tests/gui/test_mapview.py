@@ -346,3 +346,73 @@ def test_graph_banner_only_below_target(qtbot):
     assert v.graph_banner.isVisible()
     v.set_graph_quality(None, None)  # PCA: no graph
     assert not v.graph_banner.isVisible()
+
+
+def test_redrawing_the_same_view_with_new_colours_matches_the_histogram():
+    """A brush step redraws only the points whose colour index changed (the sums of the last
+    frame are kept): every frame must still be what np.histogram2d of the drawn points gives,
+    through hidden/shown changes, a move of the view and back."""
+    rng = np.random.default_rng(3)
+    n = 20000
+    x = rng.uniform(0, 1, n).astype(np.float32)
+    y = rng.uniform(0, 1, n).astype(np.float32)
+    idx = pr.PointIndex(x, y)
+    style = pr.RenderStyle(palette=np.array([[0, 0, 255]], np.uint32), point_size=1, opacity=0.1, mode="points")
+    here = pr.Viewport(0.0, 1.0, 0.0, 1.0, 40, 30)
+    elsewhere = pr.Viewport(0.25, 0.75, 0.25, 0.75, 40, 30)
+    buffers: dict = {}
+    shown_orig = np.ones(n, bool)
+    for step, vp in enumerate([here, here, here, elsewhere, here, here]):
+        if step:
+            shown_orig = rng.random(n) < rng.uniform(0.3, 0.9)
+        cidx = np.where(shown_orig, np.uint16(0), pr.SKIP)[idx.perm].astype(np.uint16)
+        img, _ = idx.render(vp, cidx, style, buffers=buffers)
+        xs, ys = x[shown_orig].astype(np.float64), y[shown_orig].astype(np.float64)
+        sx, sy = 40 / (vp.x1 - vp.x0), 30 / (vp.y1 - vp.y0)
+        counts, _, _ = np.histogram2d((vp.y1 - ys) * sy, (xs - vp.x0) * sx, bins=[30, 40], range=[[0, 30], [0, 40]])
+        exp_alpha = np.round((1 - 0.9 ** counts) * 255)
+        assert np.abs((img >> 24).astype(float) - exp_alpha).max() <= 1, f"frame {step}"
+
+
+def test_redrawing_the_same_view_equals_a_fresh_render_with_grey_and_selection():
+    rng = np.random.default_rng(4)
+    n = 30000
+    x, y = rng.normal(size=(2, n)).astype(np.float32)
+    idx = pr.PointIndex(x, y)
+    pal3 = np.array([[200, 30, 30], [30, 200, 30], [30, 30, 200]], np.uint32)
+    vp = pr.Viewport(-2.0, 2.0, -2.0, 2.0, 120, 90)
+    buffers: dict = {}
+    for step in range(5):
+        style = pr.RenderStyle(palette=pal3, point_size=3, opacity=0.5, mode="density" if step % 2 else "points")
+        cidx = rng.integers(0, 3, n).astype(np.uint16)
+        cidx[rng.random(n) < 0.3] = pr.GREY
+        cidx[rng.random(n) < 0.1] = pr.SKIP
+        sel = np.sort(rng.choice(n, 50, replace=False)) if step >= 2 else None
+        kept, _ = idx.render(vp, cidx, style, selected=sel, buffers=buffers)
+        fresh, _ = idx.render(vp, cidx.copy(), style, selected=sel)
+        np.testing.assert_array_equal(kept, fresh, err_msg=f"frame {step}")
+
+
+def test_a_run_of_filters_draws_what_the_last_filter_alone_draws(qtbot, blobs):
+    """set_filter rewrites only the points whose filter value changed; after a run of them
+    (one mask edited in place and sent again among them) the map is the map of the last one."""
+    codes = (blobs[:, 0] > 0).astype(int) + 2 * (blobs[:, 1] > 0)
+    a, b = _view(qtbot, blobs), _view(qtbot, blobs)
+    for v in (a, b):
+        v.set_categorical(codes, ["a", "b", "c", "d"])
+        v.set_point_size(3)
+    rng = np.random.default_rng(9)
+    mask = rng.random(len(blobs)) < 0.5
+    a.set_filter(mask)
+    a.graphics.grab()
+    for _ in range(3):
+        a.set_filter(rng.random(len(blobs)) < 0.4)
+        a.graphics.grab()
+    mask[:] = rng.random(len(blobs)) < 0.6  # the same array, edited in place
+    a.set_filter(mask)
+    b.set_filter(mask.copy())
+    img_a, img_b = a.graphics.grab().toImage(), b.graphics.grab().toImage()
+    assert img_a == img_b
+    a.set_filter(None)
+    b.set_filter(None)
+    assert a.graphics.grab().toImage() == b.graphics.grab().toImage()

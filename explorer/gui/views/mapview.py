@@ -362,6 +362,7 @@ class MapView(QtWidgets.QWidget):
         self._version = 0
         self._sync_render = False
         self._buffers: dict = {}  # GUI-thread render buffers (workers use their own)
+        self._cidx_basis = None  # (index, codes, filter) the colour indices were made from
         self._rot = (30.0, 20.0)
         # colour state (original order)
         self._colour_kind = "uniform"
@@ -791,13 +792,23 @@ class MapView(QtWidgets.QWidget):
         n = self.n
         if self._entry_of_point is None or self._entry_visible.all():  # one compiled pass (brushing)
             codes = self._codes_pal if self._codes_pal is not None else np.zeros(0, np.uint16)
+            codes = codes.astype(np.uint16, copy=False)
             keep = self._filter if self._filter is not None else np.zeros(0, bool)
-            out = np.empty(n, np.uint16)
-            pr.sorted_colours(self._index.perm, codes.astype(np.uint16, copy=False), self._codes_pal is not None,
-                              keep, self._filter is not None, out)
+            last = self._cidx_basis
+            if (self._filter is not None and last is not None and last[0] is self._index
+                    and last[1] is self._codes_pal and last[2] is not None):
+                # a new brush over the same colours: rewrite only the points that changed
+                out = self._cidx_sorted.copy()  # a refine thread may still read the old one
+                pr.regrey(self._index.inv, codes, self._codes_pal is not None, last[2], keep, out)
+            else:
+                out = np.empty(n, np.uint16)
+                pr.sorted_colours(self._index.perm, codes, self._codes_pal is not None,
+                                  keep, self._filter is not None, out)
             self._cidx_sorted = out
+            self._cidx_basis = (self._index, self._codes_pal, None if self._filter is None else self._filter.copy())
             self._style.palette = self._palette
             return self._changed()
+        self._cidx_basis = None
         c = np.zeros(n, np.uint16) if self._codes_pal is None else self._codes_pal.copy()
         if self._filter is not None:
             c[~self._filter] = pr.GREY

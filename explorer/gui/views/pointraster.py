@@ -26,6 +26,12 @@ Level of detail: when the visible points times the stamp area exceed ``budget``,
 point of each cell is drawn with weight k (``stride``); the caller can refine with
 ``stride=1`` later (the kernels release the GIL, so that can run in a worker thread).
 
+Redrawing the same view: when a frame shows the same viewport as the last one with other
+colour indices (a brush step greys out points, a legend entry is hidden), the sums of step 2
+are kept from the last frame and only the points whose index changed are taken out of their
+old sums and added to their new ones (``_accumulate_delta``); a brush step on 1M points
+changes a few percent of them. While the view moves the sums are not kept.
+
 Colour indices (``uint16`` per point, in sorted order): ``0..P-1`` index the palette,
 ``GREY`` draws the point as filtered-out, ``SKIP`` does not draw it (a class hidden in the
 legend).
@@ -34,6 +40,7 @@ legend).
 from __future__ import annotations
 
 import math
+import weakref
 from dataclasses import dataclass
 
 import numpy as np
@@ -114,6 +121,55 @@ def _accumulate(xs, ys, cidx, ranges, stride, x0, y1, sx, sy, w, h, odx, ody, pa
 
 
 @njit(cache=True, nogil=True)
+def _accumulate_delta(xs, ys, old, new, ranges, stride, x0, y1, sx, sy, w, h, odx, ody, pal, acc, grey):
+    """Bring sums that ``_accumulate`` made with colour indices ``old`` up to date with ``new``:
+    each drawn point whose index changed takes its stamp out of its old sum and adds it to its
+    new one; ``old`` becomes ``new``. A brush step changes a few percent of the points, so this
+    costs one sequential compare over the visible points instead of a full redraw. Returns the
+    number of points changed."""
+    nofs = odx.shape[0]
+    wt = np.uint32(stride)
+    changed = 0
+    for r in range(ranges.shape[0]):
+        a = ranges[r, 0]
+        b = ranges[r, 1]
+        for i in range(a, b, stride):
+            co = old[i]
+            cn = new[i]
+            if co == cn:
+                continue
+            old[i] = cn
+            changed += 1
+            fx = (xs[i] - x0) * sx
+            fy = (y1 - ys[i]) * sy
+            if fx < -8.0 or fy < -8.0 or fx >= w + 8.0 or fy >= h + 8.0:
+                continue
+            px = int(math.floor(fx))
+            py = int(math.floor(fy))
+            for k in range(nofs):
+                qx = px + odx[k]
+                qy = py + ody[k]
+                if qx < 0 or qy < 0 or qx >= w or qy >= h:
+                    continue
+                p = qy * w + qx
+                if co == 65534:
+                    grey[p] -= wt
+                elif co != 65535:
+                    acc[p, 0] -= wt
+                    acc[p, 1] -= wt * pal[co, 0]
+                    acc[p, 2] -= wt * pal[co, 1]
+                    acc[p, 3] -= wt * pal[co, 2]
+                if cn == 65534:
+                    grey[p] += wt
+                elif cn != 65535:
+                    acc[p, 0] += wt
+                    acc[p, 1] += wt * pal[cn, 0]
+                    acc[p, 2] += wt * pal[cn, 1]
+                    acc[p, 3] += wt * pal[cn, 2]
+    return changed
+
+
+@njit(cache=True, nogil=True)
 def _count_points(xs, ys, x0, y1, sx, sy, w, h, odx, ody, out):
     nofs = odx.shape[0]
     for i in range(xs.shape[0]):
@@ -141,9 +197,10 @@ def _max_count(acc):
 
 
 @njit(cache=True, nogil=True)
-def _compose(acc, grey, alpha_lut, grey_alpha_lut, grey_rgb, sel_acc, halo, has_sel, out):
+def _compose(acc, grey, alpha_lut, grey_alpha_lut, grey_rgb, sel_acc, halo, has_sel, keep, out):
     """Premultiplied ARGB32: selected (opaque) > halo (dark) > points over filtered-out grey.
-    Leaves acc, grey, sel_acc and halo all zero, so their buffers can be reused unzeroed."""
+    Leaves sel_acc and halo all zero, and acc and grey too unless ``keep`` (their sums are
+    kept for ``_accumulate_delta``), so the buffers can be reused unzeroed."""
     la = alpha_lut.shape[0] - 1
     lg = grey_alpha_lut.shape[0] - 1
     for p in range(acc.shape[0]):
@@ -151,12 +208,13 @@ def _compose(acc, grey, alpha_lut, grey_alpha_lut, grey_rgb, sel_acc, halo, has_
             ns = sel_acc[p, 0]
             hl = halo[p]
             if ns > 0 or hl > 0:
-                acc[p, 0] = 0  # the buffers are reused: leave them zeroed
-                acc[p, 1] = 0
-                acc[p, 2] = 0
-                acc[p, 3] = 0
-                grey[p] = 0
-                halo[p] = 0
+                halo[p] = 0  # the buffers are reused: leave them zeroed
+                if not keep:
+                    acc[p, 0] = 0
+                    acc[p, 1] = 0
+                    acc[p, 2] = 0
+                    acc[p, 3] = 0
+                    grey[p] = 0
             if ns > 0:
                 r = sel_acc[p, 1] // ns
                 g = sel_acc[p, 2] // ns
@@ -175,7 +233,8 @@ def _compose(acc, grey, alpha_lut, grey_alpha_lut, grey_rgb, sel_acc, halo, has_
         if n == 0 and ng == 0:
             out[p] = 0
             continue
-        grey[p] = 0
+        if not keep:
+            grey[p] = 0
         af = 0.0
         fr = 0.0
         fg = 0.0
@@ -186,10 +245,11 @@ def _compose(acc, grey, alpha_lut, grey_alpha_lut, grey_rgb, sel_acc, halo, has_
             fr = acc[p, 1] * inv
             fg = acc[p, 2] * inv
             fb = acc[p, 3] * inv
-            acc[p, 0] = 0
-            acc[p, 1] = 0
-            acc[p, 2] = 0
-            acc[p, 3] = 0
+            if not keep:
+                acc[p, 0] = 0
+                acc[p, 1] = 0
+                acc[p, 2] = 0
+                acc[p, 3] = 0
         ag = 0.0
         if ng > 0:
             ag = grey_alpha_lut[min(ng, lg)] * (1.0 - af)
@@ -446,8 +506,23 @@ class PointIndex:
         grey = buf("grey", (w * h,))
         pal = np.ascontiguousarray(style.palette, dtype=np.uint32)
         args = (np.float32(vp.x0), np.float32(vp.y1), np.float32(vp.sx), np.float32(vp.sy), w, h)
-        if nvis:
-            _accumulate(self.x, self.y, cidx, rng, stride, *args, odx, ody, pal, acc, grey)
+        # The same view drawn again with other colour indices (a brush step, a legend toggle):
+        # the sums of the last frame are kept and only the points that changed are redrawn.
+        # While the view moves, every frame is drawn from zero and the sums are not kept.
+        key = (vp, stride, odx.tobytes(), ody.tobytes(), pal.tobytes(), cidx.shape)
+        last = buffers.get("sums")
+        same_view = last is not None and last["index"]() is self and last["key"] == key
+        if same_view and last["cidx"] is not None:
+            _accumulate_delta(self.x, self.y, last["cidx"], cidx, rng, stride, *args, odx, ody, pal, acc, grey)
+            kept = last["cidx"]
+        else:
+            if last is not None and last["cidx"] is not None:  # kept sums of another view
+                acc.fill(0)
+                grey.fill(0)
+            if nvis:
+                _accumulate(self.x, self.y, cidx, rng, stride, *args, odx, ody, pal, acc, grey)
+            kept = cidx.copy() if same_view else None
+        buffers["sums"] = {"index": weakref.ref(self), "key": key, "cidx": kept}
         mode = style.mode
         if mode == "auto":
             mode = "density" if nvis * len(odx) > 0.5 * w * h else "points"
@@ -480,7 +555,7 @@ class PointIndex:
             halo = np.zeros(1, np.uint32)
         out = np.empty(w * h, np.uint32)
         _compose(acc, grey, lut, glut, np.asarray(style.grey_rgb, np.float64), sel_acc, halo,
-                 has_sel, out.reshape(-1))
+                 has_sel, kept is not None, out.reshape(-1))
         stats = RenderStats(nvis, stride, mode, (time.perf_counter() - t0) * 1e3)
         return out.reshape(h, w), stats
 
@@ -534,6 +609,19 @@ def sorted_colours(perm, codes, has_codes, keep, has_keep, out):  # pragma: no c
         out[j] = c
 
 
+@njit(cache=True, nogil=True)
+def regrey(inv, codes, has_codes, old_keep, new_keep, out):  # pragma: no cover (numba)
+    """Update ``out`` (what ``sorted_colours`` made with filter ``old_keep``) to filter
+    ``new_keep``: only the points whose filter value changed are written."""
+    for i in range(inv.shape[0]):
+        k = new_keep[i]
+        if k != old_keep[i]:
+            if k:
+                out[inv[i]] = codes[i] if has_codes else np.uint16(0)
+            else:
+                out[inv[i]] = GREY
+
+
 def warm_up() -> None:
     """Compile (or load from numba's disk cache) every kernel on a tiny input."""
     rng = np.random.default_rng(0)
@@ -543,6 +631,7 @@ def warm_up() -> None:
     cidx[::3] = GREY
     idx.render(Viewport(0, 1, 0, 1, 16, 16), cidx, style, selected=np.arange(4))
     sorted_colours(idx.perm, cidx, True, cidx > 0, True, np.empty(64, np.uint16))
+    regrey(idx.inv, cidx, True, cidx > 0, cidx > 1, np.empty(64, np.uint16))
     idx.nearest(0.5, 0.5, 16.0, 16.0, 4.0)
     idx.in_rect(0.1, 0.6, 0.1, 0.6)
     idx.in_polygon(np.array([0.1, 0.9, 0.5]), np.array([0.1, 0.1, 0.9]))
