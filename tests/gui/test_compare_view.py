@@ -218,6 +218,35 @@ def test_timeline_slider_interpolates(qtbot):
     np.testing.assert_allclose(v.shown_coords(), res.layouts[3])
 
 
+def test_timeline_map_stars_the_anchors_among_its_probe_rows(qtbot):
+    """The timeline's map shows a probe set (some rows of the dataset): the anchors that are
+    among those rows are starred where their probe points are drawn, at every checkpoint."""
+    from dataclasses import replace
+
+    from explorer.app.anchors import Anchors
+    from explorer.gui.views.anchor_overlay import mark_anchors
+
+    n_rows = 1000
+    probe = np.sort(np.random.default_rng(2).choice(n_rows, 120, replace=False))
+    res = replace(_result(), probe_indices=probe)
+    v = TimelineView()
+    qtbot.addWidget(v)
+    v.resize(900, 500)
+    v.show()
+    v.set_result(res, list(range(n_rows)))
+    anchors = Anchors()
+    chosen = np.concatenate([probe[[3, 50, 99]], [i for i in range(n_rows) if i not in set(probe)][:5]])
+    anchors.set(np.sort(chosen), n_rows, "test")
+    (ov,) = mark_anchors([v.map], anchors)
+    np.testing.assert_allclose(ov.positions(), res.layouts[0][[3, 50, 99]], atol=1e-5)
+    v.slider.setValue(2 * SUB)  # another checkpoint: the stars move with their points
+    np.testing.assert_allclose(ov.positions(), res.layouts[2][[3, 50, 99]], atol=1e-5)
+    anchors.set([probe[7]], n_rows, "one")
+    np.testing.assert_allclose(ov.positions(), res.layouts[2][[7]], atol=1e-5)
+    anchors.set([0, 1], 500, "another dataset")  # anchors of another dataset: no stars
+    assert len(ov.positions()) == 0
+
+
 def test_timeline_play_animates_to_the_end(qtbot):
     res = _result()
     v = TimelineView()

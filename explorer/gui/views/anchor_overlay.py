@@ -5,9 +5,10 @@ anchor item, above the points and below the focus/neighbour markers.
     overlay_of(mapview).positions()                               # (K, 2) where the stars are
 
 An overlay is a child of its map: it follows the map's layout (``MapView.layout_changed``) and
-the anchors (:class:`explorer.app.anchors.Anchors`), hides itself when the map shows another
-number of items than the anchors were chosen from (a timeline's probe set), and drops its
-subscription to the anchors when the map is destroyed.
+the anchors (:class:`explorer.app.anchors.Anchors`), and drops its subscription to the anchors
+when the map is destroyed. On a map of some rows of the dataset (a timeline's probe set, named by
+``MapView.item_rows``) it stars the anchors among those rows; on a map of another number of items
+it hides itself.
 """
 
 from __future__ import annotations
@@ -48,13 +49,25 @@ class AnchorOverlay(QtCore.QObject):
 
     def refresh(self, *_a) -> None:
         xy, idx = self.map.xy, self.anchors.indices
-        if xy is None or not idx.size or self.anchors.n != len(xy):
+        pts = self._points_of(idx, 0 if xy is None else len(xy))
+        if xy is None or not pts.size:
             self.item.setData([], [])
             self.item.hide()
             return
-        self.item.setData(xy[idx, 0].astype(float), xy[idx, 1].astype(float))
+        self.item.setData(xy[pts, 0].astype(float), xy[pts, 1].astype(float))
         self.item.setToolTip(f"{idx.size} anchors: {self.anchors.how}")
         self.item.show()
+
+
+    def _points_of(self, idx: np.ndarray, n_points: int) -> np.ndarray:
+        """The map's points that are anchors: the anchors themselves on a map of the whole
+        dataset, those in the subset on a map of some of its rows (``MapView.item_rows``)."""
+        sub = self.map.item_rows
+        if sub is not None and len(sub[0]) == n_points and sub[1] == self.anchors.n:
+            return np.flatnonzero(np.isin(sub[0], idx))
+        if self.anchors.n == n_points:
+            return idx
+        return np.zeros(0, np.int64)
 
 
 def overlay_of(mapview) -> Optional[AnchorOverlay]:

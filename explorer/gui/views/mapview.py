@@ -363,6 +363,9 @@ class MapView(QtWidgets.QWidget):
         self._sync_render = False
         self._buffers: dict = {}  # GUI-thread render buffers (workers use their own)
         self._cidx_basis = None  # (index, codes, filter) the colour indices were made from
+        # A map of some rows of a dataset (a timeline's probe set): the dataset's row of each
+        # point, and the dataset's length; None when point i is row i of the dataset.
+        self.item_rows: Optional[tuple[np.ndarray, int]] = None
         self._rot = (30.0, 20.0)
         # colour state (original order)
         self._colour_kind = "uniform"

@@ -93,6 +93,8 @@ class TimelineView(QtWidgets.QWidget):
         T = len(result)
         self._build_curves()
         all_xy = np.concatenate([np.asarray(L, np.float32) for L in result.layouts])
+        n_rows = len(dataset) if dataset is not None else None
+        self.map.item_rows = None if n_rows is None else (np.asarray(result.probe_indices, np.int64), n_rows)
         self.map.set_layout(result.layouts[0], reset_view=False)
         if result.labels is not None and len(result.label_names):
             self.map.set_categorical(result.labels, [str(n) for n in result.label_names])
