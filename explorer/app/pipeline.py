@@ -37,11 +37,12 @@ class Task:
     exclusive: Optional[str] = None
     priority: int = 0
     on_error: Optional[Callable[[str], None]] = None
+    on_progress: Optional[Callable[[Progress], None]] = None  # on the caller's thread too
 
 
 def run_now(task: Task) -> Any:
     """A ``submit`` for scripts and tests: run the task at once on this thread."""
-    result = drain(task.job())
+    result = drain(task.job(), task.on_progress)
     if task.on_result is not None:
         task.on_result(result)
     return result
@@ -58,6 +59,7 @@ class MapSettings:
     seed: int = 0
     dims: int = 2
     optimizer: str = "fast"
+    max_fit_points: Optional[int] = None  # UMAP fitted on at most this many points (None: MapParams')
 
 
 def can_embed(model, dataset) -> Optional[str]:
@@ -348,7 +350,19 @@ class Pipeline:
                              lambda method=method: projection_job(s, model_id, method, st),
                              lambda r, method=method: self._mapped(model_id, ds, method, r),
                              exclusive=f"{method}:{model_id}", priority=self._rank(model_id, method),
-                             on_error=lambda _msg, method=method: s.jobs_pending(model_id, method, False)))
+                             on_error=lambda _msg, method=method: s.jobs_pending(model_id, method, False),
+                             on_progress=lambda p, method=method: self._placing(model_id, ds, method, p)))
+
+    def _placing(self, model_id: str, dataset, method: str, p: Progress) -> None:
+        """A map still being placed (a streamed UMAP: its fitted sample at once, then block by
+        block; NaN rows not placed yet) goes to the session to be shown while the rest is placed."""
+        part = p.partial
+        s = self.session
+        if (not isinstance(part, np.ndarray) or part.ndim != 2 or s.dataset is not dataset
+                or model_id not in s.models or len(part) != len(dataset) or method in s.models[model_id].layouts
+                or not np.isnan(part[:, 0]).any()):
+            return
+        s.partial_layout.emit(model_id, method, part)
 
     def _mapped(self, model_id: str, dataset, method: str, result) -> None:
         s = self.session

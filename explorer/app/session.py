@@ -72,6 +72,7 @@ class Session:
         self.dataset_changed = Signal()
         self.models_changed = Signal()
         self.model_updated = Signal()  # model id
+        self.partial_layout = Signal()  # (model id, method, (N, c) coords, NaN rows not placed yet)
         self.current_changed = Signal()  # model id
         self.columns_changed = Signal()  # column name
 
@@ -335,13 +336,15 @@ class Session:
 # -- jobs the GUI runs for a model (Qt-free, usable from Python) ------------------------------
 def map_params(method: str, settings: Any) -> Any:
     """:class:`explorer.maps.MapParams` from the GUI's projection settings (any object with
-    n_neighbors, min_dist, metric, seed, dims and optionally optimizer)."""
+    n_neighbors, min_dist, metric, seed, dims and optionally optimizer and max_fit_points)."""
     from explorer.maps import MapParams
 
+    fit = getattr(settings, "max_fit_points", None)
     return MapParams(method=method, n_components=int(getattr(settings, "dims", 2)),
                      n_neighbors=int(settings.n_neighbors), min_dist=float(settings.min_dist),
                      metric=str(settings.metric), seed=int(settings.seed),
-                     optimizer=str(getattr(settings, "optimizer", "fast")))
+                     optimizer=str(getattr(settings, "optimizer", "fast")),
+                     **({} if fit is None else {"max_fit_points": int(fit)}))
 
 
 def projection_job(session: Session, model_id: str, method: str, settings: Any):

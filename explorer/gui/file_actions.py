@@ -126,6 +126,7 @@ class FileActions:
         for sig, slot in ((session.dataset_changed, self._on_dataset_changed),
                           (session.models_changed, self._refresh_browser),
                           (session.model_updated, self._on_model_updated),
+                          (session.partial_layout, self._on_partial_layout),
                           (session.current_changed, self._on_current_changed),
                           (session.columns_changed, self._on_columns_changed),
                           (session.selection.changed, self._on_selection_changed),

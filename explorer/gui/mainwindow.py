@@ -221,8 +221,11 @@ class MainWindow(OpenActions, ViewActions, ExploreActions, FileActions, ClusterA
 
     def _submit_task(self, task):
         """The pipeline's tasks run in the worker pool, the one on screen first."""
-        return self.submit(task.name, task.job, task.on_result or (lambda _r: None), exclusive=task.exclusive,
-                           priority=task.priority, on_error=task.on_error)
+        handle = self.submit(task.name, task.job, task.on_result or (lambda _r: None), exclusive=task.exclusive,
+                             priority=task.priority, on_error=task.on_error)
+        if task.on_progress is not None:
+            handle.progress.connect(lambda p, fn=task.on_progress: self.guarded(lambda: fn(p)))
+        return handle
 
     def _watch_job(self, handle) -> None:
         handle.done.connect(self._job_done)
@@ -312,6 +315,10 @@ class MainWindow(OpenActions, ViewActions, ExploreActions, FileActions, ClusterA
         self.map_panel.show_current_map()
         self.tabs.show_diagnostics()
         self.tabs.show_neighbors()
+
+    def _on_partial_layout(self, mid: str, method: str, coords) -> None:
+        if mid == self.session.current:
+            self.map_panel.show_partial_map(method, coords)
 
     def _on_model_updated(self, mid: str) -> None:
         self._refresh_browser()

@@ -31,6 +31,7 @@ class MapPanel(QtWidgets.QWidget):
         self._shown_key: Optional[tuple] = None
         self._shown_n: Optional[int] = None
         self._waiting_text = ""
+        self._partial: Optional[tuple] = None  # (model id, method, coords) of a map being placed
         self._brush_mask: Optional[np.ndarray] = None  # the Charts dock's brushes
         v = QtWidgets.QVBoxLayout(self)
         v.setContentsMargins(0, 0, 0, 0)
@@ -103,19 +104,25 @@ class MapPanel(QtWidgets.QWidget):
 
     def dataset_changed(self) -> None:
         self._waiting_text = ""
+        self._partial = None
         self.show_current_map()  # clears the previous dataset's map
         self.stack.setCurrentWidget(self.center_tabs)
         self.refresh_color_choices()
 
     def forget_shown(self) -> None:
         """Another session was adopted: the next map is new."""
-        self._shown_key = self._shown_n = None
+        self._shown_key = self._shown_n = self._partial = None
 
     def show_current_map(self) -> None:
         s = self.session
         m = s.model() if s.current else None
         ds = s.dataset
         method = self.method_combo.currentText()
+        part = self._partial
+        if m is not None and method not in m.layouts and part is not None and part[:2] == (m.id, method):
+            return self.show_partial_map(method, part[2])  # the map being placed, not the PCA
+        if m is None or method in m.layouts:
+            self._partial = None
         coords = None if m is None else m.layouts.get(method)
         if coords is None and m is not None:
             coords = m.layouts.get("pca")
@@ -141,6 +148,27 @@ class MapPanel(QtWidgets.QWidget):
                                        info.get("graph_target_recall"))
         self._update_map_state()
 
+    def show_partial_map(self, method: str, coords: np.ndarray) -> None:
+        """A map still being placed (NaN rows: not yet): shown while the rest is placed, when it
+        is the map asked for and that map is not there yet; the finished map replaces it."""
+        s = self.session
+        m = s.model() if s.current else None
+        if (m is None or s.dataset is None or method != self.method_combo.currentText()
+                or method in m.layouts or len(coords) != len(s.dataset)):
+            return
+        self._partial = (m.id, method, coords)
+        shown = (m.id, method, len(coords))
+        first = self._shown_key != shown
+        self._shown_key, self._shown_n = shown, len(coords)
+        self.mapview.set_layout(coords, reset_view=first)
+        if first:
+            self.apply_colors()
+            if self.search.text().strip() or self._brush_mask is not None:
+                self.mapview.set_filter(self.combined_filter(self.search_mask(self.search.text())))
+        placed = len(coords) - self.mapview.n_unplaced
+        self._waiting_text = f"placed {placed:,} of {len(coords):,} points"
+        self._update_map_state()
+
     def show_waiting(self, model_id: str, text: str) -> None:
         if model_id == self.session.current:
             self._waiting_text = text
@@ -158,6 +186,9 @@ class MapPanel(QtWidgets.QWidget):
             text = waiting or "No map yet."
         elif shown != method:
             text = f"Showing {shown.upper()} until the {method.upper()} is ready" + (f" ({waiting})" if waiting else ".")
+        elif self.mapview.n_unplaced:
+            text = (f"{method.upper()} being computed: the fitted sample is shown and the other points "
+                    f"appear as they are placed ({waiting}).")
         else:
             text = ""
         self.map_state.setText(text)

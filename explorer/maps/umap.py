@@ -286,7 +286,8 @@ def streamed_umap(Z: np.ndarray, params: MapParams = MapParams(), block: int = 6
     emb = fit.coords
     coords = np.full((N, emb.shape[1]), np.nan, np.float32)
     coords[fit_rows] = emb
-    yield Progress(0.4, 1.0, f"UMAP of the {S:,}-point sample; placing the other {N - S:,}", partial=coords)
+    # partial maps are copies: whoever shows one reads it while the next block is placed
+    yield Progress(0.4, 1.0, f"UMAP of the {S:,}-point sample; placing the other {N - S:,}", partial=coords.copy())
     info = {"strategy": "fit on a sample, stream the rest", "fitted_on_sample": S,
             "placed_by_transform": int(N - S), "graph_method": knn_s.method,
             "graph_recall": float(knn_s.recall), "graph_k": knn_s.k,
@@ -325,7 +326,7 @@ def streamed_umap(Z: np.ndarray, params: MapParams = MapParams(), block: int = 6
                 done += len(keep)
             info["blocks_done"] = bi + 1
             yield Progress(0.45 + 0.55 * done / (N - S), 1.0,
-                           f"placed {done:,} of {N - S:,} points (block {bi + 1}/{n_blocks})", partial=coords)
+                           f"placed {done:,} of {N - S:,} points (block {bi + 1}/{n_blocks})", partial=coords.copy())
         timings["place"] = time.perf_counter() - t1
         timings["place_search"] = t_search
         unplaced = int(np.isnan(coords[:, 0]).sum())

@@ -533,12 +533,14 @@ class MapView(QtWidgets.QWidget):
         return self.points.stats
 
     def set_layout(self, coords: np.ndarray, reset_view: bool = True) -> None:
-        """Show N points: ``coords`` (N, 2) or (N, 3) float. Keeps the colouring if N is unchanged."""
+        """Show N points: ``coords`` (N, 2) or (N, 3) float. Keeps the colouring if N is unchanged.
+        A row of NaN is a point not placed yet (a map still being computed): it is not drawn,
+        picked or selected by box or lasso."""
         c = np.asarray(coords, dtype=np.float32)
         if c.ndim != 2 or c.shape[1] not in (2, 3):
             raise ValueError(f"coords must have shape (N, 2) or (N, 3), got {c.shape}")
-        if not np.isfinite(c).all():
-            raise ValueError("coords contain NaN or infinite values")
+        if np.isinf(c).any():
+            raise ValueError("coords contain infinite values")
         same_n = self._coords is not None and self._coords.shape[0] == c.shape[0]
         self._coords = np.ascontiguousarray(c)
         self._orbit_action.setVisible(c.shape[1] == 3)
@@ -582,7 +584,9 @@ class MapView(QtWidgets.QWidget):
     def _project(self) -> None:
         c = self._coords
         if c.shape[1] == 3:
-            centred = c - c.mean(axis=0, dtype=np.float64).astype(np.float32)
+            placed = c if not np.isnan(c).any() else c[~np.isnan(c).any(axis=1)]
+            mean = placed.mean(axis=0, dtype=np.float64) if len(placed) else np.zeros(3)
+            centred = c - mean.astype(np.float32)
             xy = centred @ _rotation(*self._rot)[:2].T
         else:
             xy = c
@@ -595,6 +599,11 @@ class MapView(QtWidgets.QWidget):
     def xy(self) -> Optional[np.ndarray]:
         """(N, 2) float32 drawn positions (a 3-D map's rotated projection); None before a layout."""
         return self._xy
+
+    @property
+    def n_unplaced(self) -> int:
+        """Points of the layout not placed yet (NaN rows): not drawn."""
+        return 0 if self._index is None else self._index.n_missing
 
     # ------------------------------------------------------------------ colour
     def set_uniform(self, color: Optional[str] = None) -> None:

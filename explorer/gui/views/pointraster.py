@@ -53,9 +53,14 @@ SKIP = np.uint16(65535)
 # --------------------------------------------------------------------------------- kernels
 @njit(cache=True, nogil=True)
 def _cell_of(x, y, x0, y0, inv_cw, inv_ch, g):
+    """Each point's grid cell; a point with a non-finite coordinate (not placed yet) goes to
+    cell g*g, after the grid, which no range of cells ever includes."""
     n = x.shape[0]
     cell = np.empty(n, np.int32)
     for i in range(n):
+        if not (np.isfinite(x[i]) and np.isfinite(y[i])):
+            cell[i] = g * g
+            continue
         cx = int((x[i] - x0) * inv_cw)
         cy = int((y[i] - y0) * inv_ch)
         if cx < 0:
@@ -415,11 +420,14 @@ class PointIndex:
         n = x.shape[0]
         self.n = n
         finite = np.isfinite(x) & np.isfinite(y)
-        if n and not finite.all():
-            raise ValueError("layout coordinates must be finite")
-        if n:
-            self.xmin, self.xmax = float(x.min()), float(x.max())
-            self.ymin, self.ymax = float(y.min()), float(y.max())
+        self.n_missing = int(n - finite.sum())  # not placed yet: never drawn, picked or selected
+        if n and self.n_missing:
+            xf, yf = x[finite], y[finite]
+        else:
+            xf, yf = x, y
+        if len(xf):
+            self.xmin, self.xmax = float(xf.min()), float(xf.max())
+            self.ymin, self.ymax = float(yf.min()), float(yf.max())
         else:
             self.xmin = self.ymin = 0.0
             self.xmax = self.ymax = 1.0
@@ -433,7 +441,7 @@ class PointIndex:
         self._ch = (self.ymax - self.ymin) / g
         cell = _cell_of(x, y, np.float32(self.xmin), np.float32(self.ymin),
                         np.float32(1.0 / self._cw), np.float32(1.0 / self._ch), g)
-        self.perm, self.start = _counting_sort(cell, g * g)
+        self.perm, self.start = _counting_sort(cell, g * g + 1)
         self.inv = np.empty(n, np.int64)
         self.inv[self.perm] = np.arange(n, dtype=np.int64)
         self.x = x[self.perm]
