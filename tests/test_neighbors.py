@@ -220,6 +220,30 @@ def test_ivf_probing_every_list_is_exact(Z, metric):
     np.testing.assert_array_equal(idx_, bi)
 
 
+@pytest.mark.parametrize("metric", ["cosine", "euclidean"])
+def test_ivf_join_of_every_pair_of_lists_is_exact(Z, metric):
+    # nprobe = nlist: every pair of lists is multiplied, so the join is brute force
+    from explorer.neighbors.ivf import IvfIndex
+
+    index = drain(IvfIndex(Z, metric, nlist=6).train())
+    drain(index.assign(1))
+    idx_, _ = drain(index.self_join(5, nprobe=6))
+    bi, _ = brute_knn64(Z, Z, 5, metric, self_rows=np.arange(len(Z)))
+    np.testing.assert_array_equal(idx_, bi)
+
+
+def test_ivf_join_in_small_tiles_is_the_same_join():
+    # lists taken in column tiles narrower than a list, and narrower than k: same answer
+    from explorer.neighbors.ivf import IvfIndex
+
+    X = _isotropic(900, 12, seed=5)
+    index = drain(IvfIndex(X, "euclidean", nlist=9).train())
+    drain(index.assign(1))
+    a, _ = drain(index.self_join(7, nprobe=4))
+    b, _ = drain(index.self_join(7, nprobe=4, cols=5))
+    np.testing.assert_array_equal(a, b)
+
+
 def test_ivf_rows_with_too_few_candidates_are_searched_exactly():
     # 150 lists over 300 points with k=9: a point probing 4 lists of ~2 points sees fewer than
     # k candidates; those rows must come back exact, not with -1 holes
@@ -283,6 +307,26 @@ def test_ivf_recall_prediction_equals_the_search():
         got, _ = drain(index.search(rows, 6, nprobe))
         assert curve.recall(nprobe) == pytest.approx(recall_at_k(got, ex), abs=1e-9)
     assert curve.recall(30) == 1.0 and curve.fraction_scanned(30) == pytest.approx(1.0, abs=0.01)
+
+
+def test_ivf_join_recall_prediction_equals_the_join():
+    # the all-points graph joins pairs of lists; a pair (query, neighbour) is found exactly when
+    # its pair of lists is joined, so the predicted recall is the join's recall on those rows
+    from explorer.neighbors.ivf import IvfIndex
+
+    X = _isotropic(1500, 16, seed=4)
+    rows = np.sort(np.random.default_rng(0).choice(len(X), 200, replace=False))
+    ex, _ = brute_knn64(X, X[rows], 6, "cosine", self_rows=rows)
+    index = drain(IvfIndex(X, "cosine", nlist=30).train())
+    curve = index.join_curve(rows, ex)
+    drain(index.assign(1))
+    seen = []
+    for nprobe in (1, 3, 10, 30):
+        got, _ = drain(index.self_join(6, nprobe))
+        seen.append(recall_at_k(got[rows], ex))
+        assert curve.recall(nprobe) == pytest.approx(seen[-1], abs=1e-9)
+    assert seen == sorted(seen) and seen[0] < 0.9 and seen[-1] == 1.0
+    assert curve.fraction_scanned(30) == pytest.approx(1.0, abs=0.02)
 
 
 def test_explicit_low_recall_choice_warns(tmp_path, capsys):

@@ -162,8 +162,11 @@ def _ranking_matrix(Z: np.ndarray, metric: str):
     <D_i, D_j> + bias_j: cosine normalised rows and no bias; dot raw rows; euclidean raw rows
     and bias -||z_j||^2 / 2 (argmax of -||z_i - z_j||^2 = 2 <z_i, z_j> - ||z_j||^2 - const)."""
     if metric == "cosine":
-        n = np.linalg.norm(Z.astype(np.float64), axis=1)
-        D = (Z / np.maximum(n, 1e-12)[:, None]).astype(np.float32)
+        # norms summed in float64 without a float64 copy of Z (1 GB at 1M x 128), then one
+        # float32 product: the only N x D array made here is D itself
+        n = np.sqrt(np.einsum("ij,ij->i", Z, Z, dtype=np.float64))
+        inv = (1.0 / np.maximum(n, 1e-12)).astype(np.float32)
+        D = np.multiply(Z, inv[:, None], dtype=np.float32)
         return np.ascontiguousarray(D), None
     if metric == "euclidean":
         return Z, (-0.5 * np.einsum("ij,ij->i", Z, Z, dtype=np.float64)).astype(np.float32)

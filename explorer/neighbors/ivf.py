@@ -160,6 +160,103 @@ class IvfIndex:
         return top_i, top_v
 
 
+    # ---------------------------------------------------------------- the all-points graph
+    def list_ranks(self) -> np.ndarray:
+        """(nlist, nlist) int32: ``R[a, b]`` the rank of list b among the lists ordered by the
+        score of their centroid for list a's centroid (a itself first, rank 0)."""
+        import torch
+
+        with torch.no_grad():
+            S = self._scores(self._C, self._C, self._cb)
+            S.fill_diagonal_(float("inf"))
+            order = S.argsort(dim=1, descending=True).numpy()
+        nl = self.nlist
+        R = np.empty((nl, nl), np.int32)
+        np.put_along_axis(R, order, np.arange(nl, dtype=np.int32)[None, :].repeat(nl, 0), 1)
+        return R
+
+    def join_curve(self, rows: np.ndarray, exact: np.ndarray) -> "IvfCurve":
+        """The recall and cost of :meth:`self_join` for every ``nprobe``, from the exact
+        neighbours ``exact`` (m, k) of the points ``rows``, as :meth:`recall_curve` does for a
+        search. The join computes the pairs of lists (a, b) with ``min(R[a, b], R[b, a]) <
+        nprobe`` (:meth:`list_ranks`) exactly, so the pair (query i, neighbour j) is found
+        exactly when that rank of (list of i, list of j) is below nprobe. Call after
+        :meth:`train`."""
+        R = self.list_ranks()
+        M = np.minimum(R, R.T)
+        own_q = self._list_scores(np.asarray(rows)).argmax(1).numpy()
+        nb = np.unique(exact.ravel())
+        own = np.empty(self.N, np.int64)
+        own[nb] = self._list_scores(nb).argmax(1).numpy()
+        ranks = M[own_q[:, None], own[exact]]
+        # pairs of points computed (each unordered pair once) when nprobe = p: the pairs of lists
+        # with M below p, weighted by the product of their sizes, plus each list with itself
+        s = self.est_sizes
+        a, b = np.triu_indices(self.nlist, 1)
+        pairs = np.bincount(M[a, b], weights=s[a] * s[b], minlength=self.nlist)
+        cost = np.cumsum(pairs) + 0.5 * float((s * s).sum())
+        return IvfCurve(np.sort(ranks.ravel()), 2.0 * cost / self.N, self.nlist, self.N)
+
+    def self_join(self, k: int, nprobe: int, cols: int = 4096) -> Job:
+        """Approximate all-points k-NN (self excluded) as a join of lists: every pair of lists
+        (a, b) with ``min(R[a, b], R[b, a]) < nprobe`` (:meth:`list_ranks`; a list with itself
+        always) is multiplied once, (members of a) x (members of b), and feeds the running top-k
+        of both sides, as the exact engine's symmetric tiles do: half the products of a search
+        in which every point probes its own lists. Needs the lists (:meth:`assign`, any
+        ``max_probe``). Job -> (indices (N, k), ranking scores (N, k)), -1 (score -3e38) where
+        fewer than k candidates were seen."""
+        import torch
+
+        K = _merge_kernels()
+        N, nl = self.N, self.nlist
+        M = self.list_ranks()
+        M = np.minimum(M, M.T)
+        top_v, top_i = _empty_top(N, k)
+        Dt = torch.from_numpy(self.D)
+        use_bias = self.bias is not None
+        zero = np.zeros(1, np.float32)
+        RB = 2048  # rows of a list per product (a big list is taken in row blocks)
+        buf = torch.empty(RB * cols)
+
+        def product(rows, cc, Dr):
+            G = buf[:len(rows) * len(cc)].view(len(rows), len(cc))
+            torch.mm(Dr, Dt[torch.from_numpy(cc)].T, out=G)
+            return G.numpy(), (self.bias[cc] if use_bias else zero)
+
+        with torch.no_grad():
+            # each list with itself first: every point's top-k then holds its own list's best,
+            # so the pairs of lists that follow rarely beat it (the merge's cheap path)
+            for a in range(nl):
+                ma = self.members[a]
+                for r0 in range(0, len(ma), RB):
+                    rows = ma[r0:r0 + RB]
+                    Dr = Dt[torch.from_numpy(rows)]
+                    for c0 in range(0, len(ma), cols):
+                        G, bc = product(rows, ma[c0:c0 + cols], Dr)
+                        _parallel(K["rows"], len(rows), (G, rows, rows, ma[c0:c0 + cols], bc, use_bias, True,
+                                                         top_v, top_i))
+                if a % 64 == 0:
+                    yield Progress(0.1 * (a + 1) / nl, 1.0, "IVF join: each list with itself")
+            for a in range(nl):  # then each pair of lists once, feeding both sides
+                ma = self.members[a]
+                others = np.flatnonzero(M[a, a + 1:] < nprobe) + a + 1
+                if not len(others) or not len(ma):
+                    continue
+                cand = np.concatenate([self.members[b] for b in others])
+                for r0 in range(0, len(ma), RB):
+                    rows = ma[r0:r0 + RB]
+                    Dr = Dt[torch.from_numpy(rows)]
+                    br = self.bias[rows] if use_bias else zero
+                    for c0 in range(0, len(cand), cols):
+                        cc = cand[c0:c0 + cols]
+                        G, bc = product(rows, cc, Dr)
+                        _parallel(K["rows"], len(rows), (G, rows, rows, cc, bc, use_bias, False, top_v, top_i))
+                        _parallel(K["cols"], len(cc), (G, rows, cc, br, use_bias, top_v, top_i))
+                if a % 16 == 0:
+                    yield Progress(0.1 + 0.9 * (a + 1) / nl, 1.0, f"IVF join (nprobe={nprobe})")
+        return top_i, top_v
+
+
 class IvfCurve:
     """Recall and cost of an IVF search for every ``nprobe``, predicted on a sample (see
     :meth:`IvfIndex.recall_curve`): ``ranks`` the sorted list ranks of the sample's exact

@@ -390,7 +390,7 @@ def _ivf_graph(Z, p: KnnParams, sample_rows, exact_sample, explicit: bool):
     N = Z.shape[0]
     index = IvfIndex(Z, p.metric, nlist=p.nlist, seed=p.seed)
     yield from scaled(index.train(), 0.0, 0.1)
-    curve = index.recall_curve(sample_rows, exact_sample)
+    curve = index.join_curve(sample_rows, exact_sample)
     aim = min(1.0, p.target_recall + min(0.005, (1.0 - p.target_recall) / 2))
     need = curve.nprobe_for(aim)
     frac = curve.fraction_scanned(need)
@@ -405,9 +405,8 @@ def _ivf_graph(Z, p: KnnParams, sample_rows, exact_sample, explicit: bool):
     nprobe = max(need, min(index.nlist, 4))  # 4 lists cost little and add margin
     if p.max_nprobe is not None:
         nprobe = max(1, min(nprobe, int(p.max_nprobe)))
-    yield from scaled(index.assign(max(nprobe, min(index.nlist, 4))), 0.1, 0.2)
-    idx, _ = yield from scaled(index.search(np.arange(N, dtype=np.int64), p.k, nprobe),
-                                0.2, 1.0, f"IVF search (nprobe={nprobe})")
+    yield from scaled(index.assign(1), 0.1, 0.2)  # each point's own list
+    idx, _ = yield from scaled(index.self_join(p.k, nprobe), 0.2, 1.0, f"IVF join (nprobe={nprobe})")
     short = np.flatnonzero((idx < 0).any(1))
     if len(short):
         idx[short], _ = exact_rows(Z, short, p.k, p.metric)
