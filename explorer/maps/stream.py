@@ -44,7 +44,6 @@ from explorer.core.errors import InputError
 from explorer.core.jobs import Job, Progress, scaled
 from explorer.maps.params import STATS, Layout, MapParams
 from explorer.maps.sgd import _powb, power_table
-from explorer.neighbors.blocks import _insert
 from explorer.core.resources import setup_numba_cache
 
 __all__ = ["streamed_pca", "place_points", "SampleSearch", "read_rows"]
@@ -371,53 +370,40 @@ class SampleSearch:
         return scores_to_distances(sc, self.metric)
 
     def _ivf(self, Q: np.ndarray) -> np.ndarray:
-        from explorer.core.parallel import run_rows
-        from explorer.neighbors.blocks import _empty_top, _ranking_matrix
+        """The IVF search of the query block ``Q``, list by list (one product per probed list,
+        :func:`explorer.neighbors.ivf.scan_probed_lists`)."""
+        import torch
+
+        from explorer.core.jobs import drain
+        from explorer.neighbors.blocks import _ranking_matrix
+        from explorer.neighbors.ivf import scan_probed_lists
 
         ix = self.ix
         if not hasattr(self, "_sorted"):
-            # the sample's rows in list order, so that a probed list is one contiguous run
+            # the sample's rows in list order, so that a list's members are one contiguous run
             own = ix.probes[:, 0].astype(np.int64)
             order = np.argsort(own, kind="stable")
             starts = np.searchsorted(own[order], np.arange(ix.nlist + 1)).astype(np.int64)
             bias = ix.bias[order] if ix.bias is not None else np.zeros(1, np.float32)
-            self._sorted = (np.ascontiguousarray(ix.D[order]), np.ascontiguousarray(bias), order, starts)
+            self._sorted = (torch.from_numpy(np.ascontiguousarray(ix.D[order])), np.ascontiguousarray(bias),
+                            order, starts)
         Ds, bias, ids, starts = self._sorted
+        use_bias = ix.bias is not None
         Dq, _ = _ranking_matrix(Q, self.metric)
-        Dq = np.ascontiguousarray(Dq, dtype=np.float32)
-        probes = np.ascontiguousarray(self._probe_order(Q, self.nprobe).numpy(), dtype=np.int64)
-        top_v, top_i = _empty_top(Q.shape[0], self.k)
-        run_rows(_ivf_scan, Q.shape[0], Dq, Ds, bias, ix.bias is not None, ids, starts, probes,
-                 top_v, top_i, min_rows=512)
+        Qt = torch.from_numpy(np.ascontiguousarray(Dq, dtype=np.float32))
+        probes = self._probe_order(Q, self.nprobe).numpy()
+
+        def members(c):
+            s, e = starts[c], starts[c + 1]
+            return ids[s:e], Ds[s:e], (bias[s:e] if use_bias else bias)
+
+        top_i, _ = drain(scan_probed_lists(Qt, probes, ix.nlist, members, self.k, use_bias))
         short = np.flatnonzero((top_i < 0).any(1))
         if len(short):  # fewer than k candidates in the probed lists: exact for those rows
-            from explorer.core.jobs import drain
             from explorer.neighbors.search import knn_search
 
             top_i[short], _ = drain(knn_search(np.ascontiguousarray(Q[short]), self.Zs, self.k, self.metric))
         return top_i
-
-
-@numba.njit(cache=True, nogil=True, fastmath=True, boundscheck=False)
-def _ivf_scan(Q, Ds, bias, use_bias, ids, starts, probes, top_v, top_i, r0, r1):  # pragma: no cover
-    """For queries r0..r1: score every member of each probed list (rows starts[c]..starts[c+1]
-    of ``Ds``, the sample in list order) and keep the k best in ``top_v``/``top_i``
-    (descending; sample indices ``ids``)."""
-    k = top_v.shape[1]
-    d = Q.shape[1]
-    for i in range(r0, r1):
-        t = top_v[i, k - 1]
-        for pj in range(probes.shape[1]):
-            c = probes[i, pj]
-            for r in range(starts[c], starts[c + 1]):
-                acc = np.float32(0.0)
-                for u in range(d):
-                    acc += Q[i, u] * Ds[r, u]
-                if use_bias:
-                    acc += bias[r]
-                if acc > t:
-                    _insert(top_v, top_i, i, acc, ids[r])
-                    t = top_v[i, k - 1]
 
 
 def _pair_scores(Q: np.ndarray, Zs: np.ndarray, idx: np.ndarray, metric: str) -> np.ndarray:

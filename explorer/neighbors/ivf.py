@@ -132,33 +132,20 @@ class IvfIndex:
         scores (m, k)), index -1 (score -3e38) where fewer than k candidates were seen."""
         import torch
 
-        K = _merge_kernels()
         nprobe = int(min(nprobe, self.max_probe))
-        m = len(rows)
-        top_v, top_i = _empty_top(m, k)
-        lists = self.probes[rows, :nprobe].ravel().astype(np.int64)
-        local = np.repeat(np.arange(m, dtype=np.int64), nprobe)
-        order = np.argsort(lists, kind="stable")
-        lists, local = lists[order], local[order]
-        starts = np.searchsorted(lists, np.arange(self.nlist + 1))
+        rows = np.asarray(rows, dtype=np.int64)
         Dt = torch.from_numpy(self.D)
-        use_bias = self.bias is not None
+        Qt = Dt if len(rows) == self.N else Dt[torch.from_numpy(rows)]
+        qrows = rows if len(rows) == self.N else None
         zero = np.zeros(1, np.float32)
-        with torch.no_grad():
-            for c in range(self.nlist):
-                s0, s1 = starts[c], starts[c + 1]
-                mem = self.members[c]
-                if s1 > s0 and len(mem):
-                    q_local = local[s0:s1]
-                    q_global = rows[q_local]
-                    G = (Dt[torch.from_numpy(q_global)] @ Dt[torch.from_numpy(mem)].T).numpy()
-                    bc = self.bias[mem] if use_bias else zero
-                    _parallel(K["rows"], s1 - s0, (G, q_local, q_global, mem, bc, use_bias, True,
-                                                   top_v, top_i))
-                if c % cancel_every == 0:
-                    yield Progress(c + 1, self.nlist, f"IVF search (nprobe={nprobe})")
-        return top_i, top_v
 
+        def members(c):
+            mem = self.members[c]
+            return mem, Dt[torch.from_numpy(mem)], (self.bias[mem] if self.bias is not None else zero)
+
+        return (yield from scan_probed_lists(Qt, self.probes[rows, :nprobe], self.nlist, members, k,
+                                             self.bias is not None, self_ids=rows if qrows is None else qrows,
+                                             label=f"IVF search (nprobe={nprobe})", cancel_every=cancel_every))
 
     # ---------------------------------------------------------------- the all-points graph
     def list_ranks(self) -> np.ndarray:
@@ -255,6 +242,40 @@ class IvfIndex:
                 if a % 16 == 0:
                     yield Progress(0.1 + 0.9 * (a + 1) / nl, 1.0, f"IVF join (nprobe={nprobe})")
         return top_i, top_v
+
+
+def scan_probed_lists(Qt, probes: np.ndarray, nlist: int, members, k: int, use_bias: bool,
+                      self_ids: Optional[np.ndarray] = None, label: str = "IVF search",
+                      cancel_every: int = 64) -> Job:
+    """The list-by-list scan of an IVF search: for each list c, one product (the queries, rows of
+    the tensor ``Qt``, that probe c in ``probes`` (m, p)) x (c's members), merged into the
+    running top-k. ``members(c)`` -> (their ids, their ranking rows as a tensor, their bias or a
+    dummy). ``self_ids``: the queries' own ids, skipped as candidates (a self-search). Job ->
+    (indices (m, k), ranking scores (m, k)), -1 (score -3e38) where fewer than k were seen."""
+    import torch
+
+    K = _merge_kernels()
+    m, p = probes.shape
+    top_v, top_i = _empty_top(m, k)
+    lists = probes.ravel().astype(np.int64)
+    local = np.repeat(np.arange(m, dtype=np.int64), p)
+    order = np.argsort(lists, kind="stable")
+    lists, local = lists[order], local[order]
+    starts = np.searchsorted(lists, np.arange(nlist + 1))
+    with torch.no_grad():
+        for c in range(nlist):
+            s0, s1 = starts[c], starts[c + 1]
+            if s1 > s0:
+                ids, Dm, bc = members(c)
+                if len(ids):
+                    q = local[s0:s1]
+                    G = (Qt[torch.from_numpy(q)] @ Dm.T).numpy()
+                    qid = q if self_ids is None else self_ids[q]
+                    _parallel(K["rows"], s1 - s0, (G, q, qid, ids, bc, use_bias, self_ids is not None,
+                                                   top_v, top_i))
+            if c % cancel_every == 0:
+                yield Progress(c + 1, nlist, label)
+    return top_i, top_v
 
 
 class IvfCurve:
