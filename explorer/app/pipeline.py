@@ -328,30 +328,47 @@ class Pipeline:
                     self.embed(other)  # its rows no longer line up: embed the readable items again
         self._probe_correctness(model_id)
         self.embedded.emit(model_id)
-        self.compute_maps(model_id)
-        self.diagnose(model_id)
+        self.compute_maps(model_id, then=lambda: self.diagnose(model_id))
 
-    def compute_maps(self, model_id: str, settings: Any = None) -> None:
-        """PCA at once; UMAP next (on the shared kNN graph) when the settings ask for it."""
-        from explorer.app.session import projection_job
-
+    def compute_maps(self, model_id: str, settings: Any = None, then: Optional[Callable[[], None]] = None) -> None:
+        """PCA at once; UMAP next (on the shared kNN graph) when the settings ask for it; then
+        ``then`` (the diagnostics). One after another: the heavy jobs of a model do not share
+        the cores, so the PCA is on screen in seconds and the UMAP takes what it takes alone."""
         s = self.session
         m = s.models.get(model_id)
         if m is None or m.vectors is None:
             return
         st = settings or self.settings
-        ds = s.dataset
         methods = ["pca"] + (["umap"] if st.method == "umap" else [])
         for method in methods:
             if model_id == s.current and method == st.method:
                 self.waiting.emit(model_id, f"Computing the {method.upper()} of {len(m.vectors):,} points…")
             s.jobs_pending(model_id, method, True)
-            self.submit(Task(f"{method.upper()} of {model_id}" + (f" ({len(m.vectors):,} points)" if method == "umap" else ""),
-                             lambda method=method: projection_job(s, model_id, method, st),
-                             lambda r, method=method: self._mapped(model_id, ds, method, r),
-                             exclusive=f"{method}:{model_id}", priority=self._rank(model_id, method),
-                             on_error=lambda _msg, method=method: s.jobs_pending(model_id, method, False),
-                             on_progress=lambda p, method=method: self._placing(model_id, ds, method, p)))
+        self._next_map(model_id, s.dataset, methods, st, then)
+
+    def _next_map(self, model_id: str, ds, methods: list, st: Any, then) -> None:
+        from explorer.app.session import projection_job
+
+        s = self.session
+        if not methods or s.dataset is not ds or model_id not in s.models:
+            if then is not None and s.dataset is ds and model_id in s.models:
+                then()
+            return
+        method, rest = methods[0], methods[1:]
+        m = s.models[model_id]
+
+        def done(r):
+            self._mapped(model_id, ds, method, r)
+            self._next_map(model_id, ds, rest, st, then)
+
+        def failed(_msg):
+            s.jobs_pending(model_id, method, False)
+            self._next_map(model_id, ds, rest, st, then)
+
+        self.submit(Task(f"{method.upper()} of {model_id}" + (f" ({len(m.vectors):,} points)" if method == "umap" else ""),
+                         lambda: projection_job(s, model_id, method, st), done,
+                         exclusive=f"{method}:{model_id}", priority=self._rank(model_id, method),
+                         on_error=failed, on_progress=lambda p: self._placing(model_id, ds, method, p)))
 
     def _placing(self, model_id: str, dataset, method: str, p: Progress) -> None:
         """A map still being placed (a streamed UMAP: its fitted sample at once, then block by

@@ -362,7 +362,7 @@ def projection_job(session: Session, model_id: str, method: str, settings: Any):
 
     if is_out_of_core(m.vectors):
         return (yield from _out_of_core_projection(m, method, p))
-    key, lay = yield from cached_layout(session.workspace, m.emb_key, p)
+    key, lay = yield from cached_layout(session.workspace, m.emb_key, p, m.vectors)
     info = dict(lay.info)
     info["key"] = key
     info["params"] = lay.params

@@ -221,6 +221,7 @@ SCHEMA = _object({
             "seed": _int(0, 2**32 - 1),
             "dims": _int(2, 3),
             "optimizer": _str(20, ("fast", "umap-learn")),
+            "max_fit_points": _optional(_int(100, 10**9)),
         }),
         # open timeline tabs (absent from older files: none is reopened)
         "timelines": _list(_object({

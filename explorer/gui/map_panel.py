@@ -7,6 +7,7 @@ shared selection, and tells the window what the user chose through its signals.
 
 from __future__ import annotations
 
+import time
 from typing import Optional
 
 import numpy as np
@@ -14,6 +15,9 @@ from PySide6 import QtCore, QtWidgets
 
 from explorer.core.errors import ExplorerError
 from explorer.gui.panels import item_tooltip_html
+
+
+PARTIAL_EVERY_S = 5.0  # a map being placed is redrawn at most this often
 
 
 class MapPanel(QtWidgets.QWidget):
@@ -32,6 +36,7 @@ class MapPanel(QtWidgets.QWidget):
         self._shown_n: Optional[int] = None
         self._waiting_text = ""
         self._partial: Optional[tuple] = None  # (model id, method, coords) of a map being placed
+        self._partial_shown_at = 0.0
         self._brush_mask: Optional[np.ndarray] = None  # the Charts dock's brushes
         v = QtWidgets.QVBoxLayout(self)
         v.setContentsMargins(0, 0, 0, 0)
@@ -159,6 +164,10 @@ class MapPanel(QtWidgets.QWidget):
         self._partial = (m.id, method, coords)
         shown = (m.id, method, len(coords))
         first = self._shown_key != shown
+        now = time.monotonic()
+        if not first and now - self._partial_shown_at < PARTIAL_EVERY_S:
+            return  # redrawing a million points takes the GUI thread ~0.5 s: not for every block
+        self._partial_shown_at = now
         self._shown_key, self._shown_n = shown, len(coords)
         self.mapview.set_layout(coords, reset_view=first)
         if first:

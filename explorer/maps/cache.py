@@ -67,12 +67,13 @@ def cached_knn(ws, embedding_key: str, params: KnnParams, vectors: Optional[np.n
     return key, r
 
 
-def cached_layout(ws, embedding_key: str, params: MapParams = MapParams()) -> Job:
+def cached_layout(ws, embedding_key: str, params: MapParams = MapParams(),
+                  vectors: Optional[np.ndarray] = None) -> Job:
     """Stages 2-3: embeddings -> k-NN graph -> layout, each stored in the workspace. Changing
     min_dist (or any layout field) re-runs only the layout; changing n_neighbors beyond the
     stored graph's k, the metric or the k-NN method recomputes the graph too; the same
-    parameters recompute nothing. -> (key, Layout)."""
-    vectors = None
+    parameters recompute nothing. ``vectors``: the record ``embedding_key`` already in memory
+    (not read again: 2 s for 1M x 128). -> (key, Layout)."""
     graph_key = None
     knn = None
     if params.method == "umap":
@@ -85,7 +86,8 @@ def cached_layout(ws, embedding_key: str, params: MapParams = MapParams()) -> Jo
         rec = ws.get(LAYOUTS, key)
         return key, Layout(rec.arrays["coords"], rec.attrs.get("params", {}).get("method", params.method),
                            rec.attrs.get("params", {}), rec.attrs.get("info", {}))
-    vectors = ws.get(EMBEDDINGS, embedding_key).arrays["vectors"]
+    if vectors is None:
+        vectors = ws.get(EMBEDDINGS, embedding_key).arrays["vectors"]
     if params.method == "umap" and len(vectors) <= params.max_fit_points:
         # (above max_fit_points the map fits a sample with its own graph and places the rest:
         # the all-points graph is not needed for it, explorer.maps.stream)
