@@ -169,7 +169,10 @@ class DensityContours(QtCore.QObject):
         from explorer.maps.density import density_grid, mass_levels
 
         xy: Optional[np.ndarray] = getattr(self.view, "_xy", None)
-        if not self.enabled or xy is None or len(xy) < 10 or self.view.layout_dims != 2:
+        # a map still being placed shows no contours: they would outline the fitted sample only
+        # (and a million points cost the GUI thread ~0.5 s a block)
+        if (not self.enabled or xy is None or len(xy) < 10 or self.view.layout_dims != 2
+                or self.view.n_unplaced):
             for c in self.curves:
                 c.hide()
             return

@@ -563,8 +563,7 @@ class MapView(QtWidgets.QWidget):
         self._apply_selection(self._selection.indices)
         self._apply_focus(self._selection.focus)
         if reset_view:
-            self.reset_view()
-        self.layout_changed.emit()
+            self.reset_view()  # (_project has told the overlays: once per layout, 0.5 s at 1M)
 
     def set_graph_quality(self, method: Optional[str], recall: Optional[float],
                           target: Optional[float] = None) -> None:
