@@ -15,25 +15,21 @@ random_state=0)``) on a random subsample (the full 1M is out of its reach on thi
 issue measured 15 GB for our old transform path alone) and reports its trustworthiness@10 on a
 5,000-point sample of that subsample, and its wall time and peak memory.
 
-Measured 2026-11-25 on the shared 2-core, 24 GB machine, load average 11-20 throughout (six
-other agents; a process got 13-20% of one core), so wall times are far above what an idle
-machine gives; CPU seconds (user + system) are the steadier figure. One fresh process each:
+Measured 2026-11-26 on the same 2-core, 24 GB machine, quiet (load average below 2, nothing
+else running), fresh processes:
 
-| command (blobs, 128-D float32)                    | wall    | CPU s | peak RSS | notes |
-| old `project --method umap`, 300k (fit 200k + umap transform) | 988 s | 366 | 2.77 GB | load ~10 |
-| new `project --method umap`, 300k (fit 200k, stream 100k)     | 1078 s | 203 | 1.99 GB | load ~12 |
-| new `project --method umap`, 1M (fit 100k, stream 900k)       | 1009 s | 205 | 1.87 GB | load 11-14; issue's before: 483 s, 15.0 GB |
-| new `project --method pca`, 10M (memory-mapped, streamed)     | 1384 s | 235 | 5.52 GB | load 8-13; run once, before read_rows copied its block (released pages were faulted back in: a pass now holds ~0.3 GB) |
+| command (blobs, 128-D float32)                      | wall    | CPU s | peak RSS | notes |
+| `project --method umap`, 1M (fit 100k, stream 900k) | 94.9 s (median of 94.9, 95.4, 91.0) | 131 | 1.88 GB | issue's before: 483 s, 15.0 GB |
+| `project --method pca`, 10M (memory-mapped, streamed) | 93.4 s | 94 | 0.75 GB | one run (a test ran beside it for a minute) |
+| `neighbors -k 10`, 1M (IVF join of lists, recall 0.996) | 120.5 s | 217 | 2.22 GB | 173.7 s, 2.71 GB before the join |
+| app: open the 1M .npy -> PCA map / -> UMAP map       | 8.69 / 99.85 s (medians of 3) | | | `app --until umap` |
 
-trustworthiness@10 (5k-point sample, cosine): old 300k map 0.9918, new 300k map 0.9918, new
-1M map 0.9918; umap-learn 0.5.12 fitted on a 200k subsample of the 1M (the 1M is out of its
-reach here) 0.9919 (wall 3357 s loaded, CPU 483 s, peak 1.36 GB). On these well separated blobs
-the measure saturates; it does not separate the maps.
-App (fresh process, offscreen, `bench_1m.py app --until pca`): open the 1M .npy -> PCA map on
-screen 39.9 s (load ~12; start-up 6.4 s before that); the process also ran the automatic
-diagnostics (peak RSS 3.09 GB). The UMAP in the app was not timed.
-1M breakdown (wall, loaded): sample graph 115 s, sample fit 209 s, sample index 28 s,
-placement 632 s of which neighbour search 495 s (IVF nprobe 8 of 632, recall 0.960).
+trustworthiness@10 (5k-point sample, cosine) of the 1M map: 0.9917; umap-learn 0.5.12 fitted on
+a 200k subsample of the 1M (the 1M is out of its reach here): 0.9919. On these well separated
+blobs the measure saturates; it does not separate the maps.
+Earlier figures (2026-11-25, load 11-20 from six other agents): 1M UMAP 1009 s wall / 205 CPU-s;
+1M breakdown then: sample graph 115 s, sample fit 209 s, sample index 28 s, placement 632 s of
+which neighbour search 495 s (a scalar numba scan; now one matrix product per probed list).
 """
 
 from __future__ import annotations

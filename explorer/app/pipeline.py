@@ -357,18 +357,32 @@ class Pipeline:
         method, rest = methods[0], methods[1:]
         m = s.models[model_id]
 
+        started = []
+
+        def go_on():
+            if not started:
+                started.append(True)
+                self._next_map(model_id, ds, rest, st, then)
+
         def done(r):
             self._mapped(model_id, ds, method, r)
-            self._next_map(model_id, ds, rest, st, then)
+            go_on()
 
         def failed(_msg):
             s.jobs_pending(model_id, method, False)
-            self._next_map(model_id, ds, rest, st, then)
+            go_on()
+
+        def progress(p):
+            if (method == "pca" and isinstance(p.partial, np.ndarray) and len(p.partial) == len(ds)
+                    and self.submit is not run_now):  # (run_now would run the next map inside this one)
+                go_on()  # the PCA is computed: storing it in the workspace need not hold up the next map
+            else:
+                self._placing(model_id, ds, method, p)
 
         self.submit(Task(f"{method.upper()} of {model_id}" + (f" ({len(m.vectors):,} points)" if method == "umap" else ""),
                          lambda: projection_job(s, model_id, method, st), done,
                          exclusive=f"{method}:{model_id}", priority=self._rank(model_id, method),
-                         on_error=failed, on_progress=lambda p: self._placing(model_id, ds, method, p)))
+                         on_error=failed, on_progress=progress))
 
     def _placing(self, model_id: str, dataset, method: str, p: Progress) -> None:
         """A map still being placed (a streamed UMAP: its fitted sample at once, then block by

@@ -245,6 +245,8 @@ def make_layout(Z: np.ndarray, params: MapParams = MapParams(), knn: Optional[Kn
     lay = yield from umap_layout(Z, knn, params)
     if graph_seconds is not None:
         lay.info["graph_seconds"] = graph_seconds
+    if "strategy" not in lay.info:  # (streamed_umap says "fit on a sample, stream the rest")
+        lay.info["strategy"] = f"fit every point (at most max_fit_points = {params.max_fit_points:,})"
     return lay
 
 
