@@ -220,6 +220,21 @@ def test_ivf_probing_every_list_is_exact(Z, metric):
     np.testing.assert_array_equal(idx_, bi)
 
 
+@pytest.mark.parametrize("metric", METRICS)
+def test_exact_neighbours_of_some_rows_are_brute_force(Z, metric):
+    # the recall sample's exact neighbours (tiles merged into a running top-k): float64 brute force
+    from explorer.neighbors.blocks import exact_rows_knn
+    from explorer.neighbors.search import exact_rows
+
+    rows = np.array([0, 5, 17, 40, 333, 599])
+    bi, bs = brute_knn64(Z, Z[rows], 6, metric, self_rows=rows)
+    idx, sc = exact_rows(Z, rows, 6, metric)
+    np.testing.assert_array_equal(idx, bi)
+    np.testing.assert_allclose(sc, bs, rtol=1e-4, atol=1e-4)
+    tiled, _ = exact_rows_knn(Z, rows, 6, metric, block_rows=4, block_cols=5)  # ragged tiles < k
+    np.testing.assert_array_equal(tiled, bi)
+
+
 @pytest.mark.parametrize("metric", ["cosine", "euclidean"])
 def test_ivf_join_of_every_pair_of_lists_is_exact(Z, metric):
     # nprobe = nlist: every pair of lists is multiplied, so the join is brute force

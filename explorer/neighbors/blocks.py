@@ -27,7 +27,7 @@ from explorer.core.parallel import run_rows
 from explorer.core.jobs import Job, Progress
 from explorer.core.resources import setup_numba_cache
 
-__all__ = ["exact_self_knn", "pair_scores"]
+__all__ = ["exact_self_knn", "exact_rows_knn", "pair_scores"]
 
 _CHUNK = 256
 _FLOOR = np.float32(-3.0e38)  # 'nothing yet': finite, so comparisons stay plain
@@ -219,6 +219,39 @@ def exact_self_knn(Z: np.ndarray, k: int, metric: str, memory_mb: float = 256,
                                                          use_bias, top_v, top_i))
                 done += (i1 - i0) * (j1 - j0)
                 yield Progress(min(done, total), total, f"exact {metric} k-NN")
+    return top_i, top_v
+
+
+def exact_rows_knn(Z: np.ndarray, rows: np.ndarray, k: int, metric: str, block_rows: int = 256,
+                   block_cols: int = 16384) -> Tuple[np.ndarray, np.ndarray]:
+    """Exact k-NN of the points ``rows`` (self excluded) among all of ``Z`` on the CPU: tiles of
+    ``block_rows`` x ``block_cols`` products merged into the running top-k by the rows kernel,
+    so a row of a million scores is never sorted (a recall sample of 1,000 rows at 1M x 128:
+    3-4 s against 10 s with a top-k of each full row). -> (indices (m, k), ranking scores
+    (m, k), descending; see :func:`_ranking_matrix`)."""
+    import torch
+
+    K = _merge_kernels()
+    D, bias = _ranking_matrix(Z, metric)
+    use_bias = bias is not None
+    zero = np.zeros(1, np.float32)
+    rows = np.asarray(rows, dtype=np.int64)
+    m, N = len(rows), D.shape[0]
+    top_v, top_i = _empty_top(m, k)
+    Dt = torch.from_numpy(D)
+    Q = Dt[torch.from_numpy(rows)]
+    buf = torch.empty(block_rows * block_cols)
+    cols = np.arange(N, dtype=np.int64)
+    local = np.arange(m, dtype=np.int64)
+    with torch.no_grad():
+        for r0 in range(0, m, block_rows):
+            r1 = min(m, r0 + block_rows)
+            for c0 in range(0, N, block_cols):
+                c1 = min(N, c0 + block_cols)
+                G = buf[:(r1 - r0) * (c1 - c0)].view(r1 - r0, c1 - c0)
+                torch.mm(Q[r0:r1], Dt[c0:c1].T, out=G)
+                _parallel(K["rows"], r1 - r0, (G.numpy(), local[r0:r1], rows[r0:r1], cols[c0:c1],
+                                               bias[c0:c1] if use_bias else zero, use_bias, True, top_v, top_i))
     return top_i, top_v
 
 
