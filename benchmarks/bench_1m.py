@@ -19,12 +19,12 @@ Measured 2026-11-26 on the same 2-core, 24 GB machine, quiet (load average below
 else running), fresh processes:
 
 | command (blobs, 128-D float32)                      | wall    | CPU s | peak RSS | notes |
-| `project --method umap`, 1M (fit 100k, stream 900k) | 94.9 s (median of 94.9, 95.4, 91.0) | 131 | 1.88 GB | issue's before: 483 s, 15.0 GB |
+| `project --method umap`, 1M (fit 100k, stream 900k) | 95.9 s (median of 95.9, 88.5, 103.3) | 128 | 1.90 GB | issue's before: 483 s, 15.0 GB |
 | `project --method pca`, 10M (memory-mapped, streamed) | 93.4 s | 94 | 0.75 GB | one run (a test ran beside it for a minute) |
-| `neighbors -k 10`, 1M (IVF join of lists, recall 0.996) | 120.5 s | 217 | 2.22 GB | 173.7 s, 2.71 GB before the join |
-| app: open the 1M .npy -> PCA map / -> UMAP map       | 8.69 / 99.85 s (medians of 3) | | | `app --until umap` |
+| `neighbors -k 10`, 1M (IVF join of balanced lists, recall 0.997) | 101.1 s | 184 | 1.66 GB | 173.7 s, 2.71 GB before the join |
+| app: open the 1M .npy -> PCA map / -> UMAP map       | 9.3 / 109.6 s (medians of 5: PCA 15.2 (numba recompiling the changed renderer), 9.3, 9.2, 9.1, 9.8; UMAP 119.8, 109.6, 104.4, 110.2, 108.3) | | 3.4 GB | `app --until umap` |
 
-trustworthiness@10 (5k-point sample, cosine) of the 1M map: 0.9917; umap-learn 0.5.12 fitted on
+trustworthiness@10 (5k-point sample, cosine) of the 1M map: 0.9918; umap-learn 0.5.12 fitted on
 a 200k subsample of the 1M (the 1M is out of its reach here): 0.9919. On these well separated
 blobs the measure saturates; it does not separate the maps.
 Earlier figures (2026-11-25, load 11-20 from six other agents): 1M UMAP 1009 s wall / 205 CPU-s;

@@ -247,6 +247,24 @@ def test_ivf_join_of_every_pair_of_lists_is_exact(Z, metric):
     np.testing.assert_array_equal(idx_, bi)
 
 
+def test_balanced_lists_are_split_until_none_is_big_and_join_exactly():
+    # one tight cluster and a wide cloud: k-means gives the cluster's points few lists and big
+    # ones; with balance 1.5 no list holds more than 1.5x the mean share of the training points
+    from explorer.neighbors.ivf import IvfIndex
+
+    rng = np.random.default_rng(6)
+    X = np.vstack([rng.normal(size=(3000, 16)) * 0.3, rng.normal(size=(1000, 16)) * 4]).astype(np.float32)
+    plain = drain(IvfIndex(X, "euclidean", nlist=8).train())
+    index = drain(IvfIndex(X, "euclidean", nlist=8, balance=1.5).train())
+    assert plain.est_sizes.max() > 1.5 * len(X) / 8  # the case the split is for
+    assert index.nlist > 8 and index.est_sizes.max() <= 1.5 * len(X) / 8 + 1e-6
+    assert index.est_sizes.sum() == pytest.approx(len(X))
+    drain(index.assign(1))
+    idx_, _ = drain(index.self_join(5, nprobe=index.nlist))
+    bi, _ = brute_knn64(X, X, 5, "euclidean", self_rows=np.arange(len(X)))
+    np.testing.assert_array_equal(idx_, bi)
+
+
 def test_ivf_join_in_small_tiles_is_the_same_join():
     # lists taken in column tiles narrower than a list, and narrower than k: same answer
     from explorer.neighbors.ivf import IvfIndex
@@ -307,38 +325,24 @@ def test_auto_keeps_ivf_where_it_is_cheap_and_meets_the_target():
     assert _brute_recall(X, r.indices, 10) >= 0.99
 
 
-def test_ivf_recall_prediction_equals_the_search():
-    # the recall of every nprobe is predicted from the sample's exact neighbours; an IVF search
-    # scans its probed lists exactly, so the prediction is the searched recall on those rows
+@pytest.mark.parametrize("how", ["search", "join"])
+def test_ivf_recall_prediction_equals_what_is_found(how):
+    # the recall of every nprobe is predicted from the sample's exact neighbours. A search scans
+    # each query's probed lists exactly; the all-points graph joins pairs of lists, and finds a
+    # (query, neighbour) pair exactly when its pair of lists is joined. Either way the prediction
+    # is the recall found on those rows.
     from explorer.neighbors.ivf import IvfIndex
 
     X = _isotropic(1500, 16, seed=4)
     rows = np.sort(np.random.default_rng(0).choice(len(X), 200, replace=False))
     ex, _ = brute_knn64(X, X[rows], 6, "cosine", self_rows=rows)
     index = drain(IvfIndex(X, "cosine", nlist=30).train())
-    curve = index.recall_curve(rows, ex)
-    drain(index.assign(30))
-    for nprobe in (1, 3, 10, 30):
-        got, _ = drain(index.search(rows, 6, nprobe))
-        assert curve.recall(nprobe) == pytest.approx(recall_at_k(got, ex), abs=1e-9)
-    assert curve.recall(30) == 1.0 and curve.fraction_scanned(30) == pytest.approx(1.0, abs=0.01)
-
-
-def test_ivf_join_recall_prediction_equals_the_join():
-    # the all-points graph joins pairs of lists; a pair (query, neighbour) is found exactly when
-    # its pair of lists is joined, so the predicted recall is the join's recall on those rows
-    from explorer.neighbors.ivf import IvfIndex
-
-    X = _isotropic(1500, 16, seed=4)
-    rows = np.sort(np.random.default_rng(0).choice(len(X), 200, replace=False))
-    ex, _ = brute_knn64(X, X[rows], 6, "cosine", self_rows=rows)
-    index = drain(IvfIndex(X, "cosine", nlist=30).train())
-    curve = index.join_curve(rows, ex)
-    drain(index.assign(1))
+    curve = index.recall_curve(rows, ex) if how == "search" else index.join_curve(rows, ex)
+    drain(index.assign(30 if how == "search" else 1))
     seen = []
     for nprobe in (1, 3, 10, 30):
-        got, _ = drain(index.self_join(6, nprobe))
-        seen.append(recall_at_k(got[rows], ex))
+        got = drain(index.search(rows, 6, nprobe))[0] if how == "search" else drain(index.self_join(6, nprobe))[0][rows]
+        seen.append(recall_at_k(got, ex))
         assert curve.recall(nprobe) == pytest.approx(seen[-1], abs=1e-9)
     assert seen == sorted(seen) and seen[0] < 0.9 and seen[-1] == 1.0
     assert curve.fraction_scanned(30) == pytest.approx(1.0, abs=0.02)

@@ -92,37 +92,40 @@ def _counting_sort(cell, ncells):
     return perm, start
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _stamp(x, y, c, x0, y1, sx, sy, w, h, odx, ody, pal, wt, acc, grey):
+    """Add the stamp of a point at (x, y) with colour index ``c`` and weight ``wt`` (uint32) to
+    the sums; the sums wrap modulo 2**32, so the weight's two's complement takes it out again."""
+    if c == 65535:
+        return
+    fx = (x - x0) * sx
+    fy = (y1 - y) * sy
+    if fx < -8.0 or fy < -8.0 or fx >= w + 8.0 or fy >= h + 8.0:
+        return
+    px = int(math.floor(fx))
+    py = int(math.floor(fy))
+    for k in range(odx.shape[0]):
+        qx = px + odx[k]
+        qy = py + ody[k]
+        if qx < 0 or qy < 0 or qx >= w or qy >= h:
+            continue
+        p = qy * w + qx
+        if c == 65534:
+            grey[p] += wt
+        else:
+            acc[p, 0] += wt
+            acc[p, 1] += wt * pal[c, 0]
+            acc[p, 2] += wt * pal[c, 1]
+            acc[p, 3] += wt * pal[c, 2]
+
+
 @njit(cache=True, nogil=True)
 def _accumulate(xs, ys, cidx, ranges, stride, x0, y1, sx, sy, w, h, odx, ody, pal, acc, grey):
     """acc: (h*w, 4) uint32 count, r, g, b sums; grey: (h*w,) uint32 count of GREY points."""
-    nofs = odx.shape[0]
     wt = np.uint32(stride)
     for r in range(ranges.shape[0]):
-        a = ranges[r, 0]
-        b = ranges[r, 1]
-        for i in range(a, b, stride):
-            c = cidx[i]
-            if c == 65535:
-                continue
-            fx = (xs[i] - x0) * sx
-            fy = (y1 - ys[i]) * sy
-            if fx < -8.0 or fy < -8.0 or fx >= w + 8.0 or fy >= h + 8.0:
-                continue
-            px = int(math.floor(fx))
-            py = int(math.floor(fy))
-            for k in range(nofs):
-                qx = px + odx[k]
-                qy = py + ody[k]
-                if qx < 0 or qy < 0 or qx >= w or qy >= h:
-                    continue
-                p = qy * w + qx
-                if c == 65534:
-                    grey[p] += wt
-                else:
-                    acc[p, 0] += wt
-                    acc[p, 1] += wt * pal[c, 0]
-                    acc[p, 2] += wt * pal[c, 1]
-                    acc[p, 3] += wt * pal[c, 2]
+        for i in range(ranges[r, 0], ranges[r, 1], stride):
+            _stamp(xs[i], ys[i], cidx[i], x0, y1, sx, sy, w, h, odx, ody, pal, wt, acc, grey)
 
 
 @njit(cache=True, nogil=True)
@@ -132,45 +135,19 @@ def _accumulate_delta(xs, ys, old, new, ranges, stride, x0, y1, sx, sy, w, h, od
     new one; ``old`` becomes ``new``. A brush step changes a few percent of the points, so this
     costs one sequential compare over the visible points instead of a full redraw. Returns the
     number of points changed."""
-    nofs = odx.shape[0]
     wt = np.uint32(stride)
+    out = np.uint32(np.uint32(0xFFFFFFFF) - wt + np.uint32(1))  # -wt modulo 2**32
     changed = 0
     for r in range(ranges.shape[0]):
-        a = ranges[r, 0]
-        b = ranges[r, 1]
-        for i in range(a, b, stride):
+        for i in range(ranges[r, 0], ranges[r, 1], stride):
             co = old[i]
             cn = new[i]
             if co == cn:
                 continue
             old[i] = cn
             changed += 1
-            fx = (xs[i] - x0) * sx
-            fy = (y1 - ys[i]) * sy
-            if fx < -8.0 or fy < -8.0 or fx >= w + 8.0 or fy >= h + 8.0:
-                continue
-            px = int(math.floor(fx))
-            py = int(math.floor(fy))
-            for k in range(nofs):
-                qx = px + odx[k]
-                qy = py + ody[k]
-                if qx < 0 or qy < 0 or qx >= w or qy >= h:
-                    continue
-                p = qy * w + qx
-                if co == 65534:
-                    grey[p] -= wt
-                elif co != 65535:
-                    acc[p, 0] -= wt
-                    acc[p, 1] -= wt * pal[co, 0]
-                    acc[p, 2] -= wt * pal[co, 1]
-                    acc[p, 3] -= wt * pal[co, 2]
-                if cn == 65534:
-                    grey[p] += wt
-                elif cn != 65535:
-                    acc[p, 0] += wt
-                    acc[p, 1] += wt * pal[cn, 0]
-                    acc[p, 2] += wt * pal[cn, 1]
-                    acc[p, 3] += wt * pal[cn, 2]
+            _stamp(xs[i], ys[i], co, x0, y1, sx, sy, w, h, odx, ody, pal, out, acc, grey)
+            _stamp(xs[i], ys[i], cn, x0, y1, sx, sy, w, h, odx, ody, pal, wt, acc, grey)
     return changed
 
 
