@@ -119,6 +119,9 @@ class Pipeline:
             from explorer.embed import EmbedParams
 
             self.embed_params = EmbedParams
+        # model id -> what runs once its maps are done (its diagnostics); kept until it has run,
+        # so that maps computed again (new settings) before that still bring it
+        self._after_maps: dict = {}
 
     # -- opening ---------------------------------------------------------------------------
     def open_dataset(self, path, fmt: Optional[str] = None, metadata: Optional[str] = None,
@@ -333,11 +336,16 @@ class Pipeline:
     def compute_maps(self, model_id: str, settings: Any = None, then: Optional[Callable[[], None]] = None) -> None:
         """PCA at once; UMAP next (on the shared kNN graph) when the settings ask for it; then
         ``then`` (the diagnostics). One after another: the heavy jobs of a model do not share
-        the cores, so the PCA is on screen in seconds and the UMAP takes what it takes alone."""
+        the cores, so the PCA is on screen in seconds and the UMAP takes what it takes alone
+        (it starts as soon as the PCA is computed, while the PCA is being stored). A ``then``
+        not yet run when the maps are computed again (new settings) runs after the new ones."""
         s = self.session
         m = s.models.get(model_id)
         if m is None or m.vectors is None:
             return
+        then = then or self._after_maps.get(model_id)
+        if then is not None:
+            self._after_maps[model_id] = then
         st = settings or self.settings
         methods = ["pca"] + (["umap"] if st.method == "umap" else [])
         for method in methods:
@@ -351,8 +359,10 @@ class Pipeline:
 
         s = self.session
         if not methods or s.dataset is not ds or model_id not in s.models:
-            if then is not None and s.dataset is ds and model_id in s.models:
-                then()
+            if then is not None and self._after_maps.get(model_id) is then:
+                del self._after_maps[model_id]
+                if s.dataset is ds and model_id in s.models:
+                    then()
             return
         method, rest = methods[0], methods[1:]
         m = s.models[model_id]

@@ -123,6 +123,31 @@ def test_the_model_on_screen_is_computed_first(tmp_path):
     assert said["error"] == []
 
 
+def test_diagnostics_follow_maps_computed_again_before_they_ran(tmp_path):
+    """A model's diagnostics run after its maps. When the maps are asked for again (new
+    settings) before the first ones finished, and the first ones never report (their job was
+    superseded), the diagnostics still come, once, after the new maps."""
+    rng = np.random.default_rng(0)
+    np.save(tmp_path / "v.npy", rng.normal(size=(300, 12)).astype(np.float32))
+    queue: list[Task] = []
+    p, said = _pipeline(tmp_path, submit=queue.append)
+    s = p.session
+    p.open_dataset(tmp_path / "v.npy")
+    while queue and not queue[0].name.startswith("PCA"):
+        run_now(queue.pop(0))
+    mid = s.current
+    superseded = queue.pop(0)
+    assert superseded.name == f"PCA of {mid}" and not queue
+    p.compute_maps(mid, MapSettings(method="pca", seed=1))
+    names = []
+    while queue:
+        t = queue.pop(0)
+        names.append(t.name)
+        run_now(t)
+    assert names == [f"PCA of {mid}", f"Diagnose {mid}"]
+    assert s.models[mid].diagnostics is not None and said["error"] == []
+
+
 @needs_sample
 def test_opening_the_same_checkpoint_twice_keeps_one_model(tmp_path):
     p, said = _pipeline(tmp_path)
