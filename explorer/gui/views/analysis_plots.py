@@ -13,7 +13,8 @@ from explorer.gui.subscriptions import Subscriptions
 COLOURS = ("#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860", "#da8bc3", "#8c8c8c")
 
 
-def styled_plot(layout: pg.GraphicsLayoutWidget, row: int, col: int, title: str) -> pg.PlotItem:
+def styled_plot(layout: pg.GraphicsLayoutWidget, row: int, col: int, title: str,
+                left_width: int = 52) -> pg.PlotItem:
     """A plot in ``layout`` with the app's quiet style (grey axes, light grid, no menu)."""
     p = layout.addPlot(row=row, col=col)
     p.setTitle(title, size="9pt", color="#303030")
@@ -23,7 +24,7 @@ def styled_plot(layout: pg.GraphicsLayoutWidget, row: int, col: int, title: str)
     for ax in ("left", "bottom"):
         p.getAxis(ax).setPen(pg.mkPen("#606060"))
         p.getAxis(ax).setTextPen(pg.mkPen("#404040"))
-    p.getAxis("left").setWidth(52)
+    p.getAxis("left").setWidth(left_width)
     return p
 
 

@@ -25,6 +25,7 @@ import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
 from explorer.gui.gallery import safe_thumbnail
+from explorer.gui.views.analysis_plots import styled_plot
 from explorer.gui.views.mapview import MapView
 from explorer.metrics import registry as _registry
 from explorer.app.timeline import TimelineResult, layout_at
@@ -122,15 +123,7 @@ class TimelineView(QtWidgets.QWidget):
             y = res.series(key)
             if not np.isfinite(y).any():
                 continue
-            p = self.curves.addPlot(row=row, col=0)
-            p.setTitle(LABELS[key], size="9pt", color="#303030")
-            p.showGrid(x=True, y=True, alpha=0.15)
-            p.setMenuEnabled(False)
-            p.hideButtons()
-            for ax in ("left", "bottom"):
-                p.getAxis(ax).setPen(pg.mkPen("#606060"))
-                p.getAxis(ax).setTextPen(pg.mkPen("#404040"))
-            p.getAxis("left").setWidth(48)
+            p = styled_plot(self.curves, row, 0, LABELS[key], left_width=48)
             c = COLOURS[key]
             item = p.plot(x, y, pen=pg.mkPen(c, width=2), symbol="o", symbolSize=9, symbolBrush=c,
                           symbolPen=pg.mkPen("w"), name=key)
