@@ -158,7 +158,7 @@ def test_cancel_stops_the_work(Z, monkeypatch):
         return original(fn, n, args, *rest, **kw)
 
     monkeypatch.setattr(blocks, "_parallel", counting)
-    params = KnnParams(k=3, method="exact", memory_mb=0.05)     # 64-row tiles: many of them
+    params = KnnParams(k=3, method="exact", memory_mb=0.05, device="cpu")  # 64-row tiles: many
     drain(knn_graph(Z, params))
     full = len(calls)
     calls.clear()

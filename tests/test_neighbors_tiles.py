@@ -17,7 +17,7 @@ def Z():
 
 @pytest.mark.parametrize("memory_mb", [0.05, 0.3])
 def test_self_knn_tiles_fit_the_budget_and_use_it(Z, memory_mb):
-    job = knn_graph_exact(Z, 5, "cosine", memory_mb=memory_mb)
+    job = knn_graph_exact(Z, 5, "cosine", memory_mb=memory_mb, device="cpu")  # the CPU's tiles
     first = next(job)
     budget = memory_mb * 2 ** 20
     # the first tile is B rows x 2B columns of float32 scores

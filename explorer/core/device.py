@@ -10,8 +10,26 @@ from explorer.core.errors import InputError
 PRECISIONS = ("fp32", "bf16", "fp16")
 
 
+def strict_fp32() -> None:
+    """fp32 means fp32 on a GPU too. PyTorch lets cuDNN run float32 convolutions in TF32
+    (a 10-bit mantissa) on Ampere and later by default, which moved a query's cosine to its own
+    stored vector by 8e-5 on an H100; bf16/fp16 autocast, where asked for, is unaffected.
+    Called whenever a CUDA device is chosen or a batch meets one."""
+    import torch
+
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
+
+
 def resolve_device(name: Optional[str] = None):
     """``None``/"auto" picks CUDA, then MPS, then CPU. Returns a ``torch.device``."""
+    dev = _resolve_device(name)
+    if dev.type == "cuda":
+        strict_fp32()
+    return dev
+
+
+def _resolve_device(name: Optional[str]):
     import torch
 
     if name in (None, "", "auto"):

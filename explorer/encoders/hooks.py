@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Optional
 
+from explorer.core.device import strict_fp32
 from explorer.encoders.base import POOLINGS, Encoder
 from explorer.core.errors import InputError
 
@@ -185,6 +186,9 @@ def embed_batch(encoder: Encoder, x: Any):
     import torch
 
     mask = x.get("attention_mask") if isinstance(x, Mapping) else None
+    first = next(iter(x.values())) if isinstance(x, Mapping) and x else x
+    if getattr(getattr(first, "device", None), "type", None) == "cuda":
+        strict_fp32()
     with torch.inference_mode():
         out = forward_layer(encoder, x)
         return pool(out, encoder.pooling, has_cls_token(encoder.module), mask)

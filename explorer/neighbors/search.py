@@ -69,7 +69,8 @@ class KnnParams:
     ``auto_flops`` on a CPU, 1000x that on a GPU; 1e11 = about 28k x 128 or 16k x 384, where
     the exact search takes about a second on 2 cores; above it IVF wins: 70k x 128 took 1.7 s at
     measured recall 0.998, and 100k x 384 6-7 s at 0.99+, against ~25 s exact). ``device``: None/"auto", "cpu", "cuda", ...
-    ``memory_mb`` bounds the score block held at once by exact search. ``approx``: "auto"
+    ``memory_mb`` bounds the score block held at once by exact search (None: 512 MB on a CPU,
+    up to 4 GB on a GPU). ``approx``: "auto"
     (IVF for cosine and euclidean, else HNSW if hnswlib is installed, else NN-descent), "ivf",
     "hnsw" or "nndescent". ``target_recall``: the approximate search widens its search (IVF
     ``nprobe`` lists, hnswlib's beam ``ef``) until recall@k measured on ``recall_sample`` rows
@@ -83,7 +84,7 @@ class KnnParams:
     metric: str = "cosine"
     method: str = "auto"
     device: Optional[str] = None
-    memory_mb: int = 512
+    memory_mb: Optional[int] = None
     auto_flops: float = 1e11
     target_recall: float = 0.99
     recall_sample: int = 1000
@@ -175,17 +176,31 @@ def _prepare(Zt, metric: str):
     return Zt, None
 
 
-def _block_rows(n_db: int, memory_mb: int) -> int:
-    return int(max(1, min(4096, (memory_mb * 2**20) // (4 * max(n_db, 1)))))
+def _block_rows(n_db: int, memory_mb: float, cap: int = 4096) -> int:
+    return int(max(1, min(cap, (memory_mb * 2**20) // (4 * max(n_db, 1)))))
+
+
+def _device_budget_mb(dev, memory_mb: Optional[float]) -> float:
+    """Score-block budget: ``memory_mb`` where given; else 512 MB on a CPU and, on a GPU, a
+    quarter of its free memory up to 4 GB (a 128-row block of 1M columns leaves a GPU idle)."""
+    if memory_mb is not None:
+        return float(memory_mb)
+    if dev.type == "cuda":
+        import torch
+
+        free, _ = torch.cuda.mem_get_info(dev)
+        return float(max(512, min(4096, free / 4 / 2**20)))
+    return 512.0
 
 
 def knn_search(Q: np.ndarray, Z: np.ndarray, k: int, metric: str = "cosine", device=None,
-               memory_mb: int = 512, self_offset: Optional[int] = None,
+               memory_mb: Optional[float] = None, self_offset: Optional[int] = None,
                exclude_self: bool = False) -> Job:
     """Exact k-NN of each row of ``Q`` (M, D) among rows of ``Z`` (N, D), as a job returning
     ``(indices (M, k) int64, scores (M, k) float32)``. With ``exclude_self`` row ``i`` of Q is
     row ``self_offset + i`` of Z and is not its own neighbour. Score blocks are at most
-    ``memory_mb`` (queries x database tiles), so memory is bounded for any N."""
+    ``memory_mb`` (queries x database tiles; default 512 MB on a CPU, more on a GPU), so
+    memory is bounded for any N."""
     import torch
 
     from explorer.core.device import resolve_device
@@ -203,9 +218,10 @@ def knn_search(Q: np.ndarray, Z: np.ndarray, k: int, metric: str = "cosine", dev
         Qp = torch.nn.functional.normalize(Qt, dim=1, eps=1e-12) if metric == "cosine" else Qt
         alpha = 2.0 if metric == "euclidean" else 1.0
         # column tiles only when one row block of all N columns would not fit
+        memory_mb = _device_budget_mb(dev, memory_mb)
         budget = int(memory_mb * 2**20)
         cols = N if N * 4 * 64 <= budget else int(max(k + 1, budget // (4 * 64)))
-        rows = _block_rows(cols, memory_mb)
+        rows = _block_rows(cols, memory_mb, 8192 if dev.type == "cuda" else 4096)
         out_i = np.empty((M, k), dtype=np.int64)
         out_s = np.empty((M, k), dtype=np.float32)
         for r0 in range(0, M, rows):
@@ -245,7 +261,7 @@ def knn_search(Q: np.ndarray, Z: np.ndarray, k: int, metric: str = "cosine", dev
 
 
 def knn_graph_exact(Z: np.ndarray, k: int, metric: str = "cosine", device=None,
-                    memory_mb: float = 512, tile: Optional[int] = None) -> Job:
+                    memory_mb: Optional[float] = None, tile: Optional[int] = None) -> Job:
     """Exact all-points k-NN graph (self excluded) as a job -> (indices (N, k) int64,
     scores (N, k) float32, descending).
 
@@ -266,7 +282,8 @@ def knn_graph_exact(Z: np.ndarray, k: int, metric: str = "cosine", device=None,
         return (yield from knn_search(Z, Z, k, metric, dev, memory_mb, self_offset=0, exclude_self=True))
     from explorer.neighbors.blocks import exact_self_knn
 
-    idx, sc = yield from exact_self_knn(Z, k, metric, memory_mb=memory_mb, block=tile or 2048)
+    idx, sc = yield from exact_self_knn(Z, k, metric, memory_mb=_device_budget_mb(dev, memory_mb),
+                                        block=tile or 2048)
     if metric == "euclidean":
         idx, sc = _sorted_exact(Z, idx, metric)
     return idx, sc

@@ -66,15 +66,19 @@ def torchrun_env() -> Optional[tuple[int, int, int]]:
 
 
 def _rank_params(params, local_rank: int):
-    """Each rank on its own GPU (``cuda:LOCAL_RANK``) when the device is CUDA."""
+    """Each rank on its own GPU (``cuda:LOCAL_RANK``) when the device is CUDA; with more ranks
+    than GPUs they share them in turn (two ranks on one GPU is a fair use where decoding is
+    the bottleneck, and was a crash on a one-GPU machine)."""
     from dataclasses import replace
 
     from explorer.core.device import resolve_device
 
     dev = resolve_device(params.device)
     if dev.type == "cuda":
-        return replace(params, device=f"cuda:{local_rank}"), "nccl"
-    return params, "gloo"
+        import torch
+
+        return replace(params, device=f"cuda:{local_rank % max(1, torch.cuda.device_count())}")
+    return params
 
 
 def torchrun_embed(workspace, dataset, encoder, params, key: str, *, block_rows: Optional[int] = None,
@@ -92,11 +96,13 @@ def torchrun_embed(workspace, dataset, encoder, params, key: str, *, block_rows:
         raise InputError("--launcher torchrun runs under torchrun (torchrun --nproc-per-node N "
                          "-m explorer.cli embed ...); RANK and WORLD_SIZE are not set.")
     rank, world, local = env
-    params, backend = _rank_params(params, local)
+    params = _rank_params(params, local)
     own = not dist.is_initialized()
     if own:
+        # gloo on GPUs too: the ranks only coordinate (a barrier, the plan, the shard counts) and
+        # the vectors travel through shard files; NCCL refuses two ranks on one GPU
         timeout = datetime.timedelta(seconds=float(os.environ.get("EXPLORER_DIST_TIMEOUT", 6 * 3600)))
-        dist.init_process_group(backend, timeout=timeout)
+        dist.init_process_group("gloo", timeout=timeout)
     t0 = time.perf_counter()
     try:
         plan = shards.make_plan(dataset, encoder, params, key, block_rows)

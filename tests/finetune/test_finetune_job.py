@@ -155,7 +155,8 @@ def test_stop_keeps_last_weights_and_save(tmp_path):
     model = build("mlp", in_dim=16, hidden=32, out_dim=8)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     res = FinetuneResult()
-    job = finetune(model, (X, y), FinetuneParams(objective="simclr", epochs=5, batch_size=32, probe_every=4), result=res)
+    job = finetune(model, (X, y), FinetuneParams(objective="simclr", epochs=5, batch_size=32, probe_every=4,
+                                                    log_every=1), result=res)  # a GPU reports every 10 by default
     seen = []
     for p in job:
         seen.append(p)
