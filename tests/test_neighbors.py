@@ -273,8 +273,29 @@ def test_ivf_join_in_small_tiles_is_the_same_join():
     index = drain(IvfIndex(X, "euclidean", nlist=9).train())
     drain(index.assign(1))
     a, _ = drain(index.self_join(7, nprobe=4))
-    b, _ = drain(index.self_join(7, nprobe=4, cols=5))
+    b, _ = drain(index.self_join(7, nprobe=4, block=5))
     np.testing.assert_array_equal(a, b)
+
+
+def test_ivf_join_leaves_the_index_rows_as_they_were_also_when_closed_half_way():
+    # the cosine index reorders its own normalised rows in list order for the join and must
+    # put them back, also when the job is closed between two lists
+    from explorer.neighbors.ivf import IvfIndex
+
+    X = _isotropic(900, 12, seed=6)
+    index = drain(IvfIndex(X, "cosine", nlist=30).train())
+    drain(index.assign(1))
+    before = index.D.copy()
+    want = X / np.linalg.norm(X.astype(np.float64), axis=1, keepdims=True)
+    np.testing.assert_allclose(before, want, rtol=1e-6)
+    idx, _ = drain(index.self_join(5, nprobe=30))  # every pair of lists: the exact graph
+    np.testing.assert_array_equal(index.D, before)
+    bi, _ = brute_knn64(X, X, 5, "cosine", self_rows=np.arange(900))
+    assert np.mean(np.sort(idx, 1) == np.sort(bi, 1)) == 1.0
+    job = index.self_join(5, nprobe=30)
+    next(job), next(job)
+    job.close()
+    np.testing.assert_array_equal(index.D, before)
 
 
 def test_ivf_rows_with_too_few_candidates_are_searched_exactly():

@@ -29,7 +29,7 @@ from explorer.core.resources import setup_numba_cache
 
 __all__ = ["exact_self_knn", "exact_rows_knn", "pair_scores"]
 
-_CHUNK = 256
+_CHUNK = 64  # elements counted at once; a chunk with a hit is read again one by one
 _FLOOR = np.float32(-3.0e38)  # 'nothing yet': finite, so comparisons stay plain
 
 
@@ -97,17 +97,21 @@ def _cols(G, rids, cids, bias, use_bias, top_v, top_i, c0, c1):  # pragma: no co
         for r in range(nr):
             b = bias[r] if use_bias else np.float32(0.0)
             row = G[r, cs:ce]
-            hits = 0
-            for u in range(row.shape[0]):
-                hits += row[u] + b > thr[u]
-            if hits == 0:
-                continue
-            for u in range(n):
-                v = row[u] + b
-                if v > thr[u]:
-                    q = cids[cs + u]
-                    _insert(top_v, top_i, q, v, rids[r])
-                    thr[u] = top_v[q, k - 1]
+            for s0 in range(0, n, _CHUNK):
+                s1 = min(n, s0 + _CHUNK)
+                seg = row[s0:s1]
+                tseg = thr[s0:s1]
+                hits = 0
+                for u in range(seg.shape[0]):
+                    hits += seg[u] + b > tseg[u]
+                if hits == 0:
+                    continue
+                for u in range(s0, s1):
+                    v = row[u] + b
+                    if v > thr[u]:
+                        q = cids[cs + u]
+                        _insert(top_v, top_i, q, v, rids[r])
+                        thr[u] = top_v[q, k - 1]
 
 
 @numba.njit(cache=True, nogil=True, boundscheck=False, fastmath=True)

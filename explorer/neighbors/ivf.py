@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from typing import Optional
 
+import numba
 import numpy as np
 
 from explorer.core.jobs import Job, Progress
@@ -33,6 +34,7 @@ class IvfIndex:
         self.metric = metric
         self.N, self.d = Z.shape
         self.D, self.bias = _ranking_matrix(Z, metric)
+        self._owns_D = self.D is not Z  # a copy of ours (cosine) may be reordered in place
         self.nlist = int(nlist or max(8, min(4096, round(2.0 * math.sqrt(self.N)))))
         self.nlist = min(self.nlist, self.N)
         self.seed = seed
@@ -221,64 +223,101 @@ class IvfIndex:
         cost = np.cumsum(pairs) + 0.5 * float((s * s).sum())
         return IvfCurve(np.sort(ranks.ravel()), 2.0 * cost / self.N, self.nlist, self.N)
 
-    def self_join(self, k: int, nprobe: int, cols: int = 4096) -> Job:
+    def self_join(self, k: int, nprobe: int, block: int = 2048) -> Job:
         """Approximate all-points k-NN (self excluded) as a join of lists: every pair of lists
         (a, b) with ``min(R[a, b], R[b, a]) < nprobe`` (:meth:`list_ranks`; a list with itself
         always) is multiplied once, (members of a) x (members of b), and feeds the running top-k
         of both sides, as the exact engine's symmetric tiles do: half the products of a search
         in which every point probes its own lists. Needs the lists (:meth:`assign`, any
         ``max_probe``). Job -> (indices (N, k), ranking scores (N, k)), -1 (score -3e38) where
-        fewer than k candidates were seen."""
+        fewer than k candidates were seen. A list longer than ``block`` is taken in blocks.
+
+        The rows are first put in list order (in place where the index owns its matrix, as
+        for cosine; else in a permuted copy), so that every product reads two contiguous
+        slices, and the running top-k is kept in list order too, so that the merges read and
+        write it row after row instead of at random."""
         import torch
 
         K = _merge_kernels()
         N, nl = self.N, self.nlist
         M = self.list_ranks()
         M = np.minimum(M, M.T)
-        top_v, top_i = _empty_top(N, k)
-        Dt = torch.from_numpy(self.D)
+        top_v, top_i = _empty_top(N, k)  # rows in list order (pos), neighbours as original ids
         use_bias = self.bias is not None
-        zero = np.zeros(1, np.float32)
-        RB = 2048  # rows of a list per product (a big list is taken in row blocks)
-        buf = torch.empty(RB * cols)
+        sizes = np.array([len(m) for m in self.members], np.int64)
+        at = np.concatenate([[0], np.cumsum(sizes)])
+        perm = np.concatenate(self.members).astype(np.int64) if N else np.zeros(0, np.int64)
+        in_place = self._owns_D
+        if in_place:
+            _permute_rows(self.D, perm)
+            D = self.D
+        else:
+            D = self.D[perm]
+        bias = self.bias[perm] if use_bias else np.zeros(1, np.float32)
+        Dt = torch.from_numpy(D)
+        pos = np.arange(N, dtype=np.int64)
+        RB = int(block)  # rows (and columns) of one product at most
+        buf = torch.empty(RB * RB)
 
-        def product(rows, cc, Dr):
-            G = buf[:len(rows) * len(cc)].view(len(rows), len(cc))
-            torch.mm(Dr, Dt[torch.from_numpy(cc)].T, out=G)
-            return G.numpy(), (self.bias[cc] if use_bias else zero)
+        def blocks(lo, hi):
+            return [(r, min(hi, r + RB)) for r in range(lo, hi, RB)]
 
-        with torch.no_grad():
-            # each list with itself first: every point's top-k then holds its own list's best,
-            # so the pairs of lists that follow rarely beat it (the merge's cheap path)
-            for a in range(nl):
-                ma = self.members[a]
-                for r0 in range(0, len(ma), RB):
-                    rows = ma[r0:r0 + RB]
-                    Dr = Dt[torch.from_numpy(rows)]
-                    for c0 in range(0, len(ma), cols):
-                        G, bc = product(rows, ma[c0:c0 + cols], Dr)
-                        _parallel(K["rows"], len(rows), (G, rows, rows, ma[c0:c0 + cols], bc, use_bias, True,
-                                                         top_v, top_i))
-                if a % 64 == 0:
-                    yield Progress(0.1 * (a + 1) / nl, 1.0, "IVF join: each list with itself")
-            for a in range(nl):  # then each pair of lists once, feeding both sides
-                ma = self.members[a]
-                others = np.flatnonzero(M[a, a + 1:] < nprobe) + a + 1
-                if not len(others) or not len(ma):
-                    continue
-                cand = np.concatenate([self.members[b] for b in others])
-                for r0 in range(0, len(ma), RB):
-                    rows = ma[r0:r0 + RB]
-                    Dr = Dt[torch.from_numpy(rows)]
-                    br = self.bias[rows] if use_bias else zero
-                    for c0 in range(0, len(cand), cols):
-                        cc = cand[c0:c0 + cols]
-                        G, bc = product(rows, cc, Dr)
-                        _parallel(K["rows"], len(rows), (G, rows, rows, cc, bc, use_bias, False, top_v, top_i))
-                        _parallel(K["cols"], len(cc), (G, rows, cc, br, use_bias, top_v, top_i))
-                if a % 16 == 0:
-                    yield Progress(0.1 + 0.9 * (a + 1) / nl, 1.0, f"IVF join (nprobe={nprobe})")
-        return top_i, top_v
+        def tile(r0, r1, c0, c1):
+            G = buf[:(r1 - r0) * (c1 - c0)].view(r1 - r0, c1 - c0)
+            torch.mm(Dt[r0:r1], Dt[c0:c1].T, out=G)
+            return G.numpy()
+
+        try:
+            with torch.no_grad():
+                # each list with itself first: every point's top-k then holds its own list's
+                # best, so the pairs of lists that follow rarely beat it (the merge's cheap path)
+                for a in range(nl):
+                    for r0, r1 in blocks(at[a], at[a + 1]):
+                        for c0, c1 in blocks(at[a], at[a + 1]):
+                            _parallel(K["rows"], r1 - r0, (tile(r0, r1, c0, c1), pos[r0:r1], perm[r0:r1],
+                                                           perm[c0:c1], bias[c0:c1], use_bias, True, top_v, top_i))
+                    if a % 64 == 0:
+                        yield Progress(0.1 * (a + 1) / nl, 1.0, "IVF join: each list with itself")
+                for a in range(nl):  # then each pair of lists once, feeding both sides
+                    for b in np.flatnonzero(M[a, a + 1:] < nprobe) + a + 1:
+                        for r0, r1 in blocks(at[a], at[a + 1]):
+                            for c0, c1 in blocks(at[b], at[b + 1]):
+                                G = tile(r0, r1, c0, c1)
+                                _parallel(K["rows"], r1 - r0, (G, pos[r0:r1], perm[r0:r1], perm[c0:c1],
+                                                               bias[c0:c1], use_bias, False, top_v, top_i))
+                                _parallel(K["cols"], c1 - c0, (G, perm[r0:r1], pos[c0:c1], bias[r0:r1],
+                                                               use_bias, top_v, top_i))
+                    if a % 16 == 0:
+                        yield Progress(0.1 + 0.9 * (a + 1) / nl, 1.0, f"IVF join (nprobe={nprobe})")
+        finally:  # also when the job is closed half-way: the index's rows go back in order
+            if in_place:
+                inv = np.empty_like(perm)
+                inv[perm] = np.arange(N, dtype=np.int64)
+                _permute_rows(self.D, inv)
+        out_i, out_v = np.empty_like(top_i), np.empty_like(top_v)
+        out_i[perm], out_v[perm] = top_i, top_v
+        return out_i, out_v
+
+
+@numba.njit(cache=True, nogil=True, boundscheck=False)
+def _permute_rows(D, perm):  # pragma: no cover - numba
+    """In place: row i of D becomes the old row perm[i] (cycle by cycle, one spare row)."""
+    n = perm.shape[0]
+    seen = np.zeros(n, np.bool_)
+    spare = np.empty(D.shape[1], D.dtype)
+    for s in range(n):
+        if seen[s]:
+            continue
+        spare[:] = D[s]
+        i = s
+        while True:
+            seen[i] = True
+            j = perm[i]
+            if j == s:
+                D[i] = spare
+                break
+            D[i] = D[j]
+            i = j
 
 
 def scan_probed_lists(Qt, probes: np.ndarray, nlist: int, members, k: int, use_bias: bool,
