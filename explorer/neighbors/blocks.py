@@ -17,7 +17,7 @@ scanned at most once by both engines, so no duplicates arise.
 from __future__ import annotations
 
 import math
-from typing import Tuple
+from typing import Optional, Tuple
 
 import numba
 import numpy as np
@@ -177,6 +177,14 @@ def _ranking_matrix(Z: np.ndarray, metric: str):
     return Z, None
 
 
+def gemm_nt(A: np.ndarray, B: np.ndarray, out: Optional[np.ndarray] = None) -> np.ndarray:
+    """``A @ B.T`` in float32 through numpy's BLAS, the engine's one CPU product. On the 2-core
+    AMD machine of the benchmarks numpy's OpenBLAS ran the engine's shapes at 85-150 GFLOP/s
+    where torch's CPU build (MKL) reached 28-100, e.g. 1,000 x 1,000 at d=128: 103 against 33
+    (``benchmarks/bench_gemm.py``)."""
+    return np.matmul(A, B.T, out=out)
+
+
 def _empty_top(n: int, k: int) -> Tuple[np.ndarray, np.ndarray]:
     return np.full((n, k), _FLOOR, np.float32), np.full((n, k), -1, np.int64)
 
@@ -187,42 +195,36 @@ def exact_self_knn(Z: np.ndarray, k: int, metric: str, memory_mb: float = 256,
     ranking scores (N, k) float32, descending). Ranking scores are the cosine / dot value, or
     <z_i, z_j> - ||z_j||^2/2 for euclidean (the caller converts). Panels are ``block`` rows by
     twice as many columns, both shrunk so that one tile fits in ``memory_mb``."""
-    import torch
-
     K = _merge_kernels()
     N, d = Z.shape
     D, bias = _ranking_matrix(Z, metric)
     use_bias = bias is not None
     zero = np.zeros(1, np.float32)
     top_v, top_i = _empty_top(N, k)
-    Dt = torch.from_numpy(D)
     ids = np.arange(N, dtype=np.int64)
     # tiles that stay in the last-level cache: measured 175-200 GFLOPS for 1-4k square tiles
     # at d=384 on 2 cores against 108 for a 2048 x 16384 panel (output written to memory)
     B = int(max(1, min(block, N, math.sqrt(memory_mb * 2**20 / 8))))
     W = 2 * B
-    buf = torch.empty(B * W)
+    buf = np.empty(B * W, np.float32)
     done, total = 0, N * (N + 1) / 2.0
-    with torch.no_grad():
-        for i0 in range(0, N, B):
-            i1 = min(N, i0 + B)
-            DI = Dt[i0:i1]
-            for j0 in range(i0, N, W):
-                j1 = min(N, j0 + W)
-                out = buf[:(i1 - i0) * (j1 - j0)].view(i1 - i0, j1 - j0)
-                torch.mm(DI, Dt[j0:j1].T, out=out)
-                G = out.numpy()
-                bc = bias[j0:j1] if use_bias else zero
-                _parallel(K["rows"], i1 - i0, (G, ids[i0:i1], ids[i0:i1], ids[j0:j1], bc, use_bias, j0 == i0,
-                                               top_v, top_i))
-                # the columns of this tile right of the diagonal block are queries too
-                off = (i1 - i0) if j0 == i0 else 0
-                if j1 - j0 > off:
-                    br = bias[i0:i1] if use_bias else zero
-                    _parallel(K["cols"], j1 - j0 - off, (G[:, off:], ids[i0:i1], ids[j0 + off:j1], br,
-                                                         use_bias, top_v, top_i))
-                done += (i1 - i0) * (j1 - j0)
-                yield Progress(min(done, total), total, f"exact {metric} k-NN")
+    for i0 in range(0, N, B):
+        i1 = min(N, i0 + B)
+        DI = D[i0:i1]
+        for j0 in range(i0, N, W):
+            j1 = min(N, j0 + W)
+            G = gemm_nt(DI, D[j0:j1], buf[:(i1 - i0) * (j1 - j0)].reshape(i1 - i0, j1 - j0))
+            bc = bias[j0:j1] if use_bias else zero
+            _parallel(K["rows"], i1 - i0, (G, ids[i0:i1], ids[i0:i1], ids[j0:j1], bc, use_bias, j0 == i0,
+                                           top_v, top_i))
+            # the columns of this tile right of the diagonal block are queries too
+            off = (i1 - i0) if j0 == i0 else 0
+            if j1 - j0 > off:
+                br = bias[i0:i1] if use_bias else zero
+                _parallel(K["cols"], j1 - j0 - off, (G[:, off:], ids[i0:i1], ids[j0 + off:j1], br,
+                                                     use_bias, top_v, top_i))
+            done += (i1 - i0) * (j1 - j0)
+            yield Progress(min(done, total), total, f"exact {metric} k-NN")
     return top_i, top_v
 
 
@@ -233,8 +235,6 @@ def exact_rows_knn(Z: np.ndarray, rows: np.ndarray, k: int, metric: str, block_r
     so a row of a million scores is never sorted (a recall sample of 1,000 rows at 1M x 128:
     3-4 s against 10 s with a top-k of each full row). -> (indices (m, k), ranking scores
     (m, k), descending; see :func:`_ranking_matrix`)."""
-    import torch
-
     K = _merge_kernels()
     D, bias = _ranking_matrix(Z, metric)
     use_bias = bias is not None
@@ -242,20 +242,17 @@ def exact_rows_knn(Z: np.ndarray, rows: np.ndarray, k: int, metric: str, block_r
     rows = np.asarray(rows, dtype=np.int64)
     m, N = len(rows), D.shape[0]
     top_v, top_i = _empty_top(m, k)
-    Dt = torch.from_numpy(D)
-    Q = Dt[torch.from_numpy(rows)]
-    buf = torch.empty(block_rows * block_cols)
+    Q = D[rows]
+    buf = np.empty(block_rows * block_cols, np.float32)
     cols = np.arange(N, dtype=np.int64)
     local = np.arange(m, dtype=np.int64)
-    with torch.no_grad():
-        for r0 in range(0, m, block_rows):
-            r1 = min(m, r0 + block_rows)
-            for c0 in range(0, N, block_cols):
-                c1 = min(N, c0 + block_cols)
-                G = buf[:(r1 - r0) * (c1 - c0)].view(r1 - r0, c1 - c0)
-                torch.mm(Q[r0:r1], Dt[c0:c1].T, out=G)
-                _parallel(K["rows"], r1 - r0, (G.numpy(), local[r0:r1], rows[r0:r1], cols[c0:c1],
-                                               bias[c0:c1] if use_bias else zero, use_bias, True, top_v, top_i))
+    for r0 in range(0, m, block_rows):
+        r1 = min(m, r0 + block_rows)
+        for c0 in range(0, N, block_cols):
+            c1 = min(N, c0 + block_cols)
+            G = gemm_nt(Q[r0:r1], D[c0:c1], buf[:(r1 - r0) * (c1 - c0)].reshape(r1 - r0, c1 - c0))
+            _parallel(K["rows"], r1 - r0, (G, local[r0:r1], rows[r0:r1], cols[c0:c1],
+                                           bias[c0:c1] if use_bias else zero, use_bias, True, top_v, top_i))
     return top_i, top_v
 
 

@@ -15,7 +15,7 @@ import numba
 import numpy as np
 
 from explorer.core.jobs import Job, Progress
-from explorer.neighbors.blocks import _empty_top, _merge_kernels, _parallel, _ranking_matrix
+from explorer.neighbors.blocks import _empty_top, _merge_kernels, _parallel, _ranking_matrix, gemm_nt
 
 __all__ = ["IvfIndex", "IvfCurve", "ivf_self_knn"]
 
@@ -48,9 +48,14 @@ class IvfIndex:
 
     @staticmethod
     def _scores(X, C, c_bias):
+        """Scores of rows X for centroids C (CPU tensors) as a tensor, the product in numpy
+        (:func:`explorer.neighbors.blocks.gemm_nt`)."""
         import torch
 
-        return X @ C.T if c_bias is None else torch.addmm(c_bias.unsqueeze(0), X, C.T)
+        S = gemm_nt(X.numpy(), C.numpy())
+        if c_bias is not None:
+            S += c_bias.numpy()[None, :]
+        return torch.from_numpy(S)
 
     def build(self) -> Job:
         yield from self.train()
@@ -236,8 +241,6 @@ class IvfIndex:
         for cosine; else in a permuted copy), so that every product reads two contiguous
         slices, and the running top-k is kept in list order too, so that the merges read and
         write it row after row instead of at random."""
-        import torch
-
         K = _merge_kernels()
         N, nl = self.N, self.nlist
         M = self.list_ranks()
@@ -254,41 +257,37 @@ class IvfIndex:
         else:
             D = self.D[perm]
         bias = self.bias[perm] if use_bias else np.zeros(1, np.float32)
-        Dt = torch.from_numpy(D)
         pos = np.arange(N, dtype=np.int64)
         RB = int(block)  # rows (and columns) of one product at most
-        buf = torch.empty(RB * RB)
+        buf = np.empty(RB * RB, np.float32)
 
         def blocks(lo, hi):
             return [(r, min(hi, r + RB)) for r in range(lo, hi, RB)]
 
         def tile(r0, r1, c0, c1):
-            G = buf[:(r1 - r0) * (c1 - c0)].view(r1 - r0, c1 - c0)
-            torch.mm(Dt[r0:r1], Dt[c0:c1].T, out=G)
-            return G.numpy()
+            return gemm_nt(D[r0:r1], D[c0:c1], buf[:(r1 - r0) * (c1 - c0)].reshape(r1 - r0, c1 - c0))
 
         try:
-            with torch.no_grad():
-                # each list with itself first: every point's top-k then holds its own list's
-                # best, so the pairs of lists that follow rarely beat it (the merge's cheap path)
-                for a in range(nl):
+            # each list with itself first: every point's top-k then holds its own list's
+            # best, so the pairs of lists that follow rarely beat it (the merge's cheap path)
+            for a in range(nl):
+                for r0, r1 in blocks(at[a], at[a + 1]):
+                    for c0, c1 in blocks(at[a], at[a + 1]):
+                        _parallel(K["rows"], r1 - r0, (tile(r0, r1, c0, c1), pos[r0:r1], perm[r0:r1],
+                                                       perm[c0:c1], bias[c0:c1], use_bias, True, top_v, top_i))
+                if a % 64 == 0:
+                    yield Progress(0.1 * (a + 1) / nl, 1.0, "IVF join: each list with itself")
+            for a in range(nl):  # then each pair of lists once, feeding both sides
+                for b in np.flatnonzero(M[a, a + 1:] < nprobe) + a + 1:
                     for r0, r1 in blocks(at[a], at[a + 1]):
-                        for c0, c1 in blocks(at[a], at[a + 1]):
-                            _parallel(K["rows"], r1 - r0, (tile(r0, r1, c0, c1), pos[r0:r1], perm[r0:r1],
-                                                           perm[c0:c1], bias[c0:c1], use_bias, True, top_v, top_i))
-                    if a % 64 == 0:
-                        yield Progress(0.1 * (a + 1) / nl, 1.0, "IVF join: each list with itself")
-                for a in range(nl):  # then each pair of lists once, feeding both sides
-                    for b in np.flatnonzero(M[a, a + 1:] < nprobe) + a + 1:
-                        for r0, r1 in blocks(at[a], at[a + 1]):
-                            for c0, c1 in blocks(at[b], at[b + 1]):
-                                G = tile(r0, r1, c0, c1)
-                                _parallel(K["rows"], r1 - r0, (G, pos[r0:r1], perm[r0:r1], perm[c0:c1],
-                                                               bias[c0:c1], use_bias, False, top_v, top_i))
-                                _parallel(K["cols"], c1 - c0, (G, perm[r0:r1], pos[c0:c1], bias[r0:r1],
-                                                               use_bias, top_v, top_i))
-                    if a % 16 == 0:
-                        yield Progress(0.1 + 0.9 * (a + 1) / nl, 1.0, f"IVF join (nprobe={nprobe})")
+                        for c0, c1 in blocks(at[b], at[b + 1]):
+                            G = tile(r0, r1, c0, c1)
+                            _parallel(K["rows"], r1 - r0, (G, pos[r0:r1], perm[r0:r1], perm[c0:c1],
+                                                           bias[c0:c1], use_bias, False, top_v, top_i))
+                            _parallel(K["cols"], c1 - c0, (G, perm[r0:r1], pos[c0:c1], bias[r0:r1],
+                                                           use_bias, top_v, top_i))
+                if a % 16 == 0:
+                    yield Progress(0.1 + 0.9 * (a + 1) / nl, 1.0, f"IVF join (nprobe={nprobe})")
         finally:  # also when the job is closed half-way: the index's rows go back in order
             if in_place:
                 inv = np.empty_like(perm)
@@ -345,7 +344,7 @@ def scan_probed_lists(Qt, probes: np.ndarray, nlist: int, members, k: int, use_b
                 ids, Dm, bc = members(c)
                 if len(ids):
                     q = local[s0:s1]
-                    G = (Qt[torch.from_numpy(q)] @ Dm.T).numpy()
+                    G = gemm_nt(Qt.numpy()[q], Dm.numpy())
                     qid = q if self_ids is None else self_ids[q]
                     _parallel(K["rows"], s1 - s0, (G, q, qid, ids, bc, use_bias, self_ids is not None,
                                                    top_v, top_i))
