@@ -179,9 +179,8 @@ def _ranking_matrix(Z: np.ndarray, metric: str):
 
 def gemm_nt(A: np.ndarray, B: np.ndarray, out: Optional[np.ndarray] = None) -> np.ndarray:
     """``A @ B.T`` in float32 through numpy's BLAS, the engine's one CPU product. On the 2-core
-    AMD machine of the benchmarks numpy's OpenBLAS ran the engine's shapes at 85-150 GFLOP/s
-    where torch's CPU build (MKL) reached 28-100, e.g. 1,000 x 1,000 at d=128: 103 against 33
-    (``benchmarks/bench_gemm.py``)."""
+    AMD machine of the benchmarks numpy's OpenBLAS ran the engine's shapes at 68-139 GFLOP/s
+    where torch's CPU build (MKL) reached 30-116, 1.0-2.7x slower (``benchmarks/bench_gemm.py``)."""
     return np.matmul(A, B.T, out=out)
 
 
