@@ -80,3 +80,75 @@ def test_knn_search_refuses_more_neighbours_than_points(Z):
         next_value(knn_graph_exact(Z[:10], 10, "cosine"))
     with pytest.raises(InputError):
         next_value(knn_graph_exact(Z[:10], 0, "cosine"))
+
+
+def test_tiles_are_as_many_rows_as_asked_and_progress_counts_each_tile(Z):
+    # tile=50 under a budget that would allow more: the first tile is 50 rows x 100 columns,
+    # each step adds its tile's area and says what it computes; the answer is unchanged
+    job = knn_graph_exact(Z, 4, "cosine", memory_mb=64, device="cpu", tile=50)
+    steps = []
+    try:
+        while True:
+            steps.append(next(job))
+    except StopIteration as stop:
+        idx, _ = stop.value
+    N, B = len(Z), 50
+    areas = [(min(N, i0 + B) - i0) * (min(N, j0 + 2 * B) - j0)
+             for i0 in range(0, N, B) for j0 in range(i0, N, 2 * B)]
+    want = np.minimum(np.cumsum(areas), N * (N + 1) / 2)
+    np.testing.assert_array_equal([s.done for s in steps], want)
+    assert {s.message for s in steps} == {"exact cosine k-NN"}
+    bi, _ = brute_knn64(Z, Z, 4, "cosine", self_rows=np.arange(N))
+    np.testing.assert_array_equal(idx, bi)
+
+
+@pytest.mark.parametrize("metric", METRICS)
+def test_pair_scores_are_the_float64_scores_of_the_pairs(Z, metric):
+    # the exact scores an approximate graph is reported with: cosine similarity, minus the
+    # euclidean distance, or the dot product of each (row, neighbour) pair, from float64 here
+    from explorer.neighbors.blocks import pair_scores
+
+    idx = np.random.default_rng(3).integers(0, len(Z), size=(len(Z), 5))
+    X = Z.astype(np.float64)
+    if metric == "cosine":
+        U = X / np.linalg.norm(X, axis=1, keepdims=True)
+        want = np.einsum("id,ijd->ij", U, U[idx])
+    elif metric == "dot":
+        want = np.einsum("id,ijd->ij", X, X[idx])
+    else:
+        want = -np.sqrt(((X[:, None, :] - X[idx]) ** 2).sum(-1))
+    got = pair_scores(Z, idx, metric)
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("metric", METRICS)
+def test_rows_search_in_column_tiles_sees_every_point(Z, metric):
+    # the recall sample's exact search: every row a query, column tiles of 128 (the first
+    # column and each tile's edges included), self excluded; float64 brute force here
+    from explorer.neighbors.blocks import exact_rows_knn
+
+    Z = Z.copy()  # point 0 made somebody's nearest neighbour, so a search that skips it fails
+    big = int(np.argmax(np.linalg.norm(Z, axis=1)))
+    Z[0] = 1.5 * Z[big] if metric == "dot" else Z[1] + 0.01 * np.abs(Z[1]).mean()
+    rows = np.arange(len(Z))
+    idx, rank = exact_rows_knn(Z, rows, 5, metric, block_rows=64, block_cols=128)
+    bi, _ = brute_knn64(Z, Z, 5, metric, self_rows=rows)
+    np.testing.assert_array_equal(idx, bi)
+    assert (bi[:, 0] == 0).any()
+
+
+def test_cosine_neighbours_do_not_depend_on_the_rows_scale(Z):
+    # cosine is scale-free: rows scaled by 1e-3 .. 1e3 (norms far below and above 1) have the
+    # neighbours and similarities of the unscaled rows, in the all-points and the rows search
+    from explorer.neighbors.blocks import exact_rows_knn
+
+    scale = np.geomspace(1e-3, 1e3, len(Z)).astype(np.float32)[:, None]
+    bi, bs = brute_knn64(Z, Z, 5, "cosine", self_rows=np.arange(len(Z)))
+    for X in (Z * 1e-3, Z * scale):
+        idx, sc = next_value(knn_graph_exact(X, 5, "cosine", device="cpu"))
+        np.testing.assert_array_equal(idx, bi)
+        np.testing.assert_allclose(sc, bs, atol=1e-5)
+        idx, sc = exact_rows_knn(X, np.arange(len(Z)), 5, "cosine")
+        np.testing.assert_array_equal(idx, bi)
+        np.testing.assert_allclose(sc, bs, atol=1e-5)
