@@ -5,8 +5,8 @@
 The k-NN engine (exact tiles, recall samples, IVF lists and join) multiplies float32 row
 blocks ``A @ B.T`` with d = 64..768. Both libraries ship their own BLAS (numpy: OpenBLAS;
 torch's CPU wheel: MKL), and which is faster depends on the processor: on the 2-core AMD EPYC of
-this project's measurements, numpy's ran 1.0-2.7x as fast (1.5-2x on most shapes), so the engine multiplies with numpy
-(:func:`explorer.neighbors.blocks.gemm_nt`). Prints GFLOP/s (median of ``--repeats``) and the ratio.
+this project's measurements, numpy's ran 0.97-2.7x as fast (1.5-2x on most shapes), so the
+engine multiplies with numpy (:func:`explorer.neighbors.blocks.gemm_nt`). Prints GFLOP/s (median of ``--repeats``) and the ratio.
 """
 
 from __future__ import annotations

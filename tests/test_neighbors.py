@@ -409,3 +409,74 @@ def test_cached_graph_below_target_is_not_reused_by_auto(tmp_path):
     np.testing.assert_array_equal(again.indices, r1.indices)
     _, r2 = drain(cached_knn(ws, "e1", KnnParams(k=8, method="approx", recall_sample=300)))
     assert not r2.below_target and _brute_recall(X, r2.indices, 8) >= 0.99
+
+
+def test_ivf_list_scan_reports_each_list_and_finds_the_probed_members():
+    # the list-by-list scan with its defaults (no self ids: new points, as the streamed map's
+    # placement asks): one progress step per list, and each query's k best among the members
+    # of the lists it probes (brute force here)
+    from explorer.neighbors.ivf import IvfIndex, scan_probed_lists
+
+    X = _isotropic(600, 8, seed=12)
+    Q = _isotropic(40, 8, seed=13)
+    ix = drain(IvfIndex(X, "cosine", nlist=9).build())
+    U = ix.D
+    Qn = (Q / np.linalg.norm(Q, axis=1, keepdims=True)).astype(np.float32)
+    probes = np.argsort(-(Qn @ ix._C.numpy().T), axis=1)[:, :3]
+    own = ix.probes[:, 0]
+    members = [np.flatnonzero(own == c) for c in range(9)]
+    import torch
+
+    Dt = torch.from_numpy(U)
+    job = scan_probed_lists(torch.from_numpy(Qn), probes, 9,
+                            lambda c: (members[c], Dt[torch.from_numpy(members[c])], np.zeros(1, np.float32)),
+                            4, False, cancel_every=1)
+    steps = []
+    try:
+        while True:
+            steps.append(next(job))
+    except StopIteration as stop:
+        idx, _ = stop.value
+    assert [(s.done, s.total, s.message) for s in steps] == [(c + 1, 9, "IVF search") for c in range(9)]
+    for i in range(len(Q)):
+        cand = np.concatenate([members[c] for c in probes[i]])
+        best = cand[np.argsort(-(U[cand].astype(np.float64) @ Qn[i]))[:4]]
+        assert set(idx[i]) == set(best)
+
+
+def test_ivf_join_curve_scans_everything_when_every_list_is_probed():
+    # with nprobe = nlist every pair of lists is joined: a query scans all N points, and the
+    # predicted recall is 1
+    from explorer.neighbors.ivf import IvfIndex
+
+    X = _isotropic(900, 12, seed=14)
+    index = drain(IvfIndex(X, "cosine", nlist=30).train())
+    rows = np.arange(0, 900, 9)
+    ex, _ = brute_knn64(X, X[rows], 5, "cosine", self_rows=rows)
+    curve = index.join_curve(rows, ex)
+    assert curve.fraction_scanned(30) == pytest.approx(1.0, rel=1e-9)
+    assert curve.recall(30) == 1.0
+    assert all(curve.fraction_scanned(p) <= curve.fraction_scanned(p + 1) for p in range(1, 30))
+
+
+def test_ivf_join_reports_its_progress_as_shares_of_the_whole_join():
+    # 70 lists: the lists with themselves are the first tenth (a report every 64 lists), the
+    # pairs the other nine tenths (every 16 lists), in order, ending at the whole
+    from explorer.neighbors.ivf import IvfIndex
+
+    X = _isotropic(1400, 6, seed=15)
+    index = drain(IvfIndex(X, "cosine", nlist=70).train())
+    drain(index.assign(1))
+    nl = index.nlist
+    job = index.self_join(3, nprobe=5)
+    steps = []
+    try:
+        while True:
+            steps.append(next(job))
+    except StopIteration:
+        pass
+    want = [(0.1 * (a + 1) / nl, "IVF join: each list with itself") for a in range(0, nl, 64)]
+    want += [(0.1 + 0.9 * (a + 1) / nl, "IVF join (nprobe=5)") for a in range(0, nl, 16)]
+    assert [(s.message) for s in steps] == [m for _, m in want]
+    np.testing.assert_allclose([s.done for s in steps], [d for d, _ in want], rtol=1e-12)
+    assert {s.total for s in steps} == {1.0}

@@ -180,7 +180,7 @@ def _ranking_matrix(Z: np.ndarray, metric: str):
 def gemm_nt(A: np.ndarray, B: np.ndarray, out: Optional[np.ndarray] = None) -> np.ndarray:
     """``A @ B.T`` in float32 through numpy's BLAS, the engine's one CPU product. On the 2-core
     AMD machine of the benchmarks numpy's OpenBLAS ran the engine's shapes at 68-139 GFLOP/s
-    where torch's CPU build (MKL) reached 30-116, 1.0-2.7x slower (``benchmarks/bench_gemm.py``)."""
+    where torch's CPU build (MKL) reached 30-116: 0.97-2.7x as fast (``benchmarks/bench_gemm.py``)."""
     return np.matmul(A, B.T, out=out)
 
 
