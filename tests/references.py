@@ -35,6 +35,16 @@ def brute_knn64(X, Q, k, metric, self_rows=None):
     return idx, np.take_along_axis(S, idx, 1)
 
 
+def run_steps(job):
+    """Run a job to its end: (the Progress steps it yielded, the value it returned)."""
+    steps = []
+    try:
+        while True:
+            steps.append(next(job))
+    except StopIteration as stop:
+        return steps, stop.value
+
+
 def jaccard64(A, B) -> np.ndarray:
     return np.array([len(set(a) & set(b)) / len(set(a) | set(b)) for a, b in zip(A, B)])
 

@@ -8,7 +8,7 @@ import pytest
 from explorer.core.errors import InputError
 from explorer.core.jobs import drain
 from explorer.neighbors import METRICS, KnnParams, VectorIndex, knn_graph, query, recall_at_k
-from references import brute_knn64
+from references import brute_knn64, run_steps
 
 
 @pytest.fixture(scope="module")
@@ -431,12 +431,7 @@ def test_ivf_list_scan_reports_each_list_and_finds_the_probed_members():
     job = scan_probed_lists(torch.from_numpy(Qn), probes, 9,
                             lambda c: (members[c], Dt[torch.from_numpy(members[c])], np.zeros(1, np.float32)),
                             4, False, cancel_every=1)
-    steps = []
-    try:
-        while True:
-            steps.append(next(job))
-    except StopIteration as stop:
-        idx, _ = stop.value
+    steps, (idx, _) = run_steps(job)
     assert [(s.done, s.total, s.message) for s in steps] == [(c + 1, 9, "IVF search") for c in range(9)]
     for i in range(len(Q)):
         cand = np.concatenate([members[c] for c in probes[i]])
@@ -468,13 +463,7 @@ def test_ivf_join_reports_its_progress_as_shares_of_the_whole_join():
     index = drain(IvfIndex(X, "cosine", nlist=70).train())
     drain(index.assign(1))
     nl = index.nlist
-    job = index.self_join(3, nprobe=5)
-    steps = []
-    try:
-        while True:
-            steps.append(next(job))
-    except StopIteration:
-        pass
+    steps, _ = run_steps(index.self_join(3, nprobe=5))
     want = [(0.1 * (a + 1) / nl, "IVF join: each list with itself") for a in range(0, nl, 64)]
     want += [(0.1 + 0.9 * (a + 1) / nl, "IVF join (nprobe=5)") for a in range(0, nl, 16)]
     assert [(s.message) for s in steps] == [m for _, m in want]

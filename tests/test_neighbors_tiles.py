@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from explorer.neighbors import METRICS, knn_graph_exact, knn_search
-from references import brute_knn64
+from references import brute_knn64, run_steps
 
 
 @pytest.fixture(scope="module")
@@ -43,13 +43,8 @@ def test_column_tiles_with_self_excluded_at_an_offset(Z, metric):
     # 0.1 MB: a row block of all 600 columns (x 64 rows) does not fit -> column tiles of 409
     k = 6
     for lo, hi in ((0, 600), (100, 250), (430, 600)):
-        job = knn_search(Z[lo:hi], Z, k, metric, memory_mb=0.1, self_offset=lo, exclude_self=True)
-        steps = []
-        try:
-            while True:
-                steps.append(next(job))
-        except StopIteration as stop:
-            idx, sc = stop.value
+        steps, (idx, sc) = run_steps(knn_search(Z[lo:hi], Z, k, metric, memory_mb=0.1, self_offset=lo,
+                                                exclude_self=True))
         bi, bs = brute_knn64(Z, Z[lo:hi], k, metric, self_rows=np.arange(lo, hi))
         np.testing.assert_array_equal(idx, bi)
         np.testing.assert_allclose(sc, bs, rtol=1e-5, atol=1e-5)
@@ -62,11 +57,7 @@ def test_column_tiles_with_self_excluded_at_an_offset(Z, metric):
 
 
 def next_value(job):
-    try:
-        while True:
-            next(job)
-    except StopIteration as stop:
-        return stop.value
+    return run_steps(job)[1]
 
 
 def test_knn_search_refuses_more_neighbours_than_points(Z):
@@ -85,13 +76,7 @@ def test_knn_search_refuses_more_neighbours_than_points(Z):
 def test_tiles_are_as_many_rows_as_asked_and_progress_counts_each_tile(Z):
     # tile=50 under a budget that would allow more: the first tile is 50 rows x 100 columns,
     # each step adds its tile's area and says what it computes; the answer is unchanged
-    job = knn_graph_exact(Z, 4, "cosine", memory_mb=64, device="cpu", tile=50)
-    steps = []
-    try:
-        while True:
-            steps.append(next(job))
-    except StopIteration as stop:
-        idx, _ = stop.value
+    steps, (idx, _) = run_steps(knn_graph_exact(Z, 4, "cosine", memory_mb=64, device="cpu", tile=50))
     N, B = len(Z), 50
     areas = [(min(N, i0 + B) - i0) * (min(N, j0 + 2 * B) - j0)
              for i0 in range(0, N, B) for j0 in range(i0, N, 2 * B)]
