@@ -21,7 +21,7 @@ else running), fresh processes:
 | command (blobs, 128-D float32)                      | wall    | CPU s | peak RSS | notes |
 | `project --method umap`, 1M (fit 100k, stream 900k) | 95.9 s (median of 95.9, 88.5, 103.3) | 128 | 1.90 GB | issue's before: 483 s, 15.0 GB |
 | `project --method pca`, 10M (memory-mapped, streamed) | 93.4 s | 94 | 0.75 GB | one run (a test ran beside it for a minute) |
-| `neighbors -k 10 --out`, 1M (IVF join in list order, numpy products, recall 0.997) | 91.8 s (median of 99.5, 89.4, 91.8) | 172 | 1.69 GB | 101.1 s the day before; 173.7 s, 2.71 GB before the join |
+| `neighbors -k 10 --out`, 1M (IVF join, pairs of lists on both cores, recall 0.997) | 54.1 s (median of 56.8, 54.1, 50.8) | 98 | 1.74 GB | 91.8 s the day before (one pair at a time, BLAS threads); 173.7 s, 2.71 GB before the join |
 | app: open the 1M .npy -> PCA map / -> UMAP map       | 9.3 / 109.6 s (medians of 5: PCA 15.2 (numba recompiling the changed renderer), 9.3, 9.2, 9.1, 9.8; UMAP 119.8, 109.6, 104.4, 110.2, 108.3) | | 3.4 GB | `app --until umap` |
 
 trustworthiness@10 (5k-point sample, cosine) of the 1M map: 0.9918; umap-learn 0.5.12 fitted on

@@ -298,6 +298,68 @@ def test_ivf_join_leaves_the_index_rows_as_they_were_also_when_closed_half_way()
     np.testing.assert_array_equal(index.D, before)
 
 
+def _pairs_log(n_lists, fn_extra=None, pause=0.002):
+    """(pairs, fn, log): every pair of ``n_lists`` lists, and a pair function that records
+    (a, b, start, end, thread) of each call."""
+    import threading
+    import time
+
+    pairs = [(a, a) for a in range(n_lists)] + [(a, b) for a in range(n_lists) for b in range(a + 1, n_lists)]
+    log, lock = [], threading.Lock()
+
+    def fn(a, b, buf):
+        t0 = time.perf_counter()
+        if fn_extra is not None:
+            fn_extra(a, b)
+        time.sleep(pause)
+        with lock:
+            log.append((a, b, t0, time.perf_counter(), threading.get_ident()))
+
+    return pairs, fn, log
+
+
+def test_ivf_join_threads_never_work_on_one_list_at_once():
+    # the join's pairs of lists run on several threads without locks on the top-k rows: that
+    # holds only if two pairs that share a list never run at the same time
+    from explorer.core.parallel import workers
+    from explorer.neighbors.ivf import _run_pairs
+
+    pairs, fn, log = _pairs_log(7)
+    steps, _ = run_steps(_run_pairs(pairs, fn, 4, np.arange(1.0, len(pairs) + 1), "pairs"))
+    assert sorted((a, b) for a, b, *_ in log) == sorted(pairs)  # each pair once
+    for i, (a, b, s0, e0, _) in enumerate(log):
+        for c, d, s1, e1, _ in log[i + 1:]:
+            if {a, b} & {c, d}:
+                assert e0 <= s1 or e1 <= s0, f"pairs {(a, b)} and {(c, d)} overlapped"
+    if workers() > 1:
+        assert len({t for *_, t in log}) > 1  # and it did run on several threads
+    assert steps[-1].done == steps[-1].total == len(pairs) * (len(pairs) + 1) / 2
+
+
+def test_ivf_join_threads_stop_when_closed_and_pass_on_an_error():
+    import time
+
+    from explorer.neighbors.ivf import _run_pairs
+
+    pairs, fn, log = _pairs_log(12, pause=0.01)
+    job = _run_pairs(pairs, fn, 4, np.ones(len(pairs)), "pairs")
+    p = next(job)
+    while p.done == 0:
+        p = next(job)
+    job.close()  # returns once the running pairs are done; no pair starts after it
+    n = len(log)
+    time.sleep(0.05)
+    assert len(log) == n < len(pairs)
+
+    def boom(a, b):
+        if (a, b) == (2, 5):
+            raise ValueError("pair 2-5 failed")
+
+    pairs, fn, log = _pairs_log(8, boom)
+    with pytest.raises(ValueError, match="pair 2-5"):
+        drain(_run_pairs(pairs, fn, 4, np.ones(len(pairs)), "pairs"))
+
+
 def test_ivf_rows_with_too_few_candidates_are_searched_exactly():
     # 150 lists over 300 points with k=9: a point probing 4 lists of ~2 points sees fewer than
     # k candidates; those rows must come back exact, not with -1 holes
@@ -455,17 +517,20 @@ def test_ivf_join_curve_scans_everything_when_every_list_is_probed():
 
 
 def test_ivf_join_reports_its_progress_as_shares_of_the_whole_join():
-    # 70 lists: the lists with themselves are the first tenth (a report every 64 lists), the
-    # pairs the other nine tenths (every 16 lists), in order, ending at the whole
+    # progress counts the products done, weighted by their sizes: 0 before any thread starts,
+    # never backwards, ending at the whole join (every list with itself, and each pair of
+    # lists whose rank is below nprobe once)
     from explorer.neighbors.ivf import IvfIndex
 
     X = _isotropic(1400, 6, seed=15)
     index = drain(IvfIndex(X, "cosine", nlist=70).train())
     drain(index.assign(1))
-    nl = index.nlist
+    s = np.array([len(m) for m in index.members], np.float64)
+    R = index.list_ranks()
+    a, b = np.triu_indices(index.nlist, 1)
+    whole = float((s * s).sum() + (s[a] * s[b])[np.minimum(R, R.T)[a, b] < 5].sum())
     steps, _ = run_steps(index.self_join(3, nprobe=5))
-    want = [(0.1 * (a + 1) / nl, "IVF join: each list with itself") for a in range(0, nl, 64)]
-    want += [(0.1 + 0.9 * (a + 1) / nl, "IVF join (nprobe=5)") for a in range(0, nl, 16)]
-    assert [(s.message) for s in steps] == [m for _, m in want]
-    np.testing.assert_allclose([s.done for s in steps], [d for d, _ in want], rtol=1e-12)
-    assert {s.total for s in steps} == {1.0}
+    done = [p.done for p in steps]
+    assert done[0] == 0.0 and done == sorted(done) and done[-1] == whole
+    assert {p.total for p in steps} == {whole}
+    assert {p.message for p in steps} == {"IVF join (nprobe=5)"}

@@ -22,7 +22,7 @@ from typing import Optional, Tuple
 import numba
 import numpy as np
 
-from explorer.core.parallel import run_rows
+from explorer.core.parallel import run_rows, run_tasks, workers
 
 from explorer.core.jobs import Job, Progress
 from explorer.core.resources import setup_numba_cache
@@ -242,16 +242,20 @@ def exact_rows_knn(Z: np.ndarray, rows: np.ndarray, k: int, metric: str, block_r
     m, N = len(rows), D.shape[0]
     top_v, top_i = _empty_top(m, k)
     Q = D[rows]
-    buf = np.empty(block_rows * block_cols, np.float32)
     cols = np.arange(N, dtype=np.int64)
     local = np.arange(m, dtype=np.int64)
-    for r0 in range(0, m, block_rows):
+    def row_block(r0):  # one thread's rows against all the points: no other thread writes them
         r1 = min(m, r0 + block_rows)
+        buf = np.empty((r1 - r0) * min(N, block_cols), np.float32)
         for c0 in range(0, N, block_cols):
             c1 = min(N, c0 + block_cols)
             G = gemm_nt(Q[r0:r1], D[c0:c1], buf[:(r1 - r0) * (c1 - c0)].reshape(r1 - r0, c1 - c0))
-            _parallel(K["rows"], r1 - r0, (G, local[r0:r1], rows[r0:r1], cols[c0:c1],
-                                           bias[c0:c1] if use_bias else zero, use_bias, True, top_v, top_i))
+            K["rows"](G, local[r0:r1], rows[r0:r1], cols[c0:c1], bias[c0:c1] if use_bias else zero,
+                      use_bias, True, top_v, top_i, 0, r1 - r0)
+
+    # row blocks small enough that every thread gets some
+    block_rows = int(max(1, min(block_rows, -(-m // workers()))))
+    run_tasks(row_block, range(0, m, block_rows))
     return top_i, top_v
 
 
