@@ -37,6 +37,9 @@ class Task:
     exclusive: Optional[str] = None
     priority: int = 0
     on_error: Optional[Callable[[str], None]] = None
+    #: keeps the cores busy (an embedding, a map, a diagnosis): one such task runs at a time,
+    #: the one on screen first (:class:`explorer.gui.workers.JobRunner`'s compute lane)
+    heavy: bool = False
     on_progress: Optional[Callable[[Progress], None]] = None  # on the caller's thread too
 
 
@@ -310,7 +313,7 @@ class Pipeline:
         ds = s.dataset
         return self.submit(Task(f"Embed with {model_id}", lambda: s.embed_job(model_id, params),
                                 lambda r: self._embedded(model_id, ds, r), exclusive=f"embed:{model_id}",
-                                priority=self._rank(model_id, "embed")))
+                                priority=self._rank(model_id, "embed"), heavy=True))
 
     def _embedded(self, model_id: str, dataset, result) -> None:
         s = self.session
@@ -336,8 +339,9 @@ class Pipeline:
     def compute_maps(self, model_id: str, settings: Any = None, then: Optional[Callable[[], None]] = None) -> None:
         """PCA at once; UMAP next (on the shared kNN graph) when the settings ask for it; then
         ``then`` (the diagnostics). One after another: the heavy jobs of a model do not share
-        the cores, so the PCA is on screen in seconds and the UMAP takes what it takes alone
-        (it starts as soon as the PCA is computed, while the PCA is being stored). A ``then``
+        the cores (the compute lane), so the PCA is on screen in seconds and the UMAP takes what
+        it takes alone (it is queued as soon as the PCA is computed, ahead of the PCA's storing
+        finishing, and starts when that is done). A ``then``
         not yet run when the maps are computed again (new settings) runs after the new ones."""
         s = self.session
         m = s.models.get(model_id)
@@ -392,7 +396,7 @@ class Pipeline:
         self.submit(Task(f"{method.upper()} of {model_id}" + (f" ({len(m.vectors):,} points)" if method == "umap" else ""),
                          lambda: projection_job(s, model_id, method, st), done,
                          exclusive=f"{method}:{model_id}", priority=self._rank(model_id, method),
-                         on_error=failed, on_progress=progress))
+                         on_error=failed, on_progress=progress, heavy=True))
 
     def _placing(self, model_id: str, dataset, method: str, p: Progress) -> None:
         """A map still being placed (a streamed UMAP: its fitted sample at once, then block by
@@ -424,7 +428,8 @@ class Pipeline:
         ds = s.dataset
         self.submit(Task(f"Diagnose {model_id}", lambda: diagnose_job(s, model_id),
                          lambda r: s.apply_diagnostics(model_id, r) if s.dataset is ds and model_id in s.models else None,
-                         exclusive=f"diag:{model_id}", priority=self._rank(model_id, "diagnose")))
+                         exclusive=f"diag:{model_id}", priority=self._rank(model_id, "diagnose"),
+                         heavy=True))
 
     def show_model(self, model_id: str) -> None:
         """Make ``model_id`` the one on screen; its missing map is computed ahead of the rest."""

@@ -208,7 +208,7 @@ class MainWindow(OpenActions, ViewActions, ExploreActions, FileActions, ClusterA
         return None
 
     def submit(self, name: str, factory, on_result, exclusive: Optional[str] = None, priority: int = 0,
-               on_error: Optional[Callable[[str], None]] = None):
+               on_error: Optional[Callable[[str], None]] = None, heavy: bool = False):
         def ok(result):
             self.guarded(lambda: on_result(result))
 
@@ -217,12 +217,12 @@ class MainWindow(OpenActions, ViewActions, ExploreActions, FileActions, ClusterA
                 on_error(msg)
             self.show_error(msg, det)
 
-        return self.runner.submit(name, factory, ok, failed, exclusive, priority=priority)
+        return self.runner.submit(name, factory, ok, failed, exclusive, priority=priority, heavy=heavy)
 
     def _submit_task(self, task):
         """The pipeline's tasks run in the worker pool, the one on screen first."""
         handle = self.submit(task.name, task.job, task.on_result or (lambda _r: None), exclusive=task.exclusive,
-                             priority=task.priority, on_error=task.on_error)
+                             priority=task.priority, on_error=task.on_error, heavy=task.heavy)
         if task.on_progress is not None:
             handle.progress.connect(lambda p, fn=task.on_progress: self.guarded(lambda: fn(p)))
         return handle

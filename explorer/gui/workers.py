@@ -60,6 +60,9 @@ class JobHandle(QtCore.QObject):
 
     def cancel(self) -> None:
         self._cancel.set()
+        lane = getattr(self, "_lane", None)
+        if lane is not None:
+            lane._drop(self)  # still waiting for the compute lane: ends now, never starts
 
     @property
     def is_cancel_requested(self) -> bool:
@@ -117,27 +120,45 @@ class JobHandle(QtCore.QObject):
 
 
 class _Runnable(QtCore.QRunnable):
-    def __init__(self, handle: JobHandle) -> None:
+    def __init__(self, handle: JobHandle, lane: Optional["JobRunner"] = None) -> None:
         super().__init__()
         self.handle = handle
+        self.lane = lane
         self.setAutoDelete(True)
 
     def run(self) -> None:  # noqa: D401 (Qt name)
-        self.handle._run()
+        try:
+            self.handle._run()
+        finally:
+            if self.lane is not None:
+                self.lane._lane_done()
 
 
 class JobRunner(QtCore.QObject):
     """Starts jobs and keeps the list the jobs panel shows. ``exclusive`` names a slot: starting
     a job in a slot cancels the one already running there (Orange's pattern), so re-running a
-    projection with new settings supersedes the old run."""
+    projection with new settings supersedes the old run.
+
+    ``heavy`` jobs (the pipeline's embeddings, maps and diagnostics: each already keeps every
+    core busy) go through one compute lane: at most ``compute_slots`` of them run at once, the
+    waiting ones start by priority, then in order of submission, and the pool's other threads
+    stay free for light jobs. Two heavy jobs side by side only slow each other down (after
+    "embed all", every model's maps and diagnosis used to start together), and the one on
+    screen is the one the user waits for."""
 
     job_added = QtCore.Signal(object)  # JobHandle
 
-    def __init__(self, parent: Optional[QtCore.QObject] = None, max_threads: int = 2) -> None:
+    def __init__(self, parent: Optional[QtCore.QObject] = None, max_threads: int = 2,
+                 compute_slots: int = 1) -> None:
         super().__init__(parent)
         gc_thread.hold(self)  # no cyclic collection on the pool's threads while jobs can run
         self.pool = QtCore.QThreadPool(self)
         self.pool.setMaxThreadCount(max_threads)
+        self.compute_slots = max(1, min(int(compute_slots), max_threads))
+        self._lane: list[JobHandle] = []  # heavy jobs waiting for the compute lane
+        self._lane_busy = 0
+        self._lane_lock = threading.Lock()
+        self._seq = 0
         self.jobs: list[JobHandle] = []
         self._slots: dict[str, JobHandle] = {}
         self._owners: dict[int, dict] = {}  # id(owner) -> {"alive": bool, "handles": [...]}
@@ -146,12 +167,13 @@ class JobRunner(QtCore.QObject):
                on_result: Optional[Callable[[Any], None]] = None,
                on_error: Optional[Callable[[str, str], None]] = None,
                exclusive: Optional[str] = None, owner: Optional[QtCore.QObject] = None,
-               priority: int = 0, stop_note: Optional[str] = None) -> JobHandle:
+               priority: int = 0, stop_note: Optional[str] = None, heavy: bool = False) -> JobHandle:
         """Start ``factory()`` in the pool. With an ``owner`` (a view), the job is cancelled and
         its callbacks are never called once the owner is released (:meth:`release_owner`) or
         destroyed, so a closed tab is never called back. Among queued jobs the higher
         ``priority`` starts first (the map on screen before the others). ``stop_note``: see
-        :attr:`JobHandle.stop_note` (a cancel keeps the job's result: it ends "stopped")."""
+        :attr:`JobHandle.stop_note` (a cancel keeps the job's result: it ends "stopped").
+        ``heavy``: through the compute lane (see the class)."""
         if exclusive and exclusive in self._slots and self._slots[exclusive].state in ("queued", "running"):
             self._slots[exclusive].cancel()
         handle = JobHandle(name, factory, self, stop_note=stop_note)
@@ -170,8 +192,38 @@ class JobRunner(QtCore.QObject):
         self.jobs.append(handle)
         self.job_added.emit(handle)
         handle.priority = priority
-        self.pool.start(_Runnable(handle), priority)
+        self._seq += 1
+        handle.seq = self._seq
+        if heavy:
+            handle._lane = self
+            with self._lane_lock:
+                self._lane.append(handle)
+                self._start_heavy()
+        else:
+            self.pool.start(_Runnable(handle), priority)
         return handle
+
+    # -- the compute lane (also called from pool threads, hence the lock) --------------------
+    def _start_heavy(self) -> None:
+        while self._lane_busy < self.compute_slots and self._lane:
+            h = max(self._lane, key=lambda j: (j.priority, -j.seq))
+            self._lane.remove(h)
+            h._lane = None
+            self._lane_busy += 1
+            self.pool.start(_Runnable(h, lane=self), h.priority)
+
+    def _lane_done(self) -> None:
+        with self._lane_lock:
+            self._lane_busy -= 1
+            self._start_heavy()
+
+    def _drop(self, handle: JobHandle) -> None:
+        with self._lane_lock:
+            if handle not in self._lane:
+                return
+            self._lane.remove(handle)
+            handle._lane = None
+        handle.cancelled.emit()
 
     def _owner_entry(self, owner: QtCore.QObject) -> dict:
         key = id(owner)

@@ -19,7 +19,7 @@ import numpy as np
 
 from explorer.core.jobs import Job, Progress
 from explorer.core.parallel import pool, run_tasks, single_blas, workers
-from explorer.neighbors.blocks import _empty_top, _merge_kernels, _parallel, _ranking_matrix, gemm_nt
+from explorer.neighbors.blocks import _empty_top, _merge_kernels, _ranking_matrix, gemm_nt
 
 __all__ = ["IvfIndex", "IvfCurve", "ivf_self_knn"]
 
@@ -402,30 +402,48 @@ def scan_probed_lists(Qt, probes: np.ndarray, nlist: int, members, k: int, use_b
     the tensor ``Qt``, that probe c in ``probes`` (m, p)) x (c's members), merged into the
     running top-k. ``members(c)`` -> (their ids, their ranking rows as a tensor, their bias or a
     dummy). ``self_ids``: the queries' own ids, skipped as candidates (a self-search). Job ->
-    (indices (m, k), ranking scores (m, k)), -1 (score -3e38) where fewer than k were seen."""
-    import torch
+    (indices (m, k), ranking scores (m, k)), -1 (score -3e38) where fewer than k were seen.
 
+    The queries are cut into one contiguous part per thread of the pool, and each thread scans
+    the lists for its own part (single-threaded products), so no two threads write one
+    query's row; the lists go by in chunks of ``cancel_every``, with a progress step after
+    lists 0, ``cancel_every``, 2 ``cancel_every``, ..."""
     K = _merge_kernels()
     m, p = probes.shape
     top_v, top_i = _empty_top(m, k)
     lists = probes.ravel().astype(np.int64)
     local = np.repeat(np.arange(m, dtype=np.int64), p)
     order = np.argsort(lists, kind="stable")
-    lists, local = lists[order], local[order]
+    lists, local = lists[order], local[order]  # by list, then by query
     starts = np.searchsorted(lists, np.arange(nlist + 1))
-    with torch.no_grad():
-        for c in range(nlist):
+    Qn = Qt.numpy()
+    nt = max(1, min(workers(), m // 256 + 1))  # a part of 256 queries at least
+    parts = np.linspace(0, m, nt + 1).astype(np.int64)
+
+    def scan(t, c0, c1, mem):
+        for c in range(c0, c1):
+            if mem[c - c0] is None:
+                continue
+            ids, Dm, bc = mem[c - c0]
             s0, s1 = starts[c], starts[c + 1]
-            if s1 > s0:
-                ids, Dm, bc = members(c)
-                if len(ids):
-                    q = local[s0:s1]
-                    G = gemm_nt(Qt.numpy()[q], Dm.numpy())
-                    qid = q if self_ids is None else self_ids[q]
-                    _parallel(K["rows"], s1 - s0, (G, q, qid, ids, bc, use_bias, self_ids is not None,
-                                                   top_v, top_i))
-            if c % cancel_every == 0:
-                yield Progress(c + 1, nlist, label)
+            a, b = s0 + np.searchsorted(local[s0:s1], parts[t:t + 2])
+            if b > a:
+                q = local[a:b]
+                G = gemm_nt(Qn[q], Dm)
+                qid = q if self_ids is None else self_ids[q]
+                K["rows"](G, q, qid, ids, bc, use_bias, self_ids is not None, top_v, top_i, 0, b - a)
+
+    ends = sorted({min(nlist, c + 1) for c in range(0, nlist, cancel_every)} | {nlist})
+    c0 = 0
+    for c1 in ends:
+        mem = []
+        for c in range(c0, c1):
+            got = members(c) if starts[c + 1] > starts[c] else None
+            mem.append(None if got is None or not len(got[0]) else (got[0], got[1].numpy(), got[2]))
+        run_tasks(lambda t: scan(t, c0, c1, mem), range(nt))
+        if (c1 - 1) % cancel_every == 0:
+            yield Progress(c1, nlist, label)
+        c0 = c1
     return top_i, top_v
 
 

@@ -87,3 +87,49 @@ def test_a_stop_that_keeps_the_result_reads_stopped_not_cancelled(qtbot):
     panel._tick()
     assert rows["fine-tune"].bar.format() == "stopped (weights saved)"
     assert not runner.active()
+
+
+def test_heavy_jobs_take_turns_by_priority_while_light_ones_run_beside(qtbot):
+    # the compute lane: one heavy job at a time (a map, an embedding, a diagnosis each keep
+    # every core busy), the waiting ones by priority; a light job does not wait for them; a
+    # queued heavy job cancelled ends at once and never runs
+    from explorer.core.jobs import Progress
+    from explorer.gui.workers import JobRunner
+
+    runner = JobRunner(max_threads=2)
+    gate, lock = threading.Event(), threading.Lock()
+    log, running, most = [], [0], [0]
+
+    def heavy(name, hold=False):
+        def job():
+            with lock:
+                running[0] += 1
+                most[0] = max(most[0], running[0])
+                log.append(name)
+            yield Progress(0, 1, name)
+            if hold:
+                gate.wait(20)
+            with lock:
+                running[0] -= 1
+        return job
+
+    def light():
+        yield Progress(1, 1, "light")
+        return "done"
+
+    a = runner.submit("A", heavy("A", hold=True), heavy=True, priority=1)
+    qtbot.waitUntil(lambda: log == ["A"], timeout=5000)
+    b = runner.submit("B", heavy("B"), heavy=True, priority=5)
+    c = runner.submit("C", heavy("C"), heavy=True, priority=9)
+    d = runner.submit("D", heavy("D"), heavy=True, priority=7)
+    got = []
+    runner.submit("L", light, got.append)
+    qtbot.waitUntil(lambda: got == ["done"], timeout=5000)  # beside A, which holds the lane
+    assert log == ["A"] and [j.state for j in (b, c, d)] == ["queued"] * 3
+    d.cancel()
+    qtbot.waitUntil(lambda: d.state == "cancelled", timeout=2000)  # before A ends
+    assert a.state == "running"
+    gate.set()
+    qtbot.waitUntil(lambda: b.state == c.state == "finished", timeout=10000)
+    runner.wait(5000)
+    assert log == ["A", "C", "B"] and most[0] == 1
