@@ -146,31 +146,41 @@ def test_bad_input_is_one_sentence():
 
 
 def test_cancel_stops_the_work(Z, monkeypatch):
-    """The exact job yields after each tile, and closing it computes no further tile: count
-    the tile merges (explorer.neighbors.blocks' per-tile kernel calls) of a full run and of a cancelled one."""
+    """The exact job stops computing tiles once closed: closed at its first step (before any
+    thread starts) it computes none; closed half-way, no tile starts after the close. Counts
+    the tiles' products (explorer.neighbors.blocks.gemm_nt), each one pausing a little."""
+    import time
+
     from explorer.neighbors import blocks
 
     calls = []
-    original = blocks._parallel
+    original = blocks.gemm_nt
 
-    def counting(fn, n, args, *rest, **kw):
-        calls.append(n)
-        return original(fn, n, args, *rest, **kw)
+    def counting(*a, **kw):
+        calls.append(1)
+        time.sleep(0.02)
+        return original(*a, **kw)
 
-    monkeypatch.setattr(blocks, "_parallel", counting)
-    params = KnnParams(k=3, method="exact", memory_mb=0.05, device="cpu")  # 64-row tiles: many
-    drain(knn_graph(Z, params))
+    monkeypatch.setattr(blocks, "gemm_nt", counting)
+    params = KnnParams(k=3, method="exact", memory_mb=0.05, device="cpu")  # small tiles: many
+    steps, _ = run_steps(knn_graph(Z, params))
+    B = int(steps[-1].message.split("(")[1].split("-row")[0])
+    nb = -(-600 // B)
     full = len(calls)
+    assert full == nb * (nb + 1) // 2 >= 10  # each pair of row blocks once
     calls.clear()
     job = knn_graph(Z, params)
-    first = next(job)
-    while first.done == 0:                                     # skip set-up messages, if any
-        first = next(job)
-    at_first = len(calls)
-    assert 0 < at_first <= 2                                   # one tile (rows and columns)
-    assert first.total and first.done < 0.1 * first.total
+    next(job)
     job.close()
-    assert len(calls) == at_first < full / 10                  # nothing computed after close
+    assert calls == []
+    job = knn_graph(Z, params)
+    p = next(job)
+    while p.done == 0:
+        p = next(job)
+    job.close()
+    n = len(calls)
+    time.sleep(0.05)
+    assert 0 < len(calls) == n < full
     with pytest.raises(StopIteration):
         next(job)
 
@@ -322,10 +332,10 @@ def test_ivf_join_threads_never_work_on_one_list_at_once():
     # the join's pairs of lists run on several threads without locks on the top-k rows: that
     # holds only if two pairs that share a list never run at the same time
     from explorer.core.parallel import workers
-    from explorer.neighbors.ivf import _run_pairs
+    from explorer.neighbors.blocks import run_pairs
 
     pairs, fn, log = _pairs_log(7)
-    steps, _ = run_steps(_run_pairs(pairs, fn, 4, np.arange(1.0, len(pairs) + 1), "pairs"))
+    steps, _ = run_steps(run_pairs(pairs, fn, 4, np.arange(1.0, len(pairs) + 1), "pairs"))
     assert sorted((a, b) for a, b, *_ in log) == sorted(pairs)  # each pair once
     for i, (a, b, s0, e0, _) in enumerate(log):
         for c, d, s1, e1, _ in log[i + 1:]:
@@ -339,10 +349,10 @@ def test_ivf_join_threads_never_work_on_one_list_at_once():
 def test_ivf_join_threads_stop_when_closed_and_pass_on_an_error():
     import time
 
-    from explorer.neighbors.ivf import _run_pairs
+    from explorer.neighbors.blocks import run_pairs
 
     pairs, fn, log = _pairs_log(12, pause=0.01)
-    job = _run_pairs(pairs, fn, 4, np.ones(len(pairs)), "pairs")
+    job = run_pairs(pairs, fn, 4, np.ones(len(pairs)), "pairs")
     p = next(job)
     while p.done == 0:
         p = next(job)
@@ -357,7 +367,7 @@ def test_ivf_join_threads_stop_when_closed_and_pass_on_an_error():
 
     pairs, fn, log = _pairs_log(8, boom)
     with pytest.raises(ValueError, match="pair 2-5"):
-        drain(_run_pairs(pairs, fn, 4, np.ones(len(pairs)), "pairs"))
+        drain(run_pairs(pairs, fn, 4, np.ones(len(pairs)), "pairs"))
 
 
 def test_ivf_rows_with_too_few_candidates_are_searched_exactly():

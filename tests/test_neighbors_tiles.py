@@ -15,25 +15,27 @@ def Z():
     return (r.normal(size=(600, 16)) * r.uniform(0.5, 2.0, size=(600, 1))).astype(np.float32)
 
 
+def _tile_rows(step) -> int:
+    import re
+
+    return int(re.search(r"\((\d+)-row tiles\)", step.message).group(1))
+
+
 @pytest.mark.parametrize("memory_mb", [0.05, 0.3])
 def test_self_knn_tiles_fit_the_budget_and_use_it(Z, memory_mb):
-    job = knn_graph_exact(Z, 5, "cosine", memory_mb=memory_mb, device="cpu")  # the CPU's tiles
-    first = next(job)
+    # one B x B float32 tile per thread of the pool, all within the budget, and as large as it
+    # allows; progress counts the pairs of rows multiplied: each pair of blocks once
+    from explorer.core.parallel import workers
+
+    steps, (idx, sc) = run_steps(knn_graph_exact(Z, 5, "cosine", memory_mb=memory_mb, device="cpu"))
+    B = _tile_rows(steps[0])
     budget = memory_mb * 2 ** 20
-    # the first tile is B rows x 2B columns of float32 scores
-    tile_bytes = 4 * first.done
-    assert tile_bytes <= budget
-    B = round((first.done / 2) ** 0.5)
-    assert 2 * B * B == first.done                 # B x 2B
-    assert 8 * (B + 1) ** 2 > budget               # one more row would not fit
-    assert first.total == 600 * 601 / 2
-    done = [first.done]
-    try:
-        while True:
-            done.append(next(job).done)
-    except StopIteration as stop:
-        idx, sc = stop.value
-    assert done == sorted(done) and done[-1] <= first.total
+    assert workers() * 4 * B * B <= budget < workers() * 4 * (B + 1) ** 2
+    sizes = np.diff(np.r_[np.arange(0, 600, B), 600]).astype(float)
+    whole = (600.0 ** 2 + (sizes ** 2).sum()) / 2
+    done = [s.done for s in steps]
+    assert done[0] == 0 and done == sorted(done) and done[-1] == whole
+    assert {s.total for s in steps} == {whole}
     bi, bs = brute_knn64(Z, Z, 5, "cosine", self_rows=np.arange(600))
     np.testing.assert_array_equal(idx, bi)
 
@@ -74,16 +76,14 @@ def test_knn_search_refuses_more_neighbours_than_points(Z):
 
 
 def test_tiles_are_as_many_rows_as_asked_and_progress_counts_each_tile(Z):
-    # tile=50 under a budget that would allow more: the first tile is 50 rows x 100 columns,
-    # each step adds its tile's area and says what it computes; the answer is unchanged
+    # tile=50 under a budget that would allow more: 12 blocks of 50 rows, 78 tiles; each
+    # step adds finished tiles' areas and says what it computes; the answer is unchanged
     steps, (idx, _) = run_steps(knn_graph_exact(Z, 4, "cosine", memory_mb=64, device="cpu", tile=50))
-    N, B = len(Z), 50
-    areas = [(min(N, i0 + B) - i0) * (min(N, j0 + 2 * B) - j0)
-             for i0 in range(0, N, B) for j0 in range(i0, N, 2 * B)]
-    want = np.minimum(np.cumsum(areas), N * (N + 1) / 2)
-    np.testing.assert_array_equal([s.done for s in steps], want)
-    assert {s.message for s in steps} == {"exact cosine k-NN"}
-    bi, _ = brute_knn64(Z, Z, 4, "cosine", self_rows=np.arange(N))
+    assert {_tile_rows(s) for s in steps} == {50}
+    assert {s.message for s in steps} == {"exact cosine k-NN (50-row tiles)"}
+    areas = {50 * 50 * (i + 1) for i in range(78)}  # any number of whole tiles
+    assert all(s.done in areas | {0} for s in steps) and steps[-1].done == 78 * 2500
+    bi, _ = brute_knn64(Z, Z, 4, "cosine", self_rows=np.arange(len(Z)))
     np.testing.assert_array_equal(idx, bi)
 
 

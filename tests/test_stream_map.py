@@ -190,3 +190,18 @@ def test_cli_maps_a_large_npy_in_place(tmp_path, monkeypatch, capsys):
     info = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["info"]
     assert info["streamed_blocks"] == 1
     np.testing.assert_allclose(np.load(tmp_path / "a.npy"), np.load(tmp_path / "b.npy"), rtol=1e-4, atol=1e-4)
+
+
+def test_a_seeded_map_placed_through_hnsw_comes_out_the_same_twice():
+    # isotropic rows: the sample's lists carry no structure, so the placement searches an HNSW
+    # index of the sample; a seeded map builds it on one thread (hnswlib's multi-threaded
+    # build depends on the threads' timing) and so is the same map every time
+    pytest.importorskip("hnswlib")
+    from explorer.maps import MapParams
+    from explorer.maps.umap import streamed_umap
+
+    Z = np.random.default_rng(5).standard_normal((4000, 12)).astype(np.float32)
+    p = MapParams(method="umap", max_fit_points=2000, seed=1, n_epochs=20)
+    a, b = drain(streamed_umap(Z, p, block=1000)), drain(streamed_umap(Z, p, block=1000))
+    assert a.info["placement_neighbors"]["method"] == "hnsw"
+    np.testing.assert_array_equal(a.coords, b.coords)

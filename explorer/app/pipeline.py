@@ -23,7 +23,7 @@ from explorer.core.events import Signal
 from explorer.core.jobs import Progress, drain
 
 # Higher runs first among queued tasks.
-PRIORITY = {"session": 50, "pca:current": 40, "embed:current": 35, "umap:current": 30, "open": 30,
+PRIORITY = {"session": 50, "neighbors": 45, "pca:current": 40, "embed:current": 35, "umap:current": 30, "open": 30,
             "embed": 10, "pca": 8, "umap": 5, "diagnose": 2, "background": 0}
 
 

@@ -46,7 +46,7 @@ class ModelEntry:
     layouts: dict = field(default_factory=dict)  # method -> (N, c) float32
     layout_info: dict = field(default_factory=dict)  # method -> dict
     diagnostics: Optional[dict] = None
-    indexes: dict = field(default_factory=dict)  # metric -> explorer.neighbors.VectorIndex
+    indexes: dict = field(default_factory=dict)  # metric -> VectorIndex; ("disk", metric) -> DiskIvf
 
     @property
     def embedded(self) -> bool:
@@ -425,22 +425,83 @@ def _stored_embedding_job(key: str, vectors):
     return key, vectors
 
 
+def disk_index_folder(session: Session, m: ModelEntry, metric: str) -> Path:
+    """Where the on-disk neighbour index of ``m``'s embedding lives: beside the workspace
+    (``<workspace>.index/<embedding key>-<metric>``), or in the user's cache folder when the
+    workspace's folder cannot be written (a read-only share)."""
+    name = f"{m.emb_key}-{metric}"
+    beside = Path(str(session.workspace_path) + ".index")
+    if os.access(beside if beside.exists() else beside.parent, os.W_OK):
+        return beside / name
+    import hashlib
+
+    from platformdirs import user_cache_dir
+
+    tag = hashlib.sha1(str(session.workspace_path.resolve()).encode()).hexdigest()[:12]
+    return Path(user_cache_dir("embedding-explorer")) / "indexes" / tag / name
+
+
+def neighbors_job(session: Session, model_id: str, index: int, k: int = 10, metric: str = "cosine"):
+    """Job -> (indices (k,), scores (k,)): the neighbours of item ``index`` in an out-of-core
+    embedding through its on-disk IVF index (:class:`explorer.scale.disk_index.DiskIvf`), built
+    on first use (two streaming passes, with progress) and reused after, also by later
+    sessions. The scores are exact; the index's predicted recall is in ``m.indexes``' entry."""
+    from explorer.core.jobs import Progress
+    from explorer.scale.disk_index import DiskIvf
+
+    m = session.model(model_id)
+    if m.vectors is None:
+        raise InputError(f"{m.id} has no embedding yet; embed the dataset first.")
+    if metric not in ("cosine", "euclidean"):
+        raise InputError(f"Neighbours of {len(m.vectors):,} vectors read from disk are searched by cosine or "
+                         f"euclidean distance, not {metric}.")
+    ix = m.indexes.get(("disk", metric))
+    folder = disk_index_folder(session, m, metric)
+    if ix is None and (folder / "meta.json").exists():
+        try:
+            ix = DiskIvf(folder, source=m.vectors)
+        except InputError:
+            ix = None  # another version: built again below
+    if ix is None:
+        ix = yield from DiskIvf.build(m.vectors, folder, metric, source_key=m.emb_key)
+    m.indexes[("disk", metric)] = ix
+    yield Progress(1, 1, f"searching {ix.nprobe} of {ix.nlist} lists")
+    return ix.search(m.vectors[int(index)], k=k, exclude=int(index))
+
+
+def needs_disk_index(session: Session, model_id: str, metric: str) -> bool:
+    """True when :func:`neighbors_job` would first build the index (a long, heavy job)."""
+    m = session.model(model_id)
+    return ("disk", metric) not in m.indexes and not (disk_index_folder(session, m, metric) / "meta.json").exists()
+
+
 def _refuse_out_of_core(m: ModelEntry) -> None:
     from explorer.scale.out_of_core import is_out_of_core
 
     if is_out_of_core(m.vectors):
-        raise InputError(f"{m.id} has {len(m.vectors):,} vectors read from disk as needed; neighbour search "
-                         "over them is not available in the window yet (use `embedding-explorer neighbors`).")
+        raise InputError(f"{m.id} has {len(m.vectors):,} vectors read from disk as needed; searching them by "
+                         "a new input is not available in the window yet (the inspector searches by an item).")
 
 
 def _out_of_core_projection(m: ModelEntry, method: str, p):
-    """The map of an out-of-core embedding: PCA fitted on a sample, every point placed in one
-    streaming pass (not stored in the workspace: a put would copy the whole file)."""
+    """The map of an out-of-core embedding, fitted on a sample and every point placed in one
+    streaming pass: PCA, or UMAP fitted on ``max_fit_points`` rows with the rest placed block
+    by block by UMAP's transform (:func:`explorer.maps.umap.streamed_umap`, the fitted sample
+    shown at once). Not stored in the workspace: a put would copy the whole file."""
     from explorer.scale.out_of_core import pca_sampled_job
 
+    if method == "umap":
+        from explorer.maps.umap import streamed_umap
+
+        lay = yield from streamed_umap(m.vectors, p)
+        info = dict(lay.info)
+        info["params"] = lay.params
+        info["summary"] = (f"UMAP of {len(lay.coords):,} points read from disk: fitted on {info['fitted_on_sample']:,}, "
+                           f"the others placed by its transform")
+        return lay.coords, info
     if method != "pca":
         raise InputError(f"A {method.upper()} map of {len(m.vectors):,} vectors read from disk is not "
-                         "available in the window; the PCA map shows every point.")
+                         "available in the window; the PCA and UMAP maps are.")
     lay = yield from pca_sampled_job(m.vectors, p)
     info = dict(lay.info)
     info["params"] = lay.params

@@ -70,12 +70,37 @@ class DetailsPanel(QtWidgets.QTabWidget):
         if idx is None or ds is None or s.current is None or s.model().vectors is None:
             return
         k, metric = self.inspector.k.value(), self.inspector.metric_box.currentText()
+        from explorer.scale.out_of_core import is_out_of_core
+
+        if is_out_of_core(s.model().vectors):
+            return self._neighbors_from_disk(int(idx), k, metric)
         try:
             nbr, scores = s.neighbors(s.current, int(idx), k=k, metric=metric)
         except ExplorerError as exc:
             return self.error.emit(str(exc))
-        self.inspector.show_neighbors(ds, nbr, scores, metric)
-        self.neighbors_shown.emit(int(idx), np.asarray(nbr))
+        self._shown(int(idx), nbr, scores, metric)
+
+    def _shown(self, idx: int, nbr, scores, metric: str) -> None:
+        self.inspector.show_neighbors(self.session.dataset, nbr, scores, metric)
+        self.neighbors_shown.emit(idx, np.asarray(nbr))
+
+    def _neighbors_from_disk(self, idx: int, k: int, metric: str) -> None:
+        """An embedding read from disk: the search reads only some of its lists, in a worker;
+        the first one builds its on-disk index (minutes at 10M rows, in the jobs panel)."""
+        from explorer.app.pipeline import PRIORITY, Task
+        from explorer.app.session import needs_disk_index, neighbors_job
+
+        s = self.session
+        mid, ds = s.current, s.dataset
+
+        def done(res):
+            if s.dataset is ds and s.current == mid and s.selection.focus == idx:
+                self._shown(idx, res[0], res[1], metric)
+
+        building = needs_disk_index(s, mid, metric)
+        self.pipeline.submit(Task(("Build the neighbour index of " if building else "Neighbours in ") + mid,
+                                  lambda: neighbors_job(s, mid, idx, k, metric), done, exclusive=f"disk-neighbors:{mid}",
+                                  priority=PRIORITY["neighbors"], heavy=building))
 
     def show_query(self, title: str, indices, scores, metric: str) -> None:
         """Neighbours of an item from outside the dataset (Find similar)."""

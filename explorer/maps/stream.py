@@ -249,9 +249,12 @@ class SampleSearch:
     when the lists carry no structure. ``info`` says which and the measured recall."""
 
     def __init__(self, Zs: np.ndarray, metric: str, k: int, seed: int = 0, target_recall: float = 0.99,
-                 exact_only: bool = False):
+                 exact_only: bool = False, repeatable: bool = True):
         self.Zs, self.metric, self.k, self.seed, self.target = Zs, metric, int(k), seed, target_recall
         self.exact_only = exact_only
+        #: build an HNSW index on one thread: hnswlib's graph built on several threads depends
+        #: on their timing, so a seeded map would not come out the same twice
+        self.repeatable = repeatable
         self.info: dict = {}
         self.kind = "exact"
 
@@ -332,7 +335,7 @@ class SampleSearch:
         S = self.Zs.shape[0]
         h = hnswlib.Index(space=space, dim=self.Zs.shape[1])
         h.init_index(max_elements=S, M=16, ef_construction=100, random_seed=self.seed)
-        h.set_num_threads(max(1, torch.get_num_threads()))
+        h.set_num_threads(1 if self.repeatable else max(1, torch.get_num_threads()))
         for s in range(0, S, 8192):
             h.add_items(self.Zs[s:s + 8192], np.arange(s, min(S, s + 8192)))
             yield Progress(min(S, s + 8192), S, "sample index: HNSW")

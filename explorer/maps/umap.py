@@ -304,6 +304,7 @@ def streamed_umap(Z: np.ndarray, params: MapParams = MapParams(), block: int = 6
         del outside
         calib = take_rows(Z, cal_rows, block)
         search = SampleSearch(Zs, p.metric, p.n_neighbors, seed=0 if p.seed is None else p.seed,
+                              repeatable=p.seed is not None,
                               target_recall=PLACEMENT_RECALL, exact_only=p.knn_method == "exact")
         yield from scaled(search.build(calib), 0.4, 0.45, "index of the sample")
         info["placement_neighbors"] = search.info

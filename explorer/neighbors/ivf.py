@@ -8,18 +8,15 @@ reaches the target (see :func:`explorer.neighbors.search.knn_graph`).
 
 from __future__ import annotations
 
-import concurrent.futures
-import contextlib
 import math
-import time
 from typing import Optional
 
 import numba
 import numpy as np
 
 from explorer.core.jobs import Job, Progress
-from explorer.core.parallel import pool, run_tasks, single_blas, workers
-from explorer.neighbors.blocks import _empty_top, _merge_kernels, _ranking_matrix, gemm_nt
+from explorer.core.parallel import run_tasks, workers
+from explorer.neighbors.blocks import _empty_top, _merge_kernels, _ranking_matrix, gemm_nt, run_pairs
 
 __all__ = ["IvfIndex", "IvfCurve", "ivf_self_knn"]
 
@@ -295,7 +292,7 @@ class IvfIndex:
             pairs.extend((a, int(b)) for b in np.flatnonzero(M[a, a + 1:] < nprobe) + a + 1)
         work = np.array([sizes[a] * sizes[b] for a, b in pairs], np.float64)
         try:
-            yield from _run_pairs(pairs, multiply, RB * RB, work, f"IVF join (nprobe={nprobe})")
+            yield from run_pairs(pairs, multiply, RB * RB, work, f"IVF join (nprobe={nprobe})")
         finally:  # also when the job is closed half-way: the index's rows go back in order
             if in_place:
                 inv = np.empty_like(perm)
@@ -304,74 +301,6 @@ class IvfIndex:
         out_i, out_v = np.empty_like(top_i), np.empty_like(top_v)
         out_i[perm], out_v[perm] = top_i, top_v
         return out_i, out_v
-
-
-def _run_pairs(pairs, fn, buf_size: int, work: np.ndarray, message: str) -> Job:
-    """Run ``fn(a, b, buf)`` for every pair of lists in ``pairs`` on the kernel pool's threads,
-    never two pairs that share a list at once (a pair writes the top-k rows of its two lists
-    only), so the rows need no lock; pairs start in about the given order. Each thread keeps
-    its own float32 buffer of ``buf_size`` and runs single-threaded products (the threads are
-    the parallelism: the BLAS's own threads would wait on the merges between products and
-    spin against them). Progress is ``work`` done (one weight per pair); closing the job stops
-    the threads after their current pair."""
-    import threading
-
-    lock = threading.Lock()
-    busy: set = set()
-    taken = np.zeros(len(pairs), bool)
-    state = {"first": 0, "done": 0.0, "stop": False}
-
-    def next_pair():
-        with lock:
-            i = state["first"]
-            while i < len(pairs) and taken[i]:
-                i += 1
-            state["first"] = i
-            while i < len(pairs):
-                a, b = pairs[i]
-                if not taken[i] and a not in busy and b not in busy:
-                    taken[i] = True
-                    busy.update((a, b))
-                    return i
-                i += 1
-            return None if state["first"] >= len(pairs) else -1
-
-    def worker():
-        buf = np.empty(buf_size, np.float32)
-        while not state["stop"]:
-            i = next_pair()
-            if i is None:
-                return
-            if i < 0:  # every pending pair shares a list with a running one
-                time.sleep(0.0002)
-                continue
-            a, b = pairs[i]
-            try:
-                fn(a, b, buf)
-            finally:
-                with lock:
-                    busy.difference_update((a, b))
-                    state["done"] += work[i]
-
-    total = float(work.sum()) or 1.0
-    yield Progress(0.0, total, message)  # before any thread starts: closing here costs nothing
-    nt = max(1, min(workers(), len(pairs)))
-    with single_blas() if nt > 1 else contextlib.nullcontext():
-        futs = [pool().submit(worker) for _ in range(nt)]
-        try:
-            while True:
-                finished, running = concurrent.futures.wait(futs, timeout=0.1)
-                for f in finished:
-                    if f.exception() is not None:
-                        state["stop"] = True
-                        raise f.exception()
-                if not running:
-                    break
-                yield Progress(state["done"], total, message)
-        finally:
-            state["stop"] = True
-            concurrent.futures.wait(futs)
-    yield Progress(total, total, message)
 
 
 @numba.njit(cache=True, nogil=True, boundscheck=False)

@@ -267,8 +267,9 @@ def knn_graph_exact(Z: np.ndarray, k: int, metric: str = "cosine", device=None,
 
     On a CPU: :func:`explorer.neighbors.blocks.exact_self_knn`, which multiplies only the tiles on and
     above the block diagonal (the score matrix of a self-search is symmetric) and merges each
-    tile into the running top-k with one numba pass; ``tile`` rows per tile (default 2048, fewer
-    when ``memory_mb`` is small). On a GPU: row blocks of :func:`knn_search` (its matrix
+    tile into the running top-k with one numba pass, the tiles spread over the cores; ``tile``
+    rows per tile (default 512 up to 256 dimensions, else 2048; fewer when ``memory_mb`` is
+    small). On a GPU: row blocks of :func:`knn_search` (its matrix
     products and top-k are fast there). Euclidean scores are recomputed as exact distances of
     the chosen pairs."""
     from explorer.core.device import resolve_device
@@ -282,8 +283,7 @@ def knn_graph_exact(Z: np.ndarray, k: int, metric: str = "cosine", device=None,
         return (yield from knn_search(Z, Z, k, metric, dev, memory_mb, self_offset=0, exclude_self=True))
     from explorer.neighbors.blocks import exact_self_knn
 
-    idx, sc = yield from exact_self_knn(Z, k, metric, memory_mb=_device_budget_mb(dev, memory_mb),
-                                        block=tile or 2048)
+    idx, sc = yield from exact_self_knn(Z, k, metric, memory_mb=_device_budget_mb(dev, memory_mb), block=tile)
     if metric == "euclidean":
         idx, sc = _sorted_exact(Z, idx, metric)
     return idx, sc

@@ -84,7 +84,7 @@ class DiskIvf:
     # ------------------------------------------------------------------ build
     @staticmethod
     def build(Z, folder, metric: str = "cosine", nlist: Optional[int] = None, sample: int = 100_000,
-              calib: int = 200, calib_k: int = 10, target: float = 0.95, block_rows: int = 65536,
+              calib: int = 200, calib_k: int = 10, target: float = 0.99, block_rows: int = 65536,
               seed: int = 0, source_key: Optional[str] = None) -> Job:
         """Job -> :class:`DiskIvf` of the rows of ``Z`` (anything sliced by rows: a workspace
         :class:`~explorer.store.LazyArray`, a memory-mapped ``.npy``) in ``folder``. ``nlist``
