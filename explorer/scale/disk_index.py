@@ -90,6 +90,7 @@ class DiskIvf:
         :class:`~explorer.store.LazyArray`, a memory-mapped ``.npy``) in ``folder``. ``nlist``
         (None: sqrt(N), 16 to 4096); k-means on ``sample`` rows (runs spread over the file);
         ``calib`` of them calibrate ``nprobe`` for recall@``calib_k`` >= ``target``."""
+        from explorer.maps.stream import _drop_pages, read_rows
         from explorer.neighbors.blocks import _empty_top, _merge_kernels
         from explorer.neighbors.ivf import IvfCurve, IvfIndex
         from explorer.scale.out_of_core import sample_rows
@@ -126,7 +127,7 @@ class DiskIvf:
             # 2. every row's list, and the calibration rows' exact neighbours, in one pass
             for a in range(0, N, block_rows):
                 b = min(N, a + block_rows)
-                X = np.asarray(Z[a:b], dtype=np.float32)
+                X = read_rows(Z, a, b)  # float32, finite (else one sentence), the file's pages let go
                 big = big or bool(np.abs(X).max(initial=0.0) > _FP16_MAX)
                 R, bias = _ranking_rows(X, metric), _bias(X, metric)
                 sc = R @ C.T
@@ -148,10 +149,12 @@ class DiskIvf:
             out = np.lib.format.open_memmap(tmp / "rows.npy", mode="w+", dtype=dtype, shape=(N, D))
             for a in range(0, N, block_rows):
                 b = min(N, a + block_rows)
-                R = _ranking_rows(np.asarray(Z[a:b], dtype=np.float32), metric)
+                R = _ranking_rows(read_rows(Z, a, b), metric)
                 p = pos[a:b]
                 order = np.argsort(p)
                 out[p[order]] = R[order].astype(dtype)
+                out.flush()  # written back, then no longer counted in this process's memory
+                _drop_pages(out, 0, N)
                 yield Progress(0.5 + 0.5 * b / N, 1.0, f"neighbour index: writing {b:,}/{N:,}")
             out.flush()
             del out
