@@ -352,10 +352,11 @@ def test_ivf_join_threads_stop_when_closed_and_pass_on_an_error():
     from explorer.neighbors.blocks import run_pairs
 
     pairs, fn, log = _pairs_log(12, pause=0.01)
-    job = run_pairs(pairs, fn, 4, np.ones(len(pairs)), "pairs")
+    job = run_pairs(pairs, fn, 4, np.full(len(pairs), 3.0), "pairs")
     p = next(job)
     while p.done == 0:
         p = next(job)
+    assert p.done % 3 == 0 and p.total == 3 * len(pairs)  # the work of whole pairs done
     job.close()  # returns once the running pairs are done; no pair starts after it
     n = len(log)
     time.sleep(0.05)
@@ -368,6 +369,27 @@ def test_ivf_join_threads_stop_when_closed_and_pass_on_an_error():
     pairs, fn, log = _pairs_log(8, boom)
     with pytest.raises(ValueError, match="pair 2-5"):
         drain(run_pairs(pairs, fn, 4, np.ones(len(pairs)), "pairs"))
+
+
+def test_single_threaded_blas_is_undone_by_the_last_of_overlapping_users():
+    # two users overlap (two joins): the BLAS's thread count comes back when the last one
+    # leaves, not when the first does (else it would stay at 1 for the whole process). The
+    # count is read on this thread: OpenBLAS may report another on a thread of its own.
+    from threadpoolctl import threadpool_info
+
+    from explorer.core.parallel import single_blas
+
+    def blas_threads():
+        return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+
+    before = blas_threads()
+    first, second = single_blas(), single_blas()
+    first.__enter__()
+    second.__enter__()
+    first.__exit__(None, None, None)
+    assert blas_threads() == [1] * len(before)  # the second user still holds it
+    second.__exit__(None, None, None)
+    assert blas_threads() == before
 
 
 def test_ivf_rows_with_too_few_candidates_are_searched_exactly():

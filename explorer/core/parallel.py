@@ -5,6 +5,8 @@ cores between them (it has as many workers as torch uses threads)."""
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Optional
 
@@ -39,14 +41,31 @@ def run_rows(fn: Callable, n: int, *args, min_rows: int = 65536) -> None:
         f.result()
 
 
+_BLAS_LOCK = threading.Lock()
+_BLAS_USERS = [0, None]  # how many callers are inside single_blas(), and the limiter to undo
+
+
+@contextlib.contextmanager
 def single_blas():
     """A context in which numpy's BLAS runs on one thread, for work that the pool's threads
     share out themselves (each thread its own products): OpenBLAS's threads spin for a while
     after each product and, on 2 busy cores, slowed the merges between products by 1.5-3x
-    (measured on the IVF join). Process-wide while it lasts."""
+    (measured on the IVF join). Process-wide; counted, so that overlapping users (two jobs'
+    joins) restore the BLAS's threads only when the last one leaves."""
     from threadpoolctl import threadpool_limits
 
-    return threadpool_limits(1, user_api="blas")
+    with _BLAS_LOCK:
+        if _BLAS_USERS[0] == 0:
+            _BLAS_USERS[1] = threadpool_limits(1, user_api="blas")
+        _BLAS_USERS[0] += 1
+    try:
+        yield
+    finally:
+        with _BLAS_LOCK:
+            _BLAS_USERS[0] -= 1
+            if _BLAS_USERS[0] == 0:
+                _BLAS_USERS[1].restore_original_limits()
+                _BLAS_USERS[1] = None
 
 
 def run_tasks(fn: Callable, items) -> list:

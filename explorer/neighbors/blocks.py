@@ -2,9 +2,10 @@
 
 * :func:`exact_self_knn` - the exact all-points graph. For cosine and dot the score matrix of a
   self-search is symmetric, and for euclidean it is symmetric up to a per-column term
-  (rank by <z_i, z_j> - ||z_j||^2 / 2), so only the panels on and above the block diagonal are
-  multiplied: each panel G = D_I D_J^T feeds the running top-k of rows I (read along rows) and
-  of rows J (read along columns). Half the multiply-adds of a plain search.
+  (rank by <z_i, z_j> - ||z_j||^2 / 2), so only the tiles on and above the block diagonal are
+  multiplied: each tile G = D_I D_J^T feeds the running top-k of rows I (read along rows) and
+  of rows J (read along columns). Half the multiply-adds of a plain search. The tiles are
+  spread over the cores by :func:`run_pairs` (also the IVF join's scheduler).
 * :func:`pair_scores` - exact scores of given (query, neighbour) pairs.
 
 The merge (:func:`_merge_kernels`, also used by the IVF search of :mod:`explorer.neighbors.ivf`)
@@ -183,13 +184,13 @@ def _ranking_matrix(Z: np.ndarray, metric: str):
 
 def run_pairs(pairs, fn, buf_size: int, work: np.ndarray, message: str) -> Job:
     """Run ``fn(a, b, buf)`` for every pair of blocks (IVF lists, or row blocks of the exact
-    engine) in ``pairs`` on the kernel pool's threads,
-    never two pairs that share a block at once (a pair writes the top-k rows of its two
-    blocks only), so the rows need no lock; pairs start in about the given order. Each thread keeps
-    its own float32 buffer of ``buf_size`` and runs single-threaded products (the threads are
-    the parallelism: the BLAS's own threads would wait on the merges between products and
-    spin against them). Progress is ``work`` done (one weight per pair); closing the job stops
-    the threads after their current pair."""
+    engine) in ``pairs`` on the kernel pool's threads, never two pairs that share a block at
+    once (a pair writes the top-k rows of its two blocks only), so the rows need no lock;
+    pairs start in about the given order. Each thread keeps its own float32 buffer of
+    ``buf_size`` and runs single-threaded products (the threads are the parallelism: the
+    BLAS's own threads would wait on the merges between products and spin against them).
+    Progress is ``work`` done (one weight per pair); closing the job stops the threads after
+    their current pair; an error in one is raised here."""
     lock = threading.Lock()
     busy: set = set()
     taken = np.zeros(len(pairs), bool)
@@ -216,7 +217,7 @@ def run_pairs(pairs, fn, buf_size: int, work: np.ndarray, message: str) -> Job:
             i = next_pair()
             if i is None:
                 return
-            if i < 0:  # every pending pair shares a list with a running one
+            if i < 0:  # every pending pair shares a block with a running one
                 time.sleep(0.0002)
                 continue
             a, b = pairs[i]
@@ -321,6 +322,7 @@ def exact_rows_knn(Z: np.ndarray, rows: np.ndarray, k: int, metric: str, block_r
     Q = D[rows]
     cols = np.arange(N, dtype=np.int64)
     local = np.arange(m, dtype=np.int64)
+
     def row_block(r0):  # one thread's rows against all the points: no other thread writes them
         r1 = min(m, r0 + block_rows)
         buf = np.empty((r1 - r0) * min(N, block_cols), np.float32)
