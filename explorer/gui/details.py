@@ -80,8 +80,8 @@ class DetailsPanel(QtWidgets.QTabWidget):
             return self.error.emit(str(exc))
         self._shown(int(idx), nbr, scores, metric)
 
-    def _shown(self, idx: int, nbr, scores, metric: str) -> None:
-        self.inspector.show_neighbors(self.session.dataset, nbr, scores, metric)
+    def _shown(self, idx: int, nbr, scores, metric: str, how: str = "exact") -> None:
+        self.inspector.show_neighbors(self.session.dataset, nbr, scores, metric, how)
         self.neighbors_shown.emit(idx, np.asarray(nbr))
 
     def _neighbors_from_disk(self, idx: int, k: int, metric: str) -> None:
@@ -95,7 +95,10 @@ class DetailsPanel(QtWidgets.QTabWidget):
 
         def done(res):
             if s.dataset is ds and s.current == mid and s.selection.focus == idx:
-                self._shown(idx, res[0], res[1], metric)
+                ix = s.model(mid).indexes.get(("disk", metric))
+                how = ("exact scores" if ix is None else
+                       f"from the on-disk index (recall about {ix.predicted_recall:.0%}; exact scores)")
+                self._shown(idx, res[0], res[1], metric, how)
 
         building = needs_disk_index(s, mid, metric)
         self.pipeline.submit(Task(("Build the neighbour index of " if building else "Neighbours in ") + mid,

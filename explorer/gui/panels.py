@@ -149,14 +149,14 @@ class InspectorPanel(QtWidgets.QWidget):
                 val = f"{val:.4g}"
             self.meta.setItem(r, 1, QtWidgets.QTableWidgetItem(str(val)))
 
-    def show_neighbors(self, dataset, indices, scores, metric: str) -> None:
+    def show_neighbors(self, dataset, indices, scores, metric: str, how: str = "exact") -> None:
         caps, tips = [], []
         for i, s in zip(indices, scores):
             lab = dataset.label_of(int(i)) or ""
             caps.append(f"{s:.3f} {lab}".strip())
             tips.append(f"#{int(i)} {dataset.ids[int(i)] if dataset.ids is not None else ''}\n{metric}: {s:.4f}\n{lab}")
         self.gallery.show_items(dataset, indices, caps, tips)
-        self.hint.setText(f"{len(indices)} nearest by {metric}, exact, self excluded. Click one to move the focus.")
+        self.hint.setText(f"{len(indices)} nearest by {metric}, {how}, self excluded. Click one to move the focus.")
 
 
 class SelectionPanel(QtWidgets.QWidget):

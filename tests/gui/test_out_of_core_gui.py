@@ -46,6 +46,7 @@ def test_window_maps_a_workspace_read_out_of_core(pca_window, tmp_path, monkeypa
     s[3] = -np.inf
     want = list(np.lexsort((np.arange(5000), -s))[:k])
     assert shown and shown[-1][0] == 3
+    assert "on-disk index (recall about" in w.inspector.hint.text()  # not called exact
     assert len(set(shown[-1][1]) & set(want)) >= k - 1  # IVF: at most one neighbour missed
     assert Path(str(w.session.workspace_path) + ".index").is_dir()  # beside the session's workspace
     names = [j.name for j in w.runner.jobs]
