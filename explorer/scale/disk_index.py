@@ -34,6 +34,7 @@ import numpy as np
 
 from explorer.core.errors import InputError
 from explorer.core.jobs import Job, Progress, scaled
+from explorer.neighbors.blocks import _ranking_matrix
 
 __all__ = ["DiskIvf"]
 
@@ -42,19 +43,9 @@ _FP16_MAX = 60000.0  # rows with larger entries are stored as float32
 
 
 def _ranking_rows(X: np.ndarray, metric: str) -> np.ndarray:
-    """float32 rows whose dot products rank neighbours: unit rows for cosine, raw for euclidean
-    (with the per-row bias -||x||^2 / 2 added to the scores)."""
-    X = np.asarray(X, dtype=np.float32)
-    if metric == "cosine":
-        n = np.sqrt(np.einsum("ij,ij->i", X, X, dtype=np.float64))
-        return (X / np.maximum(n, 1e-12)[:, None]).astype(np.float32)
-    return X
-
-
-def _bias(X: np.ndarray, metric: str) -> Optional[np.ndarray]:
-    if metric == "cosine":
-        return None
-    return (-0.5 * np.einsum("ij,ij->i", X, X, dtype=np.float64)).astype(np.float32)
+    """float32 rows whose dot products rank neighbours (unit rows for cosine, raw rows for
+    euclidean, whose scores also take the bias of :func:`_ranking_matrix`)."""
+    return _ranking_matrix(np.asarray(X, dtype=np.float32), metric)[0]
 
 
 class DiskIvf:
@@ -76,6 +67,8 @@ class DiskIvf:
         self.nlist, self.nprobe = int(self.info["nlist"]), int(self.info["nprobe"])
         self.predicted_recall = float(self.info["predicted_recall"])
         self.centroids = np.load(self.folder / "centroids.npy")
+        cb = self.folder / "centroid_bias.npy"
+        self.centroid_bias = np.load(cb) if cb.exists() else None
         self.starts = np.load(self.folder / "starts.npy")
         self.ids = np.load(self.folder / "ids.npy", mmap_mode="r")
         self.rows = np.load(self.folder / "rows.npy", mmap_mode="r")
@@ -129,7 +122,7 @@ class DiskIvf:
                 b = min(N, a + block_rows)
                 X = read_rows(Z, a, b)  # float32, finite (else one sentence), the file's pages let go
                 big = big or bool(np.abs(X).max(initial=0.0) > _FP16_MAX)
-                R, bias = _ranking_rows(X, metric), _bias(X, metric)
+                R, bias = _ranking_matrix(X, metric)
                 sc = R @ C.T
                 if cb is not None:
                     sc += cb[None, :]
@@ -203,7 +196,7 @@ class DiskIvf:
         qr = _ranking_rows(q[None, :], self.metric)[0]
         cs = self.centroids @ qr
         if self.metric == "euclidean":
-            cs = cs + np.load(self.folder / "centroid_bias.npy")
+            cs = cs + self.centroid_bias
         p = int(min(self.nlist, max(1, nprobe or self.nprobe)))
         lists = np.sort(np.argpartition(-cs, p - 1)[:p]) if p < self.nlist else np.arange(self.nlist)
         cand, score = [], []
