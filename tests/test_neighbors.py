@@ -371,25 +371,87 @@ def test_ivf_join_threads_stop_when_closed_and_pass_on_an_error():
         drain(run_pairs(pairs, fn, 4, np.ones(len(pairs)), "pairs"))
 
 
-def test_single_threaded_blas_is_undone_by_the_last_of_overlapping_users():
-    # two users overlap (two joins): the BLAS's thread count comes back when the last one
-    # leaves, not when the first does (else it would stay at 1 for the whole process). The
-    # count is read on this thread: OpenBLAS may report another on a thread of its own.
+def _blas_threads():
+    import scipy.linalg  # noqa: F401  (its own OpenBLAS, so that every read lists the same libraries)
     from threadpoolctl import threadpool_info
 
+    return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+
+
+def _on_thread(fn):
+    import threading
+
+    out = []
+    t = threading.Thread(target=lambda: out.append(fn()))
+    t.start()
+    t.join()
+    return out[0]
+
+
+def test_single_threaded_blas_is_undone_by_the_last_of_overlapping_users():
+    # two users overlap (two joins): the BLAS's thread count comes back when the last one
+    # leaves, not when the first does (else it would stay at 1 for the whole process)
     from explorer.core.parallel import single_blas
 
-    def blas_threads():
-        return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
-
-    before = blas_threads()
+    before = _blas_threads()
     first, second = single_blas(), single_blas()
     first.__enter__()
     second.__enter__()
     first.__exit__(None, None, None)
-    assert blas_threads() == [1] * len(before)  # the second user still holds it
+    assert _blas_threads() == [1] * len(before)  # the second user still holds it
     second.__exit__(None, None, None)
-    assert blas_threads() == before
+    assert _blas_threads() == before
+
+
+def test_single_threaded_blas_holds_from_any_thread():
+    # the app enters it on a job thread, after other threads (the main one, a kernel pool
+    # thread still alive) have set limits: threadpoolctl >= 3.8 silently ignored such a
+    # thread until this was fixed (CI read 2 threads where 1 was held)
+    from threadpoolctl import threadpool_limits
+
+    from explorer.core.parallel import pool, single_blas
+
+    before = _blas_threads()
+    if max(before, default=1) < 2:
+        pytest.skip("the BLAS runs on one thread here already")
+    threadpool_limits(1, user_api="blas").restore_original_limits()  # main thread had control
+    pool().submit(lambda: threadpool_limits(1, user_api="blas").restore_original_limits()).result()
+    held = single_blas()
+    _on_thread(held.__enter__)  # a job thread enters it ...
+    try:
+        assert _blas_threads() == [1] * len(before)  # ... and it holds for the whole process
+        assert _on_thread(_blas_threads) == [1] * len(before)
+    finally:
+        _on_thread(lambda: held.__exit__(None, None, None))
+    assert _blas_threads() == before
+
+
+def test_a_diagnosis_ending_during_a_join_leaves_the_joins_single_threaded_blas(monkeypatch):
+    # a diagnosis's eigensolver limits the BLAS too; a join starting while it runs must keep
+    # one thread after the eigensolver is done, and the threads come back when the join ends
+    import scipy.linalg
+
+    from explorer.core.parallel import single_blas
+    from explorer.metrics.collapse import covariance_eigenvalues
+
+    before = _blas_threads()
+    join = single_blas()
+    real_eigh = scipy.linalg.eigh
+
+    def eigh_while_a_join_starts(*a, **kw):
+        join.__enter__()
+        return real_eigh(*a, **kw)
+
+    monkeypatch.setattr(scipy.linalg, "eigh", eigh_while_a_join_starts)
+    X = np.random.default_rng(0).normal(size=(300, 40)).astype(np.float32)
+    try:
+        w = covariance_eigenvalues(X, device="cpu", normalize=False)
+        assert _blas_threads() == [1] * len(before)  # the join still runs on one thread
+    finally:
+        join.__exit__(None, None, None)
+    assert _blas_threads() == before
+    ref = np.linalg.eigvalsh(np.cov(X.astype(np.float64), rowvar=False))[::-1]  # 1/(n-1)
+    assert np.allclose(w, ref, rtol=1e-6, atol=1e-9)
 
 
 def test_ivf_rows_with_too_few_candidates_are_searched_exactly():

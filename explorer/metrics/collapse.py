@@ -159,11 +159,12 @@ def _eigvalsh_desc(M) -> np.ndarray:
 
     if M.device.type == "cpu":
         import scipy.linalg
-        from threadpoolctl import threadpool_limits
+
+        from explorer.core.parallel import single_blas
 
         # one BLAS thread: the tridiagonal reduction is memory-bound, and with busy cores
         # OpenBLAS's spinning threads made a 2048 x 2048 solve 7x slower (measured)
-        with threadpool_limits(1, user_api="blas"):
+        with single_blas():
             w = scipy.linalg.eigh(M.numpy(), eigvals_only=True, driver="evd", check_finite=False)
     else:
         w = torch.linalg.eigvalsh(M).cpu().numpy()

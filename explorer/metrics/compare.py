@@ -152,9 +152,10 @@ def procrustes_similarity(X, Y, device=None) -> float:
 
 def _eigh_desc(M):
     import scipy.linalg
-    from threadpoolctl import threadpool_limits
 
-    with threadpool_limits(1, user_api="blas"):
+    from explorer.core.parallel import single_blas
+
+    with single_blas():
         w, V = scipy.linalg.eigh(M.cpu().numpy(), driver="evd", check_finite=False)
     return w[::-1].copy(), V[:, ::-1].copy()
 
