@@ -31,6 +31,30 @@ def toml_list(items: list[str]) -> str:
     return "[" + ", ".join(f'"{i}"' for i in items) + "]"
 
 
+def prepare(work: Path, modules: list[str] | None = None, tests: list[str] | None = None) -> dict:
+    """Copy the working tree into ``work``, narrow ``only_mutate`` / the test selection to
+    ``modules`` / ``tests`` when given, and return the environment mutmut runs under there."""
+    work.mkdir(parents=True, exist_ok=True)
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT,
+                           check=True, capture_output=True).stdout.decode().split("\0")
+    for f in filter(None, files):
+        src = ROOT / f
+        if src.is_file():
+            dst = work / f
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dst)
+    py = (work / "pyproject.toml").read_text()
+    if modules:
+        py = re.sub(r"(?ms)^only_mutate = \[.*?\]\n", f"only_mutate = {toml_list(modules)}\n", py)
+    if tests:
+        py = re.sub(r"(?ms)^pytest_add_cli_args_test_selection = \[.*?\]\n",
+                    f"pytest_add_cli_args_test_selection = {toml_list(tests)}\n", py)
+    (work / "pyproject.toml").write_text(py)
+    cache = work / "mutants" / ".numba-cache"
+    cache.mkdir(parents=True, exist_ok=True)
+    return dict(os.environ, QT_QPA_PLATFORM="offscreen", NUMBA_CACHE_DIR=str(cache))
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("modules", nargs="+", help="files to mutate, e.g. explorer/metrics/sigreg.py")
@@ -42,23 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     names = [r for r in rest if r != "--"] + args.names
     slug = args.modules[0].replace("/", ".").removesuffix(".py")
     work = Path(args.dir or f"/tmp/mutation/{slug}")
-    work.mkdir(parents=True, exist_ok=True)
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT,
-                           check=True, capture_output=True).stdout.decode().split("\0")
-    for f in filter(None, files):
-        src = ROOT / f
-        if src.is_file():
-            dst = work / f
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dst)
-    py = (work / "pyproject.toml").read_text()
-    py = re.sub(r"(?ms)^only_mutate = \[.*?\]\n", f"only_mutate = {toml_list(args.modules)}\n", py)
-    py = re.sub(r"(?ms)^pytest_add_cli_args_test_selection = \[.*?\]\n",
-                f"pytest_add_cli_args_test_selection = {toml_list(args.tests)}\n", py)
-    (work / "pyproject.toml").write_text(py)
-    cache = work / "mutants" / ".numba-cache"
-    cache.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", NUMBA_CACHE_DIR=str(cache))
+    env = prepare(work, args.modules, args.tests)
     mutmut = Path(sys.executable).with_name("mutmut")
     rc = subprocess.run([str(mutmut), "run", "--max-children", str(args.jobs), *names], cwd=work, env=env).returncode
     subprocess.run([sys.executable, str(ROOT / "scripts" / "mutation_scores.py"), str(work / "mutants")])
