@@ -271,6 +271,29 @@ def test_cache_hit_calls_no_model_and_a_changed_weight_misses(tmp_path):
     assert len(ws.list("embeddings")) == 2
 
 
+def test_a_stored_record_says_which_items_were_left_out_and_where_everything_came_from(tmp_path):
+    # the workspace is read later, by other processes (the timeline, an export): the record
+    # alone must say which items have no row and which model, data and format made it
+    from explorer.embed import embedding_rows
+
+    ws = Workspace(tmp_path / "w.h5")
+    x = images(n=30)
+    key, v = drain(embed_cached(ws, MemImages(x, bad={4, 17}), enc(tiny_cnn()), EmbedParams(device="cpu", batch_size=8)))
+    rec = ws.get("embeddings", key)
+    good = [i for i in range(30) if i not in (4, 17)]
+    assert rec.arrays["skipped"].tolist() == [4, 17]
+    assert embedding_rows(ws, key).tolist() == good
+    a = rec.attrs
+    assert (a["n"], a["n_items"], a["dim"]) == (28, 30, 6)
+    assert (a["model"], a["encoder_source"], a["encoder_format"]) == ("tiny", "tiny.pt", "test")
+    assert (a["dataset"], a["dataset_source"]) == ("mem", "memory")
+    assert a["layer"] is None and a["pooling"] == "auto"
+    np.testing.assert_allclose(v, reference(tiny_cnn(), x[good], PP.mean, PP.std), rtol=1e-4, atol=1e-5)
+    # a record with every item read has no rows array: its rows are 0..N-1
+    key2, _ = drain(embed_cached(ws, MemImages(images(n=30, seed=2)), enc(tiny_cnn()), EmbedParams(device="cpu")))
+    assert embedding_rows(ws, key2) is None and "skipped" not in ws.get("embeddings", key2).arrays
+
+
 def test_a_different_layer_or_data_is_a_different_key():
     x = images(n=4)
     m = tiny_cnn()

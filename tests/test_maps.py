@@ -246,6 +246,7 @@ def test_staged_cache_recomputes_only_what_changed(tmp_path, blobs):
     assert rec.attrs["params"]["min_dist"] == 0.1 and rec.attrs["embedding"] == "e1"
     _, pl = drain(cached_layout(ws, "e1", MapParams(method="pca")))
     assert pl.coords.shape == (500, 2) and len(pl.info["explained_variance_ratio"]) == 2
+    assert delta() == {"knn": 2, "layout": 5}  # a PCA map needs no graph
 
 
 def test_cli_project(tmp_path, blobs, capsys):

@@ -563,8 +563,26 @@ def test_cached_graph_below_target_is_not_reused_by_auto(tmp_path):
     assert r1.below_target
     _, again = drain(cached_knn(ws, "e1", low))  # the same explicit choice: reused as it is
     np.testing.assert_array_equal(again.indices, r1.indices)
+    assert again.recall == r1.recall < 0.99 and again.method == r1.method  # read back, not assumed exact
     _, r2 = drain(cached_knn(ws, "e1", KnnParams(k=8, method="approx", recall_sample=300)))
     assert not r2.below_target and _brute_recall(X, r2.indices, 8) >= 0.99
+
+
+def test_the_smallest_stored_graph_that_is_big_enough_is_reused(tmp_path):
+    # graphs of k = 8 and k = 12 are stored; k = 6 reads the k = 8 one (less to load), its
+    # first 6 columns, which are the exact 6 neighbours
+    from explorer.maps import cached_knn
+    from explorer.store import Workspace
+
+    X = _isotropic(400, 16, seed=7)
+    ws = Workspace(tmp_path / "w.h5")
+    ws.put("embeddings", "e1", {"vectors": X}, {"model": "m", "layer": "l", "dataset": "d"})
+    k8, _ = drain(cached_knn(ws, "e1", KnnParams(k=8, method="exact")))
+    k12, _ = drain(cached_knn(ws, "e1", KnnParams(k=12, method="exact")))
+    assert k8 != k12 and len(ws.list("knn")) == 2
+    key, r = drain(cached_knn(ws, "e1", KnnParams(k=6, method="exact")))
+    assert key == k8 and r.indices.shape == (400, 6) and len(ws.list("knn")) == 2
+    assert _brute_recall(X, r.indices, 6) == 1.0
 
 
 def test_ivf_list_scan_reports_each_list_and_finds_the_probed_members():

@@ -301,3 +301,42 @@ def test_every_cache_has_its_own_group():
 
     assert len(set(store.GROUPS)) == len(store.GROUPS)
     assert TIMELINE_GROUP == store.TIMELINES != store.COMPARISONS
+
+
+def test_a_write_that_fits_is_not_refused_for_space(tmp_path, monkeypatch):
+    # the up-front free-space check estimates what a put adds: an 8 MB float32 array must pass
+    # with room for it plus margins, and be refused with half of it free
+    ws, _ = _ws_with_record(tmp_path)
+    a = np.ones((2_000_000,), np.float32)
+    old = ws.path.stat().st_size
+    room = old + int(1.25 * a.nbytes) + (2 << 20) + store.RESERVE_BYTES
+    monkeypatch.setattr(store, "_disk_free", lambda folder: room)
+    ws.put("embeddings", "big", {"vectors": a}, {})
+    assert ws.get("embeddings", "big").arrays["vectors"].shape == a.shape
+    monkeypatch.setattr(store, "_disk_free", lambda folder: a.nbytes // 2)
+    with pytest.raises(WorkspaceError, match="^Disk full"):
+        ws.put("embeddings", "big2", {"vectors": a}, {})
+
+
+def test_attributes_keep_nan_and_infinity(tmp_path):
+    # metrics of a degenerate embedding are NaN (e.g. RankMe of all zeros): stored as they are
+    ws = Workspace(tmp_path / "w.h5")
+    ws.put("diagnostics", "d", {}, {"rankme": float("nan"), "ratio": float("inf"), "n": 3})
+    a = Workspace(tmp_path / "w.h5").get("diagnostics", "d").attrs
+    assert np.isnan(a["rankme"]) and a["ratio"] == float("inf") and a["n"] == 3
+
+
+def test_stale_temporaries_of_dead_writers_are_removed_and_others_kept(tmp_path):
+    # a killed writer leaves .<name>.<pid>-<hex>.tmp / .reserve files next to the workspace;
+    # with no writer holding the workspace they go, and files not of this pattern stay
+    ws = Workspace(tmp_path / "w.h5")
+    ws.put("embeddings", "e", {"vectors": np.ones((3, 2), np.float32)}, {})
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True).stdout.strip()
+    stale = [f".w.h5.{dead}-0123456789ab.tmp", f".w.h5.{dead}-0123456789ab.reserve", ".w.h5.89abcdef01.tmp"]
+    keep = [".w.h5.notes.txt", ".other.h5.12-0123456789ab.tmp", "w.h5.1-0123456789ab.tmp"]
+    for n in stale + keep:
+        (tmp_path / n).write_bytes(b"x")
+    assert sorted(store.clean_stale_temporaries(ws.path)) == sorted(stale)
+    assert set(keep) | {"w.h5"} <= {p.name for p in tmp_path.iterdir()}
+    assert not set(stale) & {p.name for p in tmp_path.iterdir()}

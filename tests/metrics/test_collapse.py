@@ -330,3 +330,26 @@ def test_diagnose_cancel_and_cache(tmp_path, monkeypatch):
     b = drain(diagnose_cached(ws, "e1", DiagnoseParams()))
     assert b.get("cached") and b["rankme"] == pytest.approx(a["rankme"])
     assert b["spectrum"] == pytest.approx(a["spectrum"]) and b["verdict"] == to_json(a)["verdict"]
+
+
+def test_cached_diagnosis_keeps_the_records_names_and_the_class_centroid_matrix(tmp_path):
+    # a diagnosis read back from the workspace says which model, layer and data it is of, and
+    # keeps the class-centroid cosine matrix (float64 reference: centroids of the unit rows)
+    from explorer.store import Workspace
+
+    r = rng(28)
+    y = np.repeat(np.array(["cat", "dog", "eel"]), 120)
+    Z = (r.standard_normal((360, 12)) + 2.0 * np.eye(12)[np.repeat([0, 1, 2], 120)]).astype(np.float32)
+    ws = Workspace(tmp_path / "w.h5")
+    ws.put("embeddings", "e1", {"vectors": Z, "labels": y}, {"model": "m", "layer": "out", "dataset": "pets"})
+    a = drain(diagnose_cached(ws, "e1", DiagnoseParams()))
+    b = drain(diagnose_cached(ws, "e1", DiagnoseParams()))
+    assert b.get("cached")
+    for res in (a, b):
+        assert (res["model"], res["layer"], res["dataset"]) == ("m", "out", "pets")
+    U = Z.astype(np.float64) / np.linalg.norm(Z.astype(np.float64), axis=1, keepdims=True)
+    cent = np.stack([U[y == c].mean(0) for c in ("cat", "dog", "eel")])
+    cent /= np.linalg.norm(cent, axis=1, keepdims=True)
+    cc = b["class_centroid_cosine"]
+    assert list(cc["classes"]) == ["cat", "dog", "eel"]
+    np.testing.assert_allclose(np.asarray(cc["matrix"]), cent @ cent.T, rtol=1e-9, atol=1e-12)

@@ -71,3 +71,42 @@ def test_mutual_k_above_knn_k_is_refused():
     X, Y = related_pair(100, seed=13)
     with pytest.raises(InputError, match="mutual_k"):
         drain(M.compare(X, Y, M.CompareParams(knn_k=5, mutual_k=6)))
+
+
+def test_all_points_through_the_chosen_engine_match_brute_force_and_report_each_step():
+    # knn_points=None with a method other than "exact" goes through explorer.neighbors'
+    # knn_graph (cosine, the chosen method): the job must still give the brute-force answer
+    # (recall is measured there, and at n = 300 the automatic choice is exact), say which
+    # method it used, and report its five steps and their timings
+    n, k, mk = 300, 12, 4
+    X, Y = related_pair(n, seed=14)
+    job = M.compare(X, Y, M.CompareParams(knn_points=None, knn_k=k, mutual_k=mk, knn_method="auto"))
+    steps = []
+    try:
+        while True:
+            steps.append(next(job))
+    except StopIteration as stop:
+        res = stop.value
+    own = [(p.done, p.total, p.message) for p in steps if p.total == 5]  # (the engine's own steps between)
+    assert own == [(0, 5, "second moments"), (1, 5, "RBF CKA"), (2, 5, "neighbours in A"),
+                   (3, 5, "neighbours in B"), (5, 5, "done")]
+    rows = np.arange(n)
+    a, b = cosine_knn(X, rows, k), cosine_knn(Y, rows, k)
+    inter = overlaps(a, b)
+    np.testing.assert_allclose(res["knn_jaccard"], inter / (2 * k - inter), rtol=1e-6)
+    assert res["mutual_knn"] == pytest.approx((overlaps(a[:, :mk], b[:, :mk]) / mk).mean(), abs=1e-12)
+    assert res["sampling"]["knn_method"] == "auto"
+    assert set(res["timings"]) == {"linear", "svcca", "rbf_cka", "knn", "overlap"}
+
+
+def test_standalone_mutual_knn_on_sampled_points_uses_the_jobs_sample():
+    # mutual_knn(max_points=q, seed=s) averages over q random points: the same points as the
+    # comparison job's knn_rows for that seed, checked by brute force on those rows
+    n, q, mk = 700, 90, 6
+    X, Y = related_pair(n, seed=15)
+    rows = drain(M.compare(X, Y, M.CompareParams(knn_points=q, knn_k=mk, mutual_k=mk, seed=4)))["knn_rows"]
+    want = (overlaps(cosine_knn(X, rows, mk), cosine_knn(Y, rows, mk)) / mk).mean()
+    everyone = (overlaps(cosine_knn(X, np.arange(n), mk), cosine_knn(Y, np.arange(n), mk)) / mk).mean()
+    got = M.mutual_knn(X, Y, k=mk, max_points=q, seed=4)
+    assert got == pytest.approx(want, abs=1e-12) and abs(want - everyone) > 1e-6
+    assert M.mutual_knn(X, Y, k=mk, max_points=n + 5, seed=4) == pytest.approx(everyone, abs=1e-12)
