@@ -147,3 +147,31 @@ def test_diagnose_reports_the_probe_with_interval():
     lp = out["linear_probe"]
     assert (lp["n_train"], lp["n_test"]) == (len(tr), len(te))
     assert lp["ci_low"] <= lp["accuracy"] <= lp["ci_high"]
+
+
+def test_the_fit_reports_each_iteration_and_the_loss_it_ends_at():
+    # one progress step per L-BFGS iteration (partial: iteration and loss, for the live plot),
+    # and the final loss is sklearn's objective at the returned weights (written here)
+    import torch
+
+    from explorer.core.jobs import Progress
+
+    r = np.random.default_rng(9)
+    y = np.repeat(np.arange(3), 60)
+    X = r.standard_normal((180, 6)) + 1.5 * np.eye(6)[y]
+    job = P.fit_logistic(torch.as_tensor(X), y, 3, C=0.5, max_iter=500)
+    steps = []
+    try:
+        while True:
+            steps.append(next(job))
+    except StopIteration as stop:
+        W, b, info = stop.value
+    assert steps and all(isinstance(p, Progress) and p.total == 500 for p in steps)
+    assert [p.partial["iteration"] for p in steps] == [p.done for p in steps] == sorted(p.done for p in steps)
+    assert steps[-1].message == f"linear probe (L-BFGS iteration {info['iterations']})"
+    assert info["converged"] and steps[-1].partial["loss"] == pytest.approx(info["loss"], rel=1e-12)
+    Wn, bn = W.numpy(), b.numpy()
+    z = X @ Wn.T + bn
+    z -= z.max(1, keepdims=True)
+    ce = -np.mean(z[np.arange(len(y)), y] - np.log(np.exp(z).sum(1)))
+    assert info["loss"] == pytest.approx(ce + (Wn ** 2).sum() / (2 * 0.5 * len(y)), rel=1e-9)

@@ -88,3 +88,48 @@ def test_thresholds_are_the_ones_given():
     assert verdict(metrics(d=100, dead=10), th)["label"] == NONE
     assert verdict(metrics(d=100, dead=50), th)["label"] == DIM
     assert verdict(metrics(cos=0.9), Thresholds(complete_mean_cosine=0.8))["label"] == COMPLETE
+
+
+def test_evidence_quotes_the_dimensions_for_90_and_99_percent():
+    m = metrics(d=16, n=500, k99=12)
+    m["dims_90"] = 7
+    assert "99% of the variance in 12 of 16 dimensions, 90% in 7" in verdict(m)["evidence"]
+
+
+def test_a_constant_offset_with_rounding_noise_is_all_dead_dimensions():
+    # coordinates 1e6 + 1e-6 noise (float64): the noise is below 1e-10 of the data's magnitude,
+    # the rounding of a constant, so every dimension is dead and the collapse is complete
+    Z = 1e6 + 1e-6 * np.random.default_rng(3).standard_normal((300, 8))
+    r = drain(diagnose(Z))
+    assert r["dead_dims"] == 8 and r["verdict"]["label"] == COMPLETE
+
+
+def test_numerical_rank_of_no_eigenvalues_is_zero():
+    from explorer.metrics.diagnose import numerical_rank
+
+    assert numerical_rank([]) == 0 and numerical_rank([0.0, 0.0]) == 0
+    assert numerical_rank([4.0, 1e-3, 1e-6]) == 2  # above 1e-5 x the largest
+
+
+def test_alignment_and_twonn_in_the_diagnosis_match_their_formulas():
+    # alignment (Wang & Isola 2020) of positive pairs and TwoNN (Facco et al. 2017), written
+    # here in float64 from the papers; n = 400 is below pair_points, so every row is used
+    from scipy.spatial.distance import cdist
+
+    r = np.random.default_rng(5)
+    Z = r.standard_normal((400, 5)) @ r.standard_normal((5, 20))  # 5-dimensional data in 20-D
+    P = Z + 0.3 * r.standard_normal(Z.shape)
+    res = drain(diagnose(Z, positives=P))
+    U = Z / np.linalg.norm(Z, axis=1, keepdims=True)
+    V = P / np.linalg.norm(P, axis=1, keepdims=True)
+    assert res["alignment"] == pytest.approx(np.mean(np.sum((U - V) ** 2, axis=1)), rel=1e-6)
+    D = cdist(Z, Z)
+    np.fill_diagonal(D, np.inf)
+    D.sort(axis=1)
+    mu = np.sort(D[:, 1] / D[:, 0])
+    N = len(mu)
+    keep = int(np.floor(0.9 * N))
+    x, y = np.log(mu[:keep]), -np.log(1 - np.arange(1, keep + 1) / N)
+    assert res["twonn_dimension"] == pytest.approx((x @ y) / (x @ x), rel=1e-4)
+    assert 3.5 < res["twonn_dimension"] < 6.5  # near the true 5
+    assert "alignment" in res["timings"] and "intrinsic" in res["timings"]
