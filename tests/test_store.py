@@ -340,3 +340,57 @@ def test_stale_temporaries_of_dead_writers_are_removed_and_others_kept(tmp_path)
     assert sorted(store.clean_stale_temporaries(ws.path)) == sorted(stale)
     assert set(keep) | {"w.h5"} <= {p.name for p in tmp_path.iterdir()}
     assert not set(stale) & {p.name for p in tmp_path.iterdir()}
+
+
+@pytest.mark.parametrize("failure, message", [
+    (RuntimeError("Can't write data (file write failed: errno = 28, error message = 'No space left on device')"),
+     "Disk full while writing w.h5; the workspace is unchanged."),
+    (RuntimeError("Can't write data (No space left on device)"),  # HDF5's text without the errno
+     "Disk full while writing w.h5; the workspace is unchanged."),
+    (OSError(errno.EIO, "Input/output error"),
+     "Could not write w.h5 ([Errno 5] Input/output error); the workspace is unchanged."),
+])
+def test_a_failed_write_says_what_failed_and_changes_nothing(tmp_path, monkeypatch, failure, message):
+    ws, old = _ws_with_record(tmp_path)
+    before = sha(ws.path)
+
+    def fails(dset, start, block):
+        raise failure
+
+    monkeypatch.setattr(store, "_write_block", fails)
+    with pytest.raises(WorkspaceError) as err:
+        ws.put("embeddings", "new", {"vectors": np.ones((10, 10), np.float32)}, {})
+    assert str(err.value) == message
+    assert sha(ws.path) == before and leftovers(tmp_path) == []
+
+
+def test_the_file_says_which_version_wrote_it(tmp_path):
+    from explorer import __version__
+
+    Workspace(tmp_path / "w.h5").put("knn", "a", {"indices": np.arange(4).reshape(2, 2)}, {})
+    with h5py.File(tmp_path / "w.h5", "r") as f:
+        assert f.attrs["written_by"] == str(__version__) and __version__
+
+
+def test_a_writer_killed_mid_put_leaves_files_the_next_open_removes(tmp_path):
+    # no monkeypatching in this process: a child process dies (os._exit) half way through a
+    # put, leaving its temporary copy and its space reservation; opening the workspace again
+    # removes them and the old records are intact
+    ws, old = _ws_with_record(tmp_path)
+    before = sha(ws.path)
+    code = textwrap.dedent(f"""
+        import os, numpy as np, explorer.store as store
+        ws = store.Workspace({str(ws.path)!r})
+        store._write_block = lambda dset, start, block: os._exit(3)
+        ws.put("embeddings", "new", {{"vectors": np.ones((1000, 100), np.float32)}}, {{}})
+    """)
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 3, res.stderr
+    left = sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".w.h5.") and p.name != ".w.h5.lock")
+    assert [n.rsplit(".", 1)[1] for n in left] == ["reserve", "tmp"], left
+    st = (tmp_path / left[0]).stat()  # the reservation is really allocated, not a sparse file
+    assert st.st_size == store.RESERVE_BYTES and st.st_blocks * 512 >= st.st_size
+    ws2 = Workspace(ws.path)
+    assert not [p.name for p in tmp_path.iterdir() if p.name in left]
+    assert sha(ws.path) == before and not ws2.has("embeddings", "new")
+    np.testing.assert_array_equal(ws2.get("embeddings", "old").arrays["vectors"], old)
