@@ -646,3 +646,25 @@ def test_ivf_join_reports_its_progress_as_shares_of_the_whole_join():
     assert done[0] == 0.0 and done == sorted(done) and done[-1] == whole
     assert {p.total for p in steps} == {whole}
     assert {p.message for p in steps} == {"IVF join (nprobe=5)"}
+
+
+@pytest.mark.parametrize("approx", ["ivf", pytest.param("hnsw", marks=pytest.mark.skipif(
+    not _hnsw(), reason="hnswlib (the [ann] extra) is not installed"))])
+def test_approximate_graph_progress_stays_within_its_total_and_reports_its_settings(approx):
+    # a progress bar never runs past its end nor gets a blank step, and the graph's info says
+    # the settings the index was built with (HNSW: the M and ef_construction asked for)
+    X = _isotropic(3000, 24, seed=21)
+    p = KnnParams(k=8, method="approx", approx=approx, recall_sample=200, hnsw_m=8, ef_construction=60)
+    steps, r = run_steps(knn_graph(X, p))
+    assert steps
+    for s in steps:
+        assert s.done is not None and s.done >= 0
+        assert s.total is None or s.done <= s.total, (s.done, s.total, s.message)
+    if approx == "hnsw":
+        assert (r.info["M"], r.info["ef_construction"]) == (8, 60)
+    else:  # the index's own steps, before the graph maps them into its bar
+        from explorer.neighbors.ivf import IvfIndex
+
+        own, _ = run_steps(IvfIndex(X, "cosine", nlist=20).build())
+        assert own and all(s.total is not None and 0 <= s.done <= s.total for s in own)
+    assert _brute_recall(X, r.indices, 8) >= 0.9

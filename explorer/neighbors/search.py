@@ -387,8 +387,9 @@ def _hnsw_graph(Z, p: KnnParams, sample_rows, exact_sample, explicit: bool = Tru
         li, ld = index.knn_query(Z[rows], k=p.k + 1)
         out_i[rows], _ = _drop_self(li.astype(np.int64), ld, rows, p.k)
         yield Progress(N + rows[-1] + 1, 2 * N, f"querying HNSW (ef={ef})")
-    return out_i, {"library": "hnswlib", "ef": int(ef), "M": p.hnsw_m,
-                   "ef_construction": p.ef_construction, "sample_recall_at_final_ef": rec}
+    # the index's own settings (what it was built with), not the parameters asked for
+    return out_i, {"library": "hnswlib", "ef": int(ef), "M": int(index.M),
+                   "ef_construction": int(index.ef_construction), "sample_recall_at_final_ef": rec}
 
 
 # Relative cost of one (query, candidate) score in the IVF search against one in the exact
