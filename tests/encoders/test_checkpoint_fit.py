@@ -238,3 +238,16 @@ def test_a_scalar_against_a_vector_is_named_as_such(tmp_path):
         load_into(Scaled(), Checkpoint(tmp_path / "s.pt", state_dict=sd), "scaled")
     assert str(info.value) == ("s.pt does not fit scaled: 1 shape mismatch "
                                "(scale scalar in the file vs 1 in the model).")
+
+
+def test_a_tie_between_key_mappings_goes_to_the_smallest_change():
+    # the model has fc.* and head.fc.*: the checkpoint's fc.* fits both as they are and with
+    # "head." added (same hits, nothing unexpected): the keys as they are must win
+    from explorer.encoders.checkpoint import match_state_dict
+
+    w, b = torch.ones(3, 2), torch.zeros(3)
+    model = {"fc.weight": torch.empty(3, 2), "fc.bias": torch.empty(3),
+             "head.fc.weight": torch.empty(3, 2), "head.fc.bias": torch.empty(3)}
+    fit = match_state_dict({"fc.weight": w, "fc.bias": b}, model)
+    assert (fit.strip, fit.add) == ("", "")
+    assert sorted(fit.mapped) == ["fc.bias", "fc.weight"] and sorted(fit.missing) == ["head.fc.bias", "head.fc.weight"]
