@@ -242,6 +242,10 @@ def test_random_bytes_and_truncated_archive(tmp_path, cnn):
     junk.write_bytes(np.random.default_rng(0).integers(0, 256, 5000, dtype=np.uint8).tobytes())
     with pytest.raises(CheckpointError, match="junk.pth"):
         open_encoder(junk, arch="small_cnn")
+    legacy = tmp_path / "legacy.pt"  # a pickle that is not torch's legacy format: not "damaged"
+    legacy.write_bytes(__import__("pickle").dumps(123))
+    with pytest.raises(CheckpointError, match=r"^legacy.pt is not a readable PyTorch checkpoint \(Invalid magic number"):
+        open_encoder(legacy, arch="small_cnn")
     good = tmp_path / "good.pt"
     torch.save(cnn.state_dict(), good)
     data = good.read_bytes()
