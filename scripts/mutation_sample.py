@@ -1,6 +1,6 @@
 """Estimate the mutation score of every module in ``[tool.mutmut]`` from a random sample of mutants.
 
-A full `make mutation` runs ~8,000 mutants: many hours on a 2-core machine. A simple random sample
+A full `make mutation` runs 13,640 mutants: days on a 2-core machine. A simple random sample
 of n mutants, stratified by module (each module gets its share of the n in proportion to its
 mutant count), gives the score over all of them with a known error: the estimate is the
 mutant-count-weighted mean of the modules' sample scores, with a 95% interval from the stratified
@@ -9,6 +9,8 @@ are indications; the overall line is the figure.
 
     python scripts/mutation_sample.py --n 300 --seed 0            # generate, sample, run, report
     python scripts/mutation_sample.py --n 300 --seed 0 --report   # report again (after triage)
+    python scripts/mutation_sample.py --n 300 --seed 0 --rerun-survivors   # after writing tests
+    python scripts/mutation_sample.py --n 300 --seed 0 --no-tests-with tests/test_out_of_core.py ...
 
 Steps: copy the tree into a scratch folder (scripts/mutation_module.py), let mutmut generate
 every mutant there (the names are those of a full run), draw the sample with numpy's generator
@@ -88,10 +90,20 @@ def equivalents(path: Path) -> dict[str, str]:
     return out
 
 
-def report(work: Path, sample: dict[str, list[str]], totals: dict[str, int], equiv: dict[str, str]) -> int:
+def results(work: Path) -> dict:
     codes = {}
     for meta in (work / "mutants").glob("explorer/**/*.py.meta"):
         codes.update(json.loads(meta.read_text())["exit_code_by_key"])
+    return codes
+
+
+def report(work: Path, sample: dict[str, list[str]], totals: dict[str, int], equiv: dict[str, str],
+           also: tuple = ()) -> int:
+    codes = results(work)
+    for extra in also:  # runs with a wider test selection, for the mutants no test here executed
+        for name, code in results(Path(extra)).items():
+            if code is not None and codes.get(name) in NO_TESTS | {None}:
+                codes[name] = code
     raw, clean, survivors, pending = [], [], [], 0
     print(f"{'module':36s} {'mutants':>7s} {'sampled':>7s} {'killed':>6s} {'survived':>8s} {'no tests':>8s} {'equiv.':>6s}")
     for mod, names in sample.items():
@@ -135,21 +147,43 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--tests", nargs="+", help="test selection (default: pyproject's)")
     ap.add_argument("--report", action="store_true", help="only report the results already there")
+    ap.add_argument("--rerun-survivors", action="store_true",
+                    help="copy the tree again (new tests) and rerun the sample's untriaged survivors")
+    ap.add_argument("--no-tests-with", nargs="+", metavar="TEST",
+                    help="run the sampled mutants that no selected test executed in <dir>-no-tests, "
+                         "with these test files (their results replace 'no tests')")
     ap.add_argument("--equivalent", default=str(ROOT / "benchmarks" / "mutation_equivalent.txt"))
     args = ap.parse_args(argv)
     work = Path(args.dir)
-    if not args.report:
-        env = prepare(work, tests=args.tests)
-        subprocess.run([sys.executable, "-c", GENERATE.format(jobs=args.jobs)], cwd=work, env=env,
-                       check=True, stdout=subprocess.DEVNULL)
+    side = work.with_name(work.name + "-no-tests")
+    equiv = equivalents(Path(args.equivalent))
+    mutmut = str(Path(sys.executable).with_name("mutmut"))
+
+    def run(folder: Path, names: list[str], tests=None) -> None:
+        env = prepare(folder, tests=tests)
+        if not (folder / "mutants").is_dir() or not any((folder / "mutants").glob("explorer/**/*.meta")):
+            subprocess.run([sys.executable, "-c", GENERATE.format(jobs=args.jobs)], cwd=folder, env=env,
+                           check=True, stdout=subprocess.DEVNULL)
+        if names:
+            subprocess.run([mutmut, "run", "--max-children", str(args.jobs), *names], cwd=folder, env=env)
+
+    fresh = not (work / "sample.json").exists()
+    if fresh and not args.report:
+        run(work, [])  # generate only: the sample is drawn from every mutant's name
     mutants = all_mutants(work)
     sample = draw(mutants, args.n, args.seed)
     (work / "sample.json").write_text(json.dumps(sample, indent=1))
-    if not args.report:
-        mutmut = Path(sys.executable).with_name("mutmut")
-        names = [n for v in sample.values() for n in v]
-        subprocess.run([str(mutmut), "run", "--max-children", str(args.jobs), *names], cwd=work, env=env)
-    return report(work, sample, {m: len(v) for m, v in mutants.items()}, equivalents(Path(args.equivalent)))
+    names = [n for v in sample.values() for n in v]
+    if fresh and not args.report:
+        run(work, names, args.tests)
+    elif args.rerun_survivors:
+        codes = results(work)
+        run(work, [n for n in names if codes.get(n) in SURVIVED and n not in equiv], args.tests)
+    if args.no_tests_with and not args.report:
+        codes = results(work)
+        run(side, [n for n in names if codes.get(n) in NO_TESTS and n not in equiv], args.no_tests_with)
+    also = (side,) if side.is_dir() else ()
+    return report(work, sample, {m: len(v) for m, v in mutants.items()}, equiv, also)
 
 
 if __name__ == "__main__":
