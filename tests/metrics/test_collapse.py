@@ -111,6 +111,11 @@ def test_sigreg_matches_definition():
     Ps = Zs @ A
     ref_s = np.mean([ref_ep(Ps[:, m]) for m in range(32)])
     assert C.sigreg_standardized(Z, num_directions=32, seed=3) == pytest.approx(ref_s, rel=1e-7)
+    # the defaults are LeJEPA's 256 directions (seed 0), for both forms
+    A = C.random_directions(10, 256, seed=0, dtype=torch.float64).numpy()
+    P_, Ps = Z @ A, Zs @ A
+    assert C.sigreg(Z) == pytest.approx(np.mean([ref_ep(P_[:, m]) for m in range(256)]), rel=1e-7)
+    assert C.sigreg_standardized(Z) == pytest.approx(np.mean([ref_ep(Ps[:, m]) for m in range(256)]), rel=1e-7)
 
 
 def test_gaussian_reference_by_sampling():
