@@ -201,6 +201,9 @@ def test_umap_on_our_graph_is_umap_learn_bit_for_bit(blobs):
     lay2 = drain(umap_layout(blobs, knn, MapParams(n_neighbors=10, n_epochs=20, seed=7, max_fit_points=300,
                                                    optimizer="umap-learn")))
     assert lay2.info["fitted_on_sample"] == 300 and lay2.info["placed_by_transform"] == 200
+    sec = lay2.info["seconds"]  # each stage's time, for the benchmark notes and the job log
+    assert {"sample_graph", "sample_fit", "sample_index", "place", "total"} <= set(sec)
+    assert all(isinstance(v, float) and 0 <= v <= sec["total"] for v in sec.values())
     assert np.isfinite(lay2.coords).all()
     # placed points land in their own blob: the nearest fitted point in the map has its label
     from scipy.spatial import cKDTree
