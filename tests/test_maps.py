@@ -190,7 +190,10 @@ def test_umap_on_our_graph_is_umap_learn_bit_for_bit(blobs):
     assert lay.coords.shape == (500, 2) and lay.coords.dtype == np.float32 and np.isfinite(lay.coords).all()
     for name in ("n_neighbors", "min_dist", "metric", "n_epochs", "seed", "init"):
         assert name in lay.params
-    assert lay.info["n_epochs"] == 20 and lay.info["graph_method"] == "exact"
+    assert lay.info["n_epochs"] == 20 and lay.info["graph_method"] == "exact" and lay.method == "umap"
+    # the recipe shown to the user names the settings of the reference fit below
+    for part in ("n_neighbors=10, min_dist=0.2", "n_epochs=20", "init='spectral'", "random_state=7", "metric='cosine'"):
+        assert part in lay.info["reproduce"], part
     assert any(pr.partial is not None and pr.total == 20 for pr in seen)  # per-epoch progress
     # independent reference: umap-learn's own fit on the same graph (the notebook recipe)
     ki, kd = _umap_inputs(knn, 10)
@@ -201,6 +204,7 @@ def test_umap_on_our_graph_is_umap_learn_bit_for_bit(blobs):
     lay2 = drain(umap_layout(blobs, knn, MapParams(n_neighbors=10, n_epochs=20, seed=7, max_fit_points=300,
                                                    optimizer="umap-learn")))
     assert lay2.info["fitted_on_sample"] == 300 and lay2.info["placed_by_transform"] == 200
+    assert lay2.info["blocks"] == lay2.info["blocks_done"] >= 1
     sec = lay2.info["seconds"]  # each stage's time, for the benchmark notes and the job log
     assert {"sample_graph", "sample_fit", "sample_index", "place", "total"} <= set(sec)
     assert all(isinstance(v, float) and 0 <= v <= sec["total"] for v in sec.values())

@@ -668,3 +668,21 @@ def test_approximate_graph_progress_stays_within_its_total_and_reports_its_setti
         own, _ = run_steps(IvfIndex(X, "cosine", nlist=20).build())
         assert own and all(s.total is not None and 0 <= s.done <= s.total for s in own)
     assert _brute_recall(X, r.indices, 8) >= 0.9
+
+
+def test_scores_become_distances_that_grow_as_similarity_falls():
+    from explorer.neighbors import scores_to_distances
+
+    s = np.array([[1.0, 0.9, -0.5]], np.float32)
+    np.testing.assert_allclose(scores_to_distances(s, "cosine"), [[0.0, 0.1, 1.5]], atol=1e-7)
+    np.testing.assert_allclose(scores_to_distances(-np.array([[0.0, 2.0, 3.5]]), "euclidean"), [[0.0, 2.0, 3.5]])
+    np.testing.assert_allclose(scores_to_distances(np.array([[4.0, 1.0], [2.0, 3.0]]), "dot"), [[0.0, 3.0], [2.0, 1.0]])
+
+
+def test_searched_neighbours_are_integer_rows():
+    from explorer.neighbors import knn_search
+
+    Z = _isotropic(300, 8, seed=31)
+    idx, sc = drain(knn_search(Z[:20], Z, 5, "cosine"))
+    assert idx.dtype == np.int64 and idx.shape == (20, 5) and sc.dtype == np.float32
+    assert (idx[:, 0] == np.arange(20)).all()  # each query is its own nearest row
