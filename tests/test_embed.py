@@ -344,6 +344,10 @@ def test_precomputed_vectors_are_stored_as_they_are(tmp_path):
     ws = Workspace(tmp_path / "w.h5")
     key, out = drain(embed_cached(ws, MemVectors(v), None))
     np.testing.assert_array_equal(out, v)
+    assert out.dtype == np.float32
+    # float64 or integer vectors come back float32 (what every engine takes)
+    w = drain(embed(MemVectors(v.astype(np.float64)), None)).vectors
+    assert w.dtype == np.float32 and np.array_equal(w, v)
     rec = ws.get("embeddings", key)
     np.testing.assert_array_equal(rec.arrays["vectors"], v)
     assert rec.attrs["model"] == "precomputed" and rec.attrs["n"] == 25 and rec.attrs["dim"] == 9
@@ -514,3 +518,13 @@ def test_off_main_thread_workers_use_threads_and_match(tmp_path):
     assert not t.is_alive()
     np.testing.assert_allclose(box["r"].vectors, ref, rtol=1e-5, atol=1e-6)
     assert box["children"] == before
+
+
+def test_an_empty_dataset_gives_no_rows_and_an_unnamed_item_is_named_by_its_number():
+    for ds, e in ((MemVectors(np.zeros((0, 4), np.float32)), None), (MemImages(images(n=0)), enc(tiny_cnn()))):
+        r = drain(embed(ds, e, EmbedParams(device="cpu")))
+        assert r.vectors.shape == (0, 0) and r.vectors.dtype == np.float32 and len(r.skipped) == 0
+    ds = MemImages(images(n=12), bad={3})
+    ds.ids = None  # a dataset without item names: the message gives the item's number
+    r = drain(embed(ds, enc(tiny_cnn()), EmbedParams(device="cpu", batch_size=4)))
+    assert [s[0] for s in r.skipped] == ["3"] and r.vectors.shape == (11, 6)

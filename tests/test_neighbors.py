@@ -491,6 +491,9 @@ def test_auto_reaches_target_recall_on_isotropic_data():
     assert _brute_recall(X, r.indices, 10) >= 0.99
     assert r.recall >= 0.99 and not r.below_target and r.warning() is None
     assert r.method == "exact" and "exact search" in r.info["fallback"]
+    assert (r.info["n"], r.info["dim"], r.info["target_recall"]) == (3000, 64, 0.99) and "ivf" in r.info["tried"]
+    small = drain(knn_graph(X[:200], KnnParams(k=5, metric="cosine")))  # the cheap case: exact at once
+    assert small.method == "exact" and (small.info["n"], small.info["dim"]) == (200, 64)
 
 
 def test_auto_keeps_ivf_where_it_is_cheap_and_meets_the_target():

@@ -133,3 +133,12 @@ def test_alignment_and_twonn_in_the_diagnosis_match_their_formulas():
     assert res["twonn_dimension"] == pytest.approx((x @ y) / (x @ x), rel=1e-4)
     assert 3.5 < res["twonn_dimension"] < 6.5  # near the true 5
     assert "alignment" in res["timings"] and "intrinsic" in res["timings"]
+
+
+def test_twonn_is_nan_when_no_ratio_carries_information():
+    # every point's second neighbour as near as its first (a lattice): log(mu) = 0, no slope
+    from explorer.metrics.intrinsic import twonn_from_distances
+
+    d = np.repeat(np.arange(1.0, 9.0)[:, None], 2, axis=1)
+    assert np.isnan(twonn_from_distances(d))
+    assert np.isnan(twonn_from_distances(d[:2]))  # fewer than 3 points
