@@ -689,3 +689,12 @@ def test_searched_neighbours_are_integer_rows():
     idx, sc = drain(knn_search(Z[:20], Z, 5, "cosine"))
     assert idx.dtype == np.int64 and idx.shape == (20, 5) and sc.dtype == np.float32
     assert (idx[:, 0] == np.arange(20)).all()  # each query is its own nearest row
+
+
+def test_dot_product_graphs_go_to_a_library_that_takes_them():
+    # IVF handles cosine and euclidean only: "dot" goes to HNSW when hnswlib is installed,
+    # else to pynndescent; either way the recall is measured against exact search
+    X = _isotropic(1500, 16, seed=33) * np.linspace(0.5, 2.0, 1500)[:, None].astype(np.float32)
+    r = drain(knn_graph(X, KnnParams(k=5, metric="dot", method="approx", recall_sample=200)))
+    assert r.method == ("hnsw" if _hnsw() else "nndescent")
+    assert 0.0 < r.recall <= 1.0 and r.indices.shape == (1500, 5)
