@@ -1,6 +1,7 @@
 """PCA, UMAP on our graph, Procrustes, trust and the staged cache, checked against independent
 references written here (numpy SVD, umap-learn's own UMAP.fit, analytic cases)."""
 
+import importlib.util
 import json
 
 import numpy as np
@@ -273,3 +274,16 @@ def test_cli_project(tmp_path, blobs, capsys):
     assert "several stored embeddings" in capsys.readouterr().err
     assert main(["project", "--workspace", str(tmp_path / "w.h5"), "--model", "m2", "--method", "pca", "--json", "--quiet"]) == 0
     assert json.loads(capsys.readouterr().out)["embedding_key"] == "b"
+
+
+@pytest.mark.skipif(importlib.util.find_spec("hnswlib") is None,
+                    reason="without hnswlib the warm-up also compiles pynndescent (~90 s)")
+def test_warmup_reports_its_four_stages_and_their_times():
+    from references import run_steps
+
+    from explorer.maps.warmup import warmup
+
+    steps, t = run_steps(warmup(n=300))
+    own = [(p.done, p.message) for p in steps if p.total == 4]
+    assert own == [(0, "importing umap"), (1, "compiling UMAP kernels"), (2, "compiling pynndescent"), (4, "warm")]
+    assert {"import", "umap", "total", "cache_dir"} <= set(t) and t["total"] >= t["umap"] > 0
