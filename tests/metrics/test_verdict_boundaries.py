@@ -119,7 +119,13 @@ def test_alignment_and_twonn_in_the_diagnosis_match_their_formulas():
     r = np.random.default_rng(5)
     Z = r.standard_normal((400, 5)) @ r.standard_normal((5, 20))  # 5-dimensional data in 20-D
     P = Z + 0.3 * r.standard_normal(Z.shape)
-    res = drain(diagnose(Z, positives=P))
+    from references import run_steps
+
+    steps, res = run_steps(diagnose(Z, positives=P))
+    own = [p for p in steps if p.total == steps[-1].total]  # the diagnosis's own stages, one bar
+    assert [p.done for p in own] == list(range(len(own))) and own[-1].done == own[-1].total == 8
+    assert all(isinstance(p.message, str) and p.message for p in own)
+    assert {"covariance spectrum", "alignment", "intrinsic dimension"} <= {p.message for p in own}
     U = Z / np.linalg.norm(Z, axis=1, keepdims=True)
     V = P / np.linalg.norm(P, axis=1, keepdims=True)
     assert res["alignment"] == pytest.approx(np.mean(np.sum((U - V) ** 2, axis=1)), rel=1e-6)
