@@ -167,23 +167,31 @@ def main(argv: list[str] | None = None) -> int:
         if names:
             subprocess.run([mutmut, "run", "--max-children", str(args.jobs), *names], cwd=folder, env=env)
 
+    # the sample is drawn once, from every mutant's name, and kept: later code changes add or
+    # renumber mutants, and a redraw would be another sample
     fresh = not (work / "sample.json").exists()
-    if fresh and not args.report:
-        run(work, [])  # generate only: the sample is drawn from every mutant's name
-    mutants = all_mutants(work)
-    sample = draw(mutants, args.n, args.seed)
-    (work / "sample.json").write_text(json.dumps(sample, indent=1))
+    if fresh:
+        if args.report:
+            sys.exit(f"no sample in {work}: run without --report first")
+        run(work, [])  # generate only
+        mutants = all_mutants(work)
+        kept = {"seed": args.seed, "n": args.n, "totals": {m: len(v) for m, v in mutants.items()},
+                "sample": draw(mutants, args.n, args.seed)}
+        (work / "sample.json").write_text(json.dumps(kept, indent=1))
+    kept = json.loads((work / "sample.json").read_text())
+    sample = kept["sample"]
     names = [n for v in sample.values() for n in v]
-    if fresh and not args.report:
+    if fresh:
         run(work, names, args.tests)
-    elif args.rerun_survivors:
+    elif args.rerun_survivors:  # and those whose function changed since (mutmut reset them)
         codes = results(work)
-        run(work, [n for n in names if codes.get(n) in SURVIVED and n not in equiv], args.tests)
+        run(work, [n for n in names if (codes.get(n) in SURVIVED or codes.get(n) is None) and n not in equiv],
+            args.tests)
     if args.no_tests_with and not args.report:
         codes = results(work)
         run(side, [n for n in names if codes.get(n) in NO_TESTS and n not in equiv], args.no_tests_with)
     also = (side,) if side.is_dir() else ()
-    return report(work, sample, {m: len(v) for m, v in mutants.items()}, equiv, also)
+    return report(work, sample, kept["totals"], equiv, also)
 
 
 if __name__ == "__main__":

@@ -676,8 +676,8 @@ def test_approximate_graph_progress_stays_within_its_total_and_reports_its_setti
 def test_scores_become_distances_that_grow_as_similarity_falls():
     from explorer.neighbors import scores_to_distances
 
-    s = np.array([[1.0, 0.9, -0.5]], np.float32)
-    np.testing.assert_allclose(scores_to_distances(s, "cosine"), [[0.0, 0.1, 1.5]], atol=1e-7)
+    s = np.array([[0.8, 0.5, -0.5]], np.float32)  # (largest below 1: a shift by the max would differ)
+    np.testing.assert_allclose(scores_to_distances(s, "cosine"), [[0.2, 0.5, 1.5]], atol=1e-7)
     np.testing.assert_allclose(scores_to_distances(-np.array([[0.0, 2.0, 3.5]]), "euclidean"), [[0.0, 2.0, 3.5]])
     np.testing.assert_allclose(scores_to_distances(np.array([[4.0, 1.0], [2.0, 3.0]]), "dot"), [[0.0, 3.0], [2.0, 1.0]])
 

@@ -154,6 +154,8 @@ def test_the_fit_reports_each_iteration_and_the_loss_it_ends_at():
     # and the final loss is sklearn's objective at the returned weights (written here)
     import torch
 
+    from references import run_steps
+
     from explorer.core.jobs import Progress
 
     r = np.random.default_rng(9)
@@ -175,3 +177,9 @@ def test_the_fit_reports_each_iteration_and_the_loss_it_ends_at():
     z -= z.max(1, keepdims=True)
     ce = -np.mean(z[np.arange(len(y)), y] - np.log(np.exp(z).sum(1)))
     assert info["loss"] == pytest.approx(ce + (Wn ** 2).sum() / (2 * 0.5 * len(y)), rel=1e-9)
+    # stopped by max_iter before converging: the last step still says where it stopped
+    steps, (_, _, info3) = run_steps(P.fit_logistic(torch.as_tensor(X), y, 3, C=0.5, max_iter=3))
+    assert not info3["converged"] and info3["iterations"] == 3
+    assert [(p.done, p.total, p.partial["iteration"]) for p in steps][-1] == (3, 3, 3)
+    assert steps[-1].message == "linear probe (L-BFGS iteration 3)"
+    assert steps[-1].partial["loss"] == pytest.approx(info3["loss"], rel=1e-12)
