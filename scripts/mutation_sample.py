@@ -183,10 +183,10 @@ def main(argv: list[str] | None = None) -> int:
     names = [n for v in sample.values() for n in v]
     if fresh:
         run(work, names, args.tests)
-    elif args.rerun_survivors:  # and those whose function changed since (mutmut reset them)
+    elif args.rerun_survivors:  # and those no test ran, or whose function changed (mutmut reset them)
         codes = results(work)
-        run(work, [n for n in names if (codes.get(n) in SURVIVED or codes.get(n) is None) and n not in equiv],
-            args.tests)
+        again = SURVIVED | NO_TESTS | {None}
+        run(work, [n for n in names if codes.get(n) in again and n not in equiv], args.tests)
     if args.no_tests_with and not args.report:
         codes = results(work)
         run(side, [n for n in names if codes.get(n) in NO_TESTS and n not in equiv], args.no_tests_with)

@@ -164,6 +164,14 @@ def test_bf16_is_close_to_fp32():
     rel = np.linalg.norm(a - b, axis=1) / np.linalg.norm(a, axis=1)
     assert np.median(rel) < 0.02 and rel.max() < 0.06
     assert not np.array_equal(a, b)  # autocast really ran in bf16
+    # fp16 on the CPU: this PyTorch build autocasts matrix products to float16 on the CPU (the
+    # app checks with one small product and refuses plainly where a build cannot)
+    with torch.autocast("cpu", dtype=torch.float16):
+        supported = (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.float16
+    if supported:
+        h = drain(embed(MemImages(x), enc(m), EmbedParams(device="cpu", precision="fp16"))).vectors
+        rel = np.linalg.norm(a - h, axis=1) / np.linalg.norm(a, axis=1)
+        assert h.dtype == np.float32 and np.median(rel) < 0.01 and not np.array_equal(a, h)
 
 
 def test_vector_dataset_with_an_mlp_encoder():
@@ -528,3 +536,17 @@ def test_an_empty_dataset_gives_no_rows_and_an_unnamed_item_is_named_by_its_numb
     ds.ids = None  # a dataset without item names: the message gives the item's number
     r = drain(embed(ds, enc(tiny_cnn()), EmbedParams(device="cpu", batch_size=4)))
     assert [s[0] for s in r.skipped] == ["3"] and r.vectors.shape == (11, 6)
+
+
+def test_resize_then_centre_crop_matches_pixel_replication():
+    # nearest-neighbour resizing by exactly 2 replicates each pixel 2 x 2; the centre crop then
+    # takes torchvision's offsets round((w - size) / 2): written here with numpy
+    from explorer.embed import read_images_for
+
+    x = images(n=3, size=10)
+    x = np.concatenate([x, x[:, :, ::-1]], axis=2)  # 10 x 20 (h x w) images
+    got, ok = read_images_for(MemImages(x), np.arange(3), size=16, resize=20, interpolation="nearest")
+    big = np.repeat(np.repeat(x, 2, axis=1), 2, axis=2)  # 20 x 40
+    top, left = round((20 - 16) / 2), round((40 - 16) / 2)
+    assert ok.all() and got.dtype == np.uint8
+    np.testing.assert_array_equal(got, big[:, top:top + 16, left:left + 16])

@@ -287,3 +287,25 @@ def test_warmup_reports_its_four_stages_and_their_times():
     own = [(p.done, p.message) for p in steps if p.total == 4]
     assert own == [(0, "importing umap"), (1, "compiling UMAP kernels"), (2, "compiling pynndescent"), (4, "warm")]
     assert {"import", "umap", "total", "cache_dir"} <= set(t) and t["total"] >= t["umap"] > 0
+
+
+def test_aligned_umap_keeps_each_point_near_itself_across_snapshots(blobs):
+    # three snapshots of the same 500 points (the second slightly moved, the third rotated):
+    # AlignedUMAP gives one layout each, and a point stays close to where it was (relative to
+    # the map's size), unlike two independent fits, which need not share an orientation
+    from explorer.maps import MapParams
+    from explorer.maps.align import aligned_umap
+
+    r = np.random.default_rng(4)
+    X = blobs.astype(np.float32)
+    Q, _ = np.linalg.qr(r.standard_normal((X.shape[1], X.shape[1])))
+    snaps = [X, X + 0.05 * r.standard_normal(X.shape).astype(np.float32), (X @ Q).astype(np.float32)]
+    lays = drain(aligned_umap(snaps, MapParams(n_neighbors=10, n_epochs=60, seed=0)))
+    assert len(lays) == 3 and all(L.shape == (500, 2) and L.dtype == np.float32 and np.isfinite(L).all() for L in lays)
+    size = np.linalg.norm(lays[0] - lays[0].mean(0), axis=1).mean()
+    for a, b in zip(lays, lays[1:]):
+        assert np.linalg.norm(a - b, axis=1).mean() < 0.25 * size
+    with pytest.raises(InputError, match="same number of rows"):
+        drain(aligned_umap([X, X[:400]], MapParams(n_neighbors=10)))
+    with pytest.raises(InputError, match="at least two"):
+        drain(aligned_umap([X], MapParams(n_neighbors=10)))

@@ -349,6 +349,8 @@ def test_stale_temporaries_of_dead_writers_are_removed_and_others_kept(tmp_path)
      "Disk full while writing w.h5; the workspace is unchanged."),
     (OSError(errno.EIO, "Input/output error"),
      "Could not write w.h5 ([Errno 5] Input/output error); the workspace is unchanged."),
+    (RuntimeError("x" * 160), f"Could not write w.h5 ({'x' * 160}); the workspace is unchanged."),
+    (RuntimeError("y" * 161), f"Could not write w.h5 ({'y' * 157}...); the workspace is unchanged."),
 ])
 def test_a_failed_write_says_what_failed_and_changes_nothing(tmp_path, monkeypatch, failure, message):
     ws, old = _ws_with_record(tmp_path)
@@ -395,3 +397,23 @@ def test_a_writer_killed_mid_put_leaves_files_the_next_open_removes(tmp_path):
     assert not [p.name for p in tmp_path.iterdir() if p.name in left]
     assert sha(ws.path) == before and not ws2.has("embeddings", "new")
     np.testing.assert_array_equal(ws2.get("embeddings", "old").arrays["vectors"], old)
+
+
+def test_a_write_refused_for_permissions_keeps_the_record_in_memory(tmp_path, monkeypatch):
+    # HDF5 reports a permission failure as text with "errno = 13": the workspace turns
+    # read-only for this session, the record stays readable (whole and lazily), nothing is lost
+    ws, old = _ws_with_record(tmp_path)
+    before = sha(ws.path)
+
+    def refused(dset, start, block):
+        raise RuntimeError("Unable to synchronously create file (unable to lock file, errno = 13)")
+
+    monkeypatch.setattr(store, "_write_block", refused)
+    v = np.arange(12, dtype=np.float32).reshape(4, 3)
+    with pytest.warns(UserWarning, match="read-only"):
+        ws.put("embeddings", "new", {"vectors": v}, {"model": "m2"})
+    assert ws.read_only and sha(ws.path) == before
+    np.testing.assert_array_equal(ws.get("embeddings", "new").arrays["vectors"], v)
+    lazy = ws.lazy("embeddings", "new", "vectors")
+    np.testing.assert_array_equal(np.asarray(lazy), v)
+    np.testing.assert_array_equal(lazy.read(1, 3), v[1:3])
