@@ -417,3 +417,14 @@ def test_a_write_refused_for_permissions_keeps_the_record_in_memory(tmp_path, mo
     lazy = ws.lazy("embeddings", "new", "vectors")
     np.testing.assert_array_equal(np.asarray(lazy), v)
     np.testing.assert_array_equal(lazy.read(1, 3), v[1:3])
+
+
+def test_a_lazy_array_reads_rows_and_converts_whole(tmp_path):
+    ws = Workspace(tmp_path / "w.h5")
+    v = np.random.default_rng(1).standard_normal((50, 7)).astype(np.float32)
+    ws.put("embeddings", "e", {"vectors": v}, {})
+    lazy = Workspace(tmp_path / "w.h5").lazy("embeddings", "e", "vectors")
+    assert (len(lazy), lazy.shape, lazy.dtype) == (50, (50, 7), np.float32)
+    np.testing.assert_array_equal(lazy.read(10, 20), v[10:20])
+    np.testing.assert_array_equal(lazy.read(45, 99), v[45:])  # clipped to the rows there are
+    np.testing.assert_array_equal(np.asarray(lazy), v)
