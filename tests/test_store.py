@@ -428,3 +428,20 @@ def test_a_lazy_array_reads_rows_and_converts_whole(tmp_path):
     np.testing.assert_array_equal(lazy.read(10, 20), v[10:20])
     np.testing.assert_array_equal(lazy.read(45, 99), v[45:])  # clipped to the rows there are
     np.testing.assert_array_equal(np.asarray(lazy), v)
+
+
+def test_the_free_space_check_keeps_a_sixteenth_of_the_new_file_in_hand(tmp_path, monkeypatch):
+    # the new file is written beside the old one: it needs the old size plus what the put adds,
+    # plus 1 MiB and 1/16 of that sum for HDF5's own overhead, plus the space reservation; one
+    # byte less free space than that is refused before anything is written
+    ws, _ = _ws_with_record(tmp_path)
+    a = np.ones((4_000_000,), np.float32)  # 16 MB: the 1/16 margin (1 MB) is what is tested
+    old = ws.path.stat().st_size
+    extra = a.nbytes + 4096  # the array and its header
+    need = old + extra + (1 << 20) + (old + extra) // 16 + store.RESERVE_BYTES
+    monkeypatch.setattr(store, "_disk_free", lambda folder: need - 1)
+    with pytest.raises(WorkspaceError, match="^Disk full"):
+        ws.put("embeddings", "big", {"vectors": a}, {})
+    monkeypatch.setattr(store, "_disk_free", lambda folder: need)
+    ws.put("embeddings", "big", {"vectors": a}, {})
+    assert ws.has("embeddings", "big")
