@@ -148,7 +148,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tests", nargs="+", help="test selection (default: pyproject's)")
     ap.add_argument("--report", action="store_true", help="only report the results already there")
     ap.add_argument("--rerun-survivors", action="store_true",
-                    help="copy the tree again (new tests) and rerun the sample's untriaged survivors")
+                    help="copy the tree again (new tests) and rerun the sample's untriaged survivors, "
+                         "its untested mutants and those reset by a code change")
     ap.add_argument("--no-tests-with", nargs="+", metavar="TEST",
                     help="run the sampled mutants that no selected test executed in <dir>-no-tests, "
                          "with these test files (their results replace 'no tests')")
@@ -183,10 +184,14 @@ def main(argv: list[str] | None = None) -> int:
     names = [n for v in sample.values() for n in v]
     if fresh:
         run(work, names, args.tests)
-    elif args.rerun_survivors:  # and those no test ran, or whose function changed (mutmut reset them)
+    elif args.rerun_survivors:
+        # the untriaged survivors, the mutants no test ran, and any mutmut reset because its
+        # function changed; mutmut keeps the tests it traced per function and does not retrace a
+        # test whose body changed, so the trace is redone (a few minutes)
+        (work / "mutants" / "mutmut-stats.json").unlink(missing_ok=True)
         codes = results(work)
-        again = SURVIVED | NO_TESTS | {None}
-        run(work, [n for n in names if codes.get(n) in again and n not in equiv], args.tests)
+        run(work, [n for n in names if codes.get(n) is None
+                   or (codes.get(n) in SURVIVED | NO_TESTS and n not in equiv)], args.tests)
     if args.no_tests_with and not args.report:
         codes = results(work)
         run(side, [n for n in names if codes.get(n) in NO_TESTS and n not in equiv], args.no_tests_with)
